@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Makes a self-contained folder of binaries for the GPU machine, which has the CUDA toolkit
+# (/usr/local/cuda/lib64: cudart, cuBLAS) but no Qt, sentencepiece or other Debian libraries.
+#
+#   bench/gpu_bundle.sh [-o DIR] [-m MODEL]... BINARY...
+#
+# Copies each BINARY, every shared library they need that is not part of the base system or the
+# CUDA driver/toolkit (lib/), each MODEL folder (a name under ../shared/models, or a path; models/)
+# and run.sh, which runs a command with the right library path, into one gzip tarball
+# DIR/bundle.tgz (DIR default .dev/gpu, git-ignored; the tarball keeps the carried tree well under
+# the device tool's 64 MiB). On the device, with carry [".dev/gpu"]:
+#   cd .dev/gpu && tar xzf bundle.tgz && ./run.sh ./test_x
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+out="$root/.dev/gpu"
+models=()
+while getopts "o:m:" opt; do
+    case $opt in
+        o) out="$OPTARG" ;;
+        m) models+=("$OPTARG") ;;
+        *) echo "usage: $0 [-o DIR] [-m MODEL]... BINARY..." >&2; exit 2 ;;
+    esac
+done
+shift $((OPTIND - 1))
+[ $# -gt 0 ] || { echo "usage: $0 [-o DIR] [-m MODEL]... BINARY..." >&2; exit 2; }
+
+final="$out"
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+mkdir -p "$out/lib"
+# The base system (glibc, libstdc++, libgcc) and the CUDA driver / big toolkit libraries are there.
+skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|librt\.so|libpthread\.so|libstdc\+\+|libgcc_s|libcuda\.so|libcublas|libcublasLt|libnvidia)'
+for bin in "$@"; do
+    [ -f "$bin" ] && [ -x "$bin" ] || { echo "not an executable file: $bin" >&2; exit 1; }
+    cp -f "$bin" "$out/"
+    ldd "$bin" | awk '/=> \//{print $1" "$3}' | while read -r name path; do
+        if [[ "$name" =~ $skip ]]; then continue; fi
+        [ -e "$out/lib/$name" ] || cp -L "$path" "$out/lib/$name"
+    done
+done
+for m in "${models[@]}"; do
+    src="$m"
+    [ -d "$src" ] || src="$root/../shared/models/$m"
+    [ -d "$src" ] || { echo "no model folder: $m" >&2; exit 1; }
+    mkdir -p "$out/models"
+    cp -rf "$src" "$out/models/"
+done
+cat > "$out/run.sh" <<'RUN'
+#!/usr/bin/env bash
+# Runs a bundled binary with the bundled libraries first, then the machine's CUDA toolkit.
+here="$(cd "$(dirname "$0")" && pwd)"
+export LD_LIBRARY_PATH="$here/lib:/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export QT_QPA_PLATFORM=offscreen
+exec "$@"
+RUN
+chmod +x "$out/run.sh"
+mkdir -p "$final"
+rm -f "$final/bundle.tgz"
+tar czf "$final/bundle.tgz" -C "$out" .
+du -sh "$out" "$final/bundle.tgz"

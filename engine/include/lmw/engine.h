@@ -1,0 +1,130 @@
+#pragma once
+// The engine: one thread owns the model, the KV cache and the backend; everyone else posts
+// requests with submit() and receives events through a sink called on the engine thread.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lmw/chat_template.h"
+#include "lmw/error.h"
+#include "lmw/model_info.h"
+#include "lmw/sampling.h"
+#include "lmw/tokenizer.h"
+
+namespace lmw::engine {
+
+struct EngineConfig {
+    std::string modelDir;
+    std::string backend = "auto";   // "auto" (CUDA when a device is there), "cpu", "cuda"
+    int quantPolicy = 0;            // KV cache: 0 = 16-bit, 8 = int8, 4 = int4
+    double cacheMaxEntryCount = 0.8;  // fraction of free memory after weights given to the KV cache
+    int64_t cacheBlocks = 0;        // > 0: exactly this many KV blocks (overrides the fraction)
+    int sessionLen = 0;             // max tokens of one sequence (prompt + output); 0 = model context
+    int maxBatchSize = 64;          // running sequences at most
+    int maxPrefillTokenNum = 8192;  // token budget of one step
+    bool enablePrefixCaching = false;
+    std::string chatTemplate;       // built-in name or Jinja file; empty = model's own / by family
+    int threads = 0;                // CPU backend threads; 0 = all cores
+};
+
+enum class LoadStage { Reading, Weights, Cache, Ready };
+// Progress of a long job; return false to cancel.
+using ProgressFn = std::function<bool(LoadStage stage, double fraction, const std::string& what)>;
+
+using RequestId = uint64_t;
+
+struct Request {
+    // Exactly one of these is the input: chat messages (rendered with the chat template),
+    // prompt text (encoded as is, BOS per tokenizer_config), or prompt token ids.
+    std::vector<ChatMessage> messages;
+    std::string prompt;
+    std::vector<int32_t> promptIds;
+    bool addGenerationPrompt = true;   // chat only
+    SamplingParams sampling;
+    int topLogprobs = -1;              // -1: no logprobs; >= 0: chosen token's logprob + that many alternatives
+};
+
+enum class FinishReason { None, Stop, Length, Cancelled, Error };
+const char* finishReasonName(FinishReason r);  // "stop", "length", "cancelled", "error"
+
+struct Usage {
+    int promptTokens = 0;
+    int completionTokens = 0;
+};
+
+struct TokenLogprob {
+    int32_t id;
+    std::string text;
+    float logprob;
+    std::vector<TokenChoice> top;
+};
+
+// One call of a sink. Non-final events carry new text/tokens; the final one carries the finish
+// reason and usage (and may carry the last text too).
+struct Event {
+    RequestId id = 0;
+    std::string text;              // UTF-8 delta, never half a character
+    std::vector<int32_t> tokens;   // ids generated since the last event
+    std::vector<TokenLogprob> logprobs;
+    bool final = false;
+    FinishReason finish = FinishReason::None;
+    std::string error;             // with FinishReason::Error
+    ErrorCode errorCode = ErrorCode::Internal;
+    Usage usage;
+    double firstTokenSeconds = 0;  // final: time from submit to the first token
+    double totalSeconds = 0;       // final: time from submit to the end
+};
+
+// Called on the engine thread: copy out and return at once; never block, never throw.
+using Sink = std::function<void(const Event&)>;
+
+struct EngineStats {
+    int running = 0;
+    int waiting = 0;
+    int64_t kvBlocksTotal = 0;
+    int64_t kvBlocksUsed = 0;
+    int kvBlockSize = 64;
+    int64_t kvTokenCapacity = 0;       // tokens that fit in the KV cache
+    int64_t prefixCacheHitBlocks = 0;  // cumulative
+    int64_t preemptions = 0;           // cumulative
+    uint64_t requestsFinished = 0;     // cumulative
+    uint64_t promptTokens = 0;         // cumulative
+    uint64_t generatedTokens = 0;      // cumulative
+    double decodeTokensPerSecond = 0;  // recent, all sequences together
+    std::string backend;               // "cpu" / "cuda"
+    std::string device;                // e.g. "NVIDIA H100 80GB HBM3" or CPU model name
+    uint64_t deviceMemoryUsed = 0;
+    uint64_t deviceMemoryTotal = 0;
+};
+
+class Engine {
+public:
+    // Loads the model and starts the engine thread. Cancel through progress returning false
+    // (result: ErrorCode::Cancelled).
+    static Result<std::unique_ptr<Engine>> load(const EngineConfig& config, const ProgressFn& progress = {});
+    ~Engine();  // cancels what runs, joins the engine thread
+
+    // Thread-safe. Invalid requests (empty prompt, too long, bad sampling) end at once with a
+    // final Error event delivered on the engine thread; submit itself never throws.
+    RequestId submit(Request request, Sink sink);
+    void cancel(RequestId id);
+    EngineStats stats() const;
+
+    const ModelInfo& info() const;
+    const EngineConfig& config() const;
+    const Tokenizer& tokenizer() const;
+    const ChatTemplate& chatTemplate() const;
+    int sessionLen() const;
+    std::string renderChat(const std::vector<ChatMessage>& messages, bool addGenerationPrompt = true) const;
+
+    struct Impl;
+
+private:
+    explicit Engine(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> m;
+};
+
+}  // namespace lmw::engine

@@ -1,0 +1,78 @@
+#pragma once
+// What a Hugging Face model folder is: parsed config.json plus facts computed from the
+// safetensors headers (no weights are read to build it).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lmw/error.h"
+
+namespace lmw::engine {
+
+struct RopeScaling {
+    std::string type;  // "" (none), "linear", "dynamic", "llama3"
+    double factor = 1.0;
+    // llama3 only
+    double lowFreqFactor = 1.0;
+    double highFreqFactor = 4.0;
+    int originalMaxPositionEmbeddings = 8192;
+};
+
+struct ModelConfig {
+    std::string architecture;  // as in config.json "architectures"[0], e.g. "LlamaForCausalLM"
+    std::string family;        // "llama", "internlm2" or "qwen2": picks the weight naming
+    int hiddenSize = 0;
+    int intermediateSize = 0;
+    int numLayers = 0;
+    int numHeads = 0;
+    int numKvHeads = 0;
+    int headDim = 0;
+    int vocabSize = 0;
+    int maxPositionEmbeddings = 0;
+    double rmsNormEps = 1e-6;
+    double ropeTheta = 10000.0;
+    RopeScaling ropeScaling;
+    bool tieWordEmbeddings = false;
+    bool qkvBias = false;
+    std::string torchDtype;  // as written in config.json, may be empty
+    int bosTokenId = -1;
+    std::vector<int> eosTokenIds;  // from config.json, generation_config.json added by the loader
+    // AWQ ("quantization_config": {"quant_method": "awq", ...})
+    bool awq = false;
+    int awqBits = 4;
+    int awqGroupSize = 128;
+    bool awqZeroPoint = true;
+};
+
+// Parses <dir>/config.json (+ generation_config.json for eos ids). Throws lmw::Error naming the
+// file and field on a missing file, bad JSON, missing/invalid field, unknown architecture or
+// unknown rope_scaling type.
+ModelConfig parseModelConfig(const std::string& dir);
+
+struct ModelInfo {
+    std::string dir;
+    std::string name;  // folder name
+    ModelConfig config;
+    std::string dtype;           // dominant storage dtype of the weights: "F32", "F16", "BF16", "AWQ-INT4"
+    std::string quantization;    // "none" or e.g. "AWQ W4A16 g128"
+    int64_t parameters = 0;      // logical parameter count (int4 weights count as their unpacked size)
+    uint64_t weightBytes = 0;    // bytes of all tensors as stored
+    uint64_t diskBytes = 0;      // bytes of all files in the folder
+    int contextLength = 0;       // max_position_embeddings
+
+    // Bytes of KV cache one token takes at this quant policy (0 = 16-bit, 8 = int8, 4 = int4),
+    // counting the per-head-per-token scale and zero of quantized policies.
+    uint64_t kvBytesPerToken(int quantPolicy) const;
+    // Weights + KV for `sessionLen` tokens x `batch` sequences + activations/workspace estimate.
+    uint64_t memoryNeeded(int sessionLen, int quantPolicy, int batch = 1) const;
+};
+
+// Reads config and safetensors headers of a model folder.
+Result<ModelInfo> readModelInfo(const std::string& dir);
+
+// "1.2B", "260K", "6.7M"
+std::string formatParameters(int64_t n);
+// "3.9 GB", "512 KB"
+std::string formatBytes(uint64_t n);
+
+}  // namespace lmw::engine

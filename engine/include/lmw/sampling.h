@@ -1,0 +1,56 @@
+#pragma once
+// Sampling parameters of a request and the sampler that turns logits into the next token.
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace lmw::engine {
+
+struct SamplingParams {
+    float temperature = 1.0f;  // 0 = greedy
+    int topK = 0;              // 0 = off
+    float topP = 1.0f;         // 1 = off
+    float minP = 0.0f;         // 0 = off
+    float repetitionPenalty = 1.0f;  // HF/CTRL style, over prompt + generated tokens
+    float presencePenalty = 0.0f;    // OpenAI style, over generated tokens
+    float frequencyPenalty = 0.0f;   // OpenAI style, over generated tokens
+    std::optional<uint64_t> seed;    // same seed, same tokens
+    int maxNewTokens = 512;
+    std::vector<std::string> stop;   // stop strings: generation ends before them, they are not emitted
+    std::vector<int32_t> stopIds;    // extra stop token ids (eos ids are always stops unless ignoreEos)
+    bool ignoreEos = false;
+    bool skipSpecialTokens = true;   // special tokens are not turned into text
+};
+
+// Checks ranges; returns an empty string when valid, else a message naming the field.
+std::string validate(const SamplingParams& p);
+
+struct TokenChoice {
+    int32_t id;
+    float logprob;  // log-softmax of the raw logits (before penalties/temperature), as OpenAI reports
+};
+
+// One sampler per request: owns the RNG so a seeded request is reproducible whatever it is
+// batched with.
+class Sampler {
+public:
+    Sampler(const SamplingParams& params, int vocabSize);
+
+    // Picks the next token from `logits` (length vocabSize; modified in place).
+    // `history`: prompt + generated ids (for repetition penalty); `generated`: generated ids only.
+    int32_t sample(float* logits, const std::vector<int32_t>& history, size_t promptLen);
+
+    // log-softmax of logits, the chosen token's logprob and the top `n` alternatives.
+    static std::vector<TokenChoice> topLogprobs(const float* logits, int vocabSize, int n);
+    static float logprobOf(const float* logits, int vocabSize, int32_t id);
+
+private:
+    SamplingParams m_p;
+    int m_vocab;
+    std::mt19937_64 m_rng;
+    std::vector<std::pair<float, int32_t>> m_scratch;
+};
+
+}  // namespace lmw::engine

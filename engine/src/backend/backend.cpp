@@ -1,0 +1,42 @@
+#include "backend/backend.h"
+
+#include "backend/cpu/cpu_backend.h"
+#include "lmw/error.h"
+
+#ifdef LMW_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"  // createCudaBackend(), cudaDeviceUsable()
+#endif
+
+namespace lmw::engine {
+
+bool cudaAvailable() {
+#ifdef LMW_HAVE_CUDA
+    try {
+        return cudaDeviceUsable();
+    } catch (...) {
+        return false;  // no driver, no device, a driver too old: all mean "use the CPU"
+    }
+#else
+    return false;
+#endif
+}
+
+std::unique_ptr<Backend> createBackend(const std::string& name, int threads) {
+    if (name == "cpu") return createCpuBackend(threads);
+    if (name == "cuda") {
+#ifdef LMW_HAVE_CUDA
+        return createCudaBackend();
+#else
+        throw Error(ErrorCode::Unsupported, "this build has no CUDA backend");
+#endif
+    }
+    if (name == "auto") {
+#ifdef LMW_HAVE_CUDA
+        if (cudaAvailable()) return createCudaBackend();
+#endif
+        return createCpuBackend(threads);
+    }
+    throw Error(ErrorCode::InvalidArgument, "unknown backend \"" + name + "\" (want cpu, cuda or auto)");
+}
+
+}  // namespace lmw::engine

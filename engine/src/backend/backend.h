@@ -1,0 +1,100 @@
+#pragma once
+// The small op interface the forward pass is written against. Each backend (cpu/, cuda/)
+// implements it; tensors are backend memory, the forward pass never touches their data.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lmw/dtype.h"
+#include "model/weights.h"
+
+namespace lmw::engine {
+
+// A non-owning 2-D view of backend memory: rows x cols, row-major, dense. Activations are in the
+// backend's compute type (f32 on CPU, f16 on CUDA) — the forward pass does not care.
+struct Tensor {
+    void* data = nullptr;
+    int64_t rows = 0;
+    int64_t cols = 0;
+};
+
+// A weight prepared by a backend (may be repacked for its kernels).
+class Weight {
+public:
+    virtual ~Weight() = default;
+    virtual uint64_t bytes() const = 0;
+};
+
+struct DeviceInfo {
+    std::string backend;  // "cpu" / "cuda"
+    std::string name;     // CPU model or GPU name
+    uint64_t totalBytes = 0;
+    uint64_t freeBytes = 0;
+};
+
+struct KvCacheShape {
+    int layers = 0;
+    int kvHeads = 0;
+    int headDim = 0;
+    int blockSize = 64;
+    int quantPolicy = 0;  // 0 = unquantized (backend's 16/32-bit type), 8 = int8, 4 = int4
+};
+
+// Everything one forward step needs, built on the host by the scheduler.
+struct StepBatch {
+    std::vector<int32_t> tokens;      // [T] token ids of all sequences, back to back
+    std::vector<int32_t> positions;   // [T] position of each token in its sequence
+    std::vector<int32_t> seqStart;    // [S+1] tokens of sequence s are [seqStart[s], seqStart[s+1])
+    std::vector<int32_t> contextLen;  // [S] KV length of s after this step (last position + 1)
+    std::vector<int32_t> blockTable;  // [S * maxBlocks] physical block ids, row-major, -1 padded
+    int32_t maxBlocks = 0;
+    std::vector<float> invFreq;       // [S * headDim/2] rotary inverse frequencies of each sequence
+    std::vector<int32_t> logitRows;   // rows of the batch whose logits are wanted, in output order
+    int numSeqs() const { return int(seqStart.size()) - 1; }
+    int numTokens() const { return int(tokens.size()); }
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual DeviceInfo deviceInfo() const = 0;
+
+    // Weights.
+    virtual std::unique_ptr<Weight> loadLinear(const LinearSource& src) = 0;
+    virtual std::unique_ptr<Weight> loadNorm(const TensorRef& w) = 0;        // 1-D, any float dtype
+    virtual std::unique_ptr<Weight> loadEmbedding(const TensorRef& w) = 0;   // [vocab, hidden]
+
+    // KV cache: `numBlocks` blocks, each holding blockSize tokens of every layer's K and V.
+    virtual uint64_t kvBlockBytes(const KvCacheShape& shape) const = 0;
+    virtual void allocKvCache(const KvCacheShape& shape, int64_t numBlocks) = 0;
+    // Copies the contents of one block to another (prefix caching copy-on-write).
+    virtual void copyKvBlock(int32_t from, int32_t to) = 0;
+
+    // One step: upload batch metadata, reset the activation arena.
+    virtual void beginStep(const StepBatch& batch) = 0;
+    virtual Tensor alloc(int64_t rows, int64_t cols) = 0;  // valid until the next beginStep
+
+    // Ops (all on the current step's batch). `out` may be the same tensor as `in` for rmsNorm.
+    // A row's result must not depend on the other rows of the batch (bitwise): the same request gives
+    // the same tokens whatever it is batched with.
+    virtual void embed(Tensor out, const Weight& table) = 0;                      // out[T, hidden] = table[tokens]
+    virtual void rmsNorm(Tensor out, Tensor in, const Weight& w, float eps) = 0;  // per row
+    virtual void linear(Tensor out, Tensor in, const Weight& w) = 0;              // out = in * W^T (+ b)
+    // Rotary embedding in place on the q and k parts of qkv [T, (H + 2*KVH) * D] (rotate-half layout).
+    virtual void rope(Tensor qkv, int heads, int kvHeads, int headDim) = 0;
+    // Stores k, v of this step into the cache of `layer`, then out[T, H*D] = causal GQA attention of q
+    // over the sequence's whole context (scale 1/sqrt(D)).
+    virtual void attention(Tensor out, Tensor qkv, int layer, int heads, int kvHeads, int headDim) = 0;
+    virtual void siluMul(Tensor out, Tensor gateUp) = 0;  // out[T, F] = silu(gateUp[:, :F]) * gateUp[:, F:]
+    virtual void add(Tensor x, Tensor y) = 0;             // x += y
+    virtual void gatherRows(Tensor out, Tensor in) = 0;   // out[i] = in[batch.logitRows[i]]
+    // Copies a [rows, cols] tensor to host f32 (waits for the device).
+    virtual void readF32(Tensor t, float* dst) = 0;
+};
+
+// "cpu", "cuda" or "auto". Throws lmw::Error when "cuda" is asked and no device is usable.
+std::unique_ptr<Backend> createBackend(const std::string& name, int threads);
+bool cudaAvailable();  // false when built without CUDA or no device answers
+
+}  // namespace lmw::engine

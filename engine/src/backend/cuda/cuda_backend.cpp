@@ -1,0 +1,371 @@
+// The CUDA backend: one stream, f16 activations in a per-step arena, weights from cuda_weights.cpp,
+// ops from lmw_kernels, dense GEMMs through cuBLAS.
+#include "backend/cuda/cuda_backend.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "backend/cuda/arena.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_weights.h"
+#include "lmw/error.h"
+#include "lmw/kernels/add.h"
+#include "lmw/kernels/awq_gemm.h"
+#include "lmw/kernels/convert.h"
+#include "lmw/kernels/embedding.h"
+#include "lmw/kernels/gather_rows.h"
+#include "lmw/kernels/kv_cache.h"
+#include "lmw/kernels/paged_attention.h"
+#include "lmw/kernels/rms_norm.h"
+#include "lmw/kernels/rope.h"
+#include "lmw/kernels/silu_mul.h"
+
+namespace lmw::engine {
+
+namespace {
+namespace k = lmw::kernels;
+using cuda::Arena;
+using cuda::CudaEmbedding;
+using cuda::CudaLinear;
+using cuda::CudaNorm;
+using cuda::DeviceBuffer;
+using cuda::PinnedBuffer;
+
+// AWQ layers with more tokens than this dequantize to an f16 scratch and use cuBLAS (tensor cores);
+// below it the W4A16 kernel wins (it reads 4x fewer weight bytes). Measured in bench/kernels_bench.
+constexpr int64_t kAwqGemmMaxTokens = 64;
+
+[[noreturn]] void badArg(const std::string& what) {
+    throw Error(ErrorCode::InvalidArgument, "CUDA backend: " + what);
+}
+
+std::string shapeOf(Tensor t) { return "[" + std::to_string(t.rows) + ", " + std::to_string(t.cols) + "]"; }
+
+template <class W>
+const W& as(const Weight& w, const char* op) {
+    const W* p = dynamic_cast<const W*>(&w);
+    if (!p) badArg(std::string(op) + ": weight was not loaded by the CUDA backend for this op");
+    return *p;
+}
+
+k::KvLayout layoutOf(const KvCacheShape& s) {
+    k::KvLayout l;
+    l.layers = s.layers;
+    l.kvHeads = s.kvHeads;
+    l.headDim = s.headDim;
+    l.blockSize = s.blockSize;
+    l.quant = s.quantPolicy;
+    return l;
+}
+
+class CudaBackend final : public Backend {
+public:
+    CudaBackend() {
+        LMW_CUDA_CHECK(cudaSetDevice(0));
+        cudaDeviceProp prop{};
+        LMW_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+        m_name = prop.name;
+        LMW_CUDA_CHECK(cudaStreamCreateWithFlags(&m_stream, cudaStreamNonBlocking));
+        LMW_CUDA_CHECK(cudaEventCreateWithFlags(&m_metaCopied, cudaEventDisableTiming));
+        LMW_CUBLAS_CHECK(cublasCreate(&m_cublas));
+        LMW_CUBLAS_CHECK(cublasSetStream(m_cublas, m_stream));
+        m_arena = std::make_unique<Arena>(size_t(64) << 20);
+    }
+
+    ~CudaBackend() override {
+        if (m_stream) cudaStreamSynchronize(m_stream);
+        m_arena.reset();
+        if (m_cublas) cublasDestroy(m_cublas);
+        if (m_metaCopied) cudaEventDestroy(m_metaCopied);
+        if (m_stream) cudaStreamDestroy(m_stream);
+    }
+
+    DeviceInfo deviceInfo() const override {
+        DeviceInfo d;
+        d.backend = "cuda";
+        d.name = m_name;
+        size_t freeB = 0, totalB = 0;
+        LMW_CUDA_CHECK(cudaMemGetInfo(&freeB, &totalB));
+        d.freeBytes = freeB;
+        d.totalBytes = totalB;
+        return d;
+    }
+
+    std::unique_ptr<Weight> loadLinear(const LinearSource& src) override { return cuda::loadCudaLinear(src, m_stream); }
+    std::unique_ptr<Weight> loadNorm(const TensorRef& w) override { return cuda::loadCudaNorm(w, m_stream); }
+    std::unique_ptr<Weight> loadEmbedding(const TensorRef& w) override { return cuda::loadCudaEmbedding(w, m_stream); }
+
+    uint64_t kvBlockBytes(const KvCacheShape& shape) const override {
+        checkKvShape(shape);
+        return uint64_t(layoutOf(shape).blockBytes());
+    }
+
+    void allocKvCache(const KvCacheShape& shape, int64_t numBlocks) override {
+        checkKvShape(shape);
+        if (numBlocks <= 0) badArg("KV cache needs at least one block, got " + std::to_string(numBlocks));
+        LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+        m_kv = DeviceBuffer();
+        m_kvLayout = layoutOf(shape);
+        m_kvShape = shape;
+        m_kvBlocks = numBlocks;
+        m_kv = DeviceBuffer(size_t(numBlocks) * size_t(m_kvLayout.blockBytes()));
+        // Never read stale memory as numbers (an unwritten slot is a bug, but should not be NaN garbage).
+        LMW_CUDA_CHECK(cudaMemsetAsync(m_kv.get(), 0, m_kv.bytes(), m_stream));
+        LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+    }
+
+    void copyKvBlock(int32_t from, int32_t to) override {
+        if (!m_kv) badArg("copyKvBlock before allocKvCache");
+        if (from < 0 || to < 0 || from >= m_kvBlocks || to >= m_kvBlocks)
+            badArg("copyKvBlock(" + std::to_string(from) + ", " + std::to_string(to) + ") outside " +
+                   std::to_string(m_kvBlocks) + " blocks");
+        LMW_CUDA_CHECK(k::kvCopyBlock(m_kv.get(), m_kvLayout, from, to, m_stream));
+    }
+
+    void beginStep(const StepBatch& batch) override {
+        const int T = batch.numTokens(), S = batch.numSeqs();
+        if (S < 0 || int(batch.positions.size()) != T || (S > 0 && batch.seqStart.back() != T) ||
+            int(batch.contextLen.size()) != S || int64_t(batch.blockTable.size()) != int64_t(S) * batch.maxBlocks)
+            badArg("beginStep: inconsistent StepBatch (tokens " + std::to_string(T) + ", positions " +
+                   std::to_string(batch.positions.size()) + ", sequences " + std::to_string(S) + ", block table " +
+                   std::to_string(batch.blockTable.size()) + " for maxBlocks " + std::to_string(batch.maxBlocks) + ")");
+        // The previous step's kernels must be done before its arena memory is reused or replaced.
+        if (m_arena->grewThisStep()) LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+        m_arena->reset();
+
+        m_tokens = T;
+        m_seqs = S;
+        m_maxBlocks = batch.maxBlocks;
+        m_logitRows = int(batch.logitRows.size());
+        m_invFreqCols = S > 0 ? int(batch.invFreq.size() / size_t(S)) : 0;
+        m_maxContext = 0;
+        std::vector<int32_t> tokenSeq(size_t(T), 0);
+        for (int s = 0; s < S; ++s)
+            for (int t = batch.seqStart[s]; t < batch.seqStart[s + 1]; ++t) tokenSeq[size_t(t)] = s;
+        for (int t = 0; t < T; ++t) m_maxContext = std::max(m_maxContext, batch.positions[size_t(t)] + 1);
+        for (int r : batch.logitRows)
+            if (r < 0 || r >= T) badArg("beginStep: logit row " + std::to_string(r) + " outside " + std::to_string(T) + " tokens");
+
+        // One pinned staging buffer, one copy. Wait for the last copy out of it before refilling.
+        struct Part {
+            const void* src;
+            size_t bytes;
+            size_t offset;
+        };
+        Part parts[6] = {{batch.tokens.data(), size_t(T) * 4, 0},
+                         {batch.positions.data(), size_t(T) * 4, 0},
+                         {tokenSeq.data(), size_t(T) * 4, 0},
+                         {batch.blockTable.data(), batch.blockTable.size() * 4, 0},
+                         {batch.invFreq.data(), batch.invFreq.size() * 4, 0},
+                         {batch.logitRows.data(), batch.logitRows.size() * 4, 0}};
+        size_t total = 0;
+        for (auto& p : parts) {
+            p.offset = total;
+            total += (p.bytes + 255) / 256 * 256;
+        }
+        LMW_CUDA_CHECK(cudaEventSynchronize(m_metaCopied));
+        m_hostMeta.reserve(total);
+        if (m_deviceMeta.bytes() < total) {
+            LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+            m_deviceMeta = DeviceBuffer(total + total / 2);
+        }
+        for (const auto& p : parts)
+            if (p.bytes) std::memcpy(m_hostMeta.data() + p.offset, p.src, p.bytes);
+        if (total)
+            LMW_CUDA_CHECK(cudaMemcpyAsync(m_deviceMeta.get(), m_hostMeta.data(), total, cudaMemcpyHostToDevice, m_stream));
+        LMW_CUDA_CHECK(cudaEventRecord(m_metaCopied, m_stream));
+        auto* base = m_deviceMeta.as<uint8_t>();
+        m_dTokens = reinterpret_cast<int32_t*>(base + parts[0].offset);
+        m_dPositions = reinterpret_cast<int32_t*>(base + parts[1].offset);
+        m_dTokenSeq = reinterpret_cast<int32_t*>(base + parts[2].offset);
+        m_dBlockTable = reinterpret_cast<int32_t*>(base + parts[3].offset);
+        m_dInvFreq = reinterpret_cast<float*>(base + parts[4].offset);
+        m_dLogitRows = reinterpret_cast<int32_t*>(base + parts[5].offset);
+    }
+
+    Tensor alloc(int64_t rows, int64_t cols) override {
+        if (rows < 0 || cols < 0) badArg("alloc of a negative shape");
+        return Tensor{m_arena->alloc(size_t(rows * cols) * 2), rows, cols};
+    }
+
+    void embed(Tensor out, const Weight& table) override {
+        const auto& e = as<CudaEmbedding>(table, "embed");
+        if (out.rows != m_tokens || out.cols != e.hidden)
+            badArg("embed: out " + shapeOf(out) + ", want [" + std::to_string(m_tokens) + ", " + std::to_string(e.hidden) + "]");
+        LMW_CUDA_CHECK(k::embeddingGather(out.data, e.table.get(), m_dTokens, int(out.rows), int(out.cols), e.vocab, m_stream));
+    }
+
+    void rmsNorm(Tensor out, Tensor in, const Weight& w, float eps) override {
+        const auto& n = as<CudaNorm>(w, "rmsNorm");
+        if (out.rows != in.rows || out.cols != in.cols || in.cols != n.n)
+            badArg("rmsNorm: out " + shapeOf(out) + ", in " + shapeOf(in) + ", weight [" + std::to_string(n.n) + "]");
+        LMW_CUDA_CHECK(k::rmsNorm(out.data, in.data, n.w.as<float>(), int(in.rows), int(in.cols), eps, m_stream));
+    }
+
+    void linear(Tensor out, Tensor in, const Weight& w) override {
+        const auto& l = as<CudaLinear>(w, "linear");
+        if (in.cols != l.k || out.cols != l.n || out.rows != in.rows)
+            badArg("linear " + l.name + ": in " + shapeOf(in) + ", out " + shapeOf(out) + " for weight [" +
+                   std::to_string(l.n) + ", " + std::to_string(l.k) + "]");
+        const int64_t M = in.rows;
+        if (M == 0) return;
+        if (l.awq && M <= kAwqGemmMaxTokens) {
+            LMW_CUDA_CHECK(k::awqGemm(out.data, in.data, l.qw.as<uint32_t>(), l.sz.get(), M, l.n, l.k, l.groupSize, m_stream));
+        } else {
+            const void* wt = l.w.get();
+            if (l.awq) {
+                void* scratch = m_arena->alloc(size_t(l.n * l.k) * 2);
+                LMW_CUDA_CHECK(k::awqDequantPacked(scratch, l.qw.as<uint32_t>(), l.sz.get(), l.n, l.k, l.groupSize, m_stream));
+                wt = scratch;
+            }
+            gemm(out.data, in.data, wt, M, l.n, l.k);
+        }
+        if (l.bias) LMW_CUDA_CHECK(k::addBias(out.data, l.bias.get(), int(M), int(l.n), m_stream));
+    }
+
+    void rope(Tensor qkv, int heads, int kvHeads, int headDim) override {
+        if (qkv.rows != m_tokens || qkv.cols != int64_t(heads + 2 * kvHeads) * headDim || headDim % 2)
+            badArg("rope: qkv " + shapeOf(qkv) + " for " + std::to_string(heads) + "+2*" + std::to_string(kvHeads) +
+                   " heads of " + std::to_string(headDim));
+        if (m_invFreqCols != headDim / 2)
+            badArg("rope: the step's invFreq has " + std::to_string(m_invFreqCols) + " entries per sequence, want " +
+                   std::to_string(headDim / 2));
+        LMW_CUDA_CHECK(k::ropeRotateHalf(qkv.data, m_dPositions, m_dTokenSeq, m_dInvFreq, int(qkv.rows), heads, kvHeads,
+                                         headDim, m_stream));
+    }
+
+    void attention(Tensor out, Tensor qkv, int layer, int heads, int kvHeads, int headDim) override {
+        if (!m_kv) badArg("attention before allocKvCache");
+        if (layer < 0 || layer >= m_kvShape.layers || kvHeads != m_kvShape.kvHeads || headDim != m_kvShape.headDim)
+            badArg("attention: layer " + std::to_string(layer) + ", " + std::to_string(kvHeads) + " kv heads of " +
+                   std::to_string(headDim) + " do not match the KV cache (" + std::to_string(m_kvShape.layers) +
+                   " layers, " + std::to_string(m_kvShape.kvHeads) + " kv heads of " + std::to_string(m_kvShape.headDim) + ")");
+        if (!k::pagedAttentionSupports(headDim, heads, kvHeads))
+            throw Error(ErrorCode::Unsupported, "CUDA attention: head_dim " + std::to_string(headDim) + " with " +
+                                                    std::to_string(heads) + "/" + std::to_string(kvHeads) +
+                                                    " heads (need head_dim % 8 == 0, <= 256, heads % kv_heads == 0)");
+        if (qkv.rows != m_tokens || qkv.cols != int64_t(heads + 2 * kvHeads) * headDim || out.rows != m_tokens ||
+            out.cols != int64_t(heads) * headDim)
+            badArg("attention: qkv " + shapeOf(qkv) + ", out " + shapeOf(out));
+        if (m_tokens == 0) return;
+        LMW_CUDA_CHECK(k::kvStore(m_kv.get(), m_kvLayout, layer, qkv.data, m_dPositions, m_dTokenSeq, m_dBlockTable,
+                                  m_maxBlocks, m_tokens, heads, m_stream));
+        k::PagedAttentionParams p;
+        p.out = out.data;
+        p.qkv = qkv.data;
+        p.cache = m_kv.get();
+        p.layout = m_kvLayout;
+        p.layer = layer;
+        p.blockTable = m_dBlockTable;
+        p.maxBlocks = m_maxBlocks;
+        p.tokenSeq = m_dTokenSeq;
+        p.positions = m_dPositions;
+        p.numTokens = m_tokens;
+        p.heads = heads;
+        p.maxContext = m_maxContext;
+        p.scale = 1.f / std::sqrt(float(headDim));
+        const size_t ws = k::pagedAttentionWorkspaceBytes(m_tokens, heads, headDim, m_maxContext);
+        p.workspace = ws ? m_arena->alloc(ws) : nullptr;
+        LMW_CUDA_CHECK(k::pagedAttention(p, m_stream));
+    }
+
+    void siluMul(Tensor out, Tensor gateUp) override {
+        if (gateUp.cols != 2 * out.cols || gateUp.rows != out.rows)
+            badArg("siluMul: out " + shapeOf(out) + ", gateUp " + shapeOf(gateUp));
+        LMW_CUDA_CHECK(k::siluMul(out.data, gateUp.data, int(out.rows), int(out.cols), m_stream));
+    }
+
+    void add(Tensor x, Tensor y) override {
+        if (x.rows != y.rows || x.cols != y.cols) badArg("add: x " + shapeOf(x) + ", y " + shapeOf(y));
+        LMW_CUDA_CHECK(k::addInPlace(x.data, y.data, x.rows * x.cols, m_stream));
+    }
+
+    void gatherRows(Tensor out, Tensor in) override {
+        if (out.rows != m_logitRows || out.cols != in.cols)
+            badArg("gatherRows: out " + shapeOf(out) + ", in " + shapeOf(in) + " for " + std::to_string(m_logitRows) + " logit rows");
+        LMW_CUDA_CHECK(k::gatherRows(out.data, in.data, m_dLogitRows, int(out.rows), int(out.cols), m_stream));
+    }
+
+    void readF32(Tensor t, float* dst) override {
+        const int64_t n = t.rows * t.cols;
+        if (n <= 0) return;
+        auto* tmp = static_cast<float*>(m_arena->alloc(size_t(n) * 4));
+        LMW_CUDA_CHECK(k::convertToFloat(tmp, t.data, k::SrcType::F16, n, m_stream));
+        LMW_CUDA_CHECK(cudaMemcpyAsync(dst, tmp, size_t(n) * 4, cudaMemcpyDeviceToHost, m_stream));
+        LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+    }
+
+private:
+    void checkKvShape(const KvCacheShape& s) const {
+        if (s.layers <= 0 || s.kvHeads <= 0 || s.headDim <= 0 || s.blockSize <= 0)
+            badArg("KV cache shape needs positive layers, kv heads, head_dim and block size");
+        if (s.quantPolicy != 0 && s.quantPolicy != 4 && s.quantPolicy != 8)
+            throw Error(ErrorCode::InvalidArgument,
+                        "kv cache: quant_policy must be 0, 4 or 8, got " + std::to_string(s.quantPolicy));
+        if (s.blockSize != 64)
+            throw Error(ErrorCode::Unsupported, "CUDA KV cache: block size " + std::to_string(s.blockSize) + " (the kernels use 64)");
+        if (s.headDim % 8 || s.headDim > 256)
+            throw Error(ErrorCode::Unsupported, "CUDA KV cache: head_dim " + std::to_string(s.headDim) +
+                                                    " (need a multiple of 8, at most 256)");
+    }
+
+    // out[M, N] = in[M, K] * W[N, K]^T in f16 with f32 accumulation. cuBLAS is column-major: this is
+    // out^T[N, M] = W[N, K] * in^T[K, M], i.e. op(A) = W^T read as column-major K x N.
+    void gemm(void* out, const void* in, const void* w, int64_t M, int64_t N, int64_t K) {
+        const float alpha = 1.f, beta = 0.f;
+        LMW_CUBLAS_CHECK(cublasGemmEx(m_cublas, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(M), int(K), &alpha, w, CUDA_R_16F,
+                                      int(K), in, CUDA_R_16F, int(K), &beta, out, CUDA_R_16F, int(N),
+                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    }
+
+    std::string m_name;
+    cudaStream_t m_stream = nullptr;
+    cudaEvent_t m_metaCopied = nullptr;
+    cublasHandle_t m_cublas = nullptr;
+    std::unique_ptr<Arena> m_arena;
+
+    DeviceBuffer m_kv;
+    k::KvLayout m_kvLayout;
+    KvCacheShape m_kvShape;
+    int64_t m_kvBlocks = 0;
+
+    PinnedBuffer m_hostMeta;
+    DeviceBuffer m_deviceMeta;
+    int m_tokens = 0, m_seqs = 0, m_maxBlocks = 0, m_logitRows = 0, m_invFreqCols = 0, m_maxContext = 0;
+    int32_t *m_dTokens = nullptr, *m_dPositions = nullptr, *m_dTokenSeq = nullptr, *m_dBlockTable = nullptr,
+            *m_dLogitRows = nullptr;
+    float* m_dInvFreq = nullptr;
+};
+}  // namespace
+
+std::unique_ptr<Backend> createCudaBackend() {
+    if (!cudaDeviceUsable())
+        throw Error(ErrorCode::Cuda, "no usable CUDA device (need compute capability 9.0, e.g. H100/H200)");
+    return std::make_unique<CudaBackend>();
+}
+
+bool cudaDeviceUsable() {
+    try {
+        int count = 0;
+        if (cudaGetDeviceCount(&count) != cudaSuccess || count <= 0) {
+            cudaGetLastError();
+            return false;
+        }
+        cudaDeviceProp prop{};
+        if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) {
+            cudaGetLastError();
+            return false;
+        }
+        // lmw_kernels is built for sm_90a only; its code does not load on other architectures.
+        return prop.major == 9 && prop.minor == 0;
+    } catch (...) {
+        return false;
+    }
+}
+
+}  // namespace lmw::engine

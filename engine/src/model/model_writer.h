@@ -1,0 +1,24 @@
+#pragma once
+// Writes model folders: used by tests (broken/converted folders) and benchmarks (random models of
+// a chosen size). Not on any inference path.
+#include <cstdint>
+#include <string>
+
+#include "lmw/dtype.h"
+#include "lmw/model_info.h"
+
+namespace lmw::engine {
+
+// Copies config/tokenizer/generation files of srcDir to dstDir and rewrites every float tensor as
+// `dtype` (F16, BF16 or F32, round to nearest even) into one dstDir/model.safetensors; integer
+// tensors are copied as they are. config.json's torch_dtype is updated. Streams one tensor at a
+// time (the source stays memory-mapped).
+void convertModel(const std::string& srcDir, const std::string& dstDir, DType dtype);
+
+// A Llama-shaped model with N(0, 0.02) weights (deterministic for a seed), norms = 1, config.json
+// and generation_config.json from `cfg`, and tokenizer files copied from `tokenizerFrom`.
+// Tensors are generated and written one at a time, so a 400 MB model never sits in memory twice.
+void writeRandomLlama(const std::string& dir, const ModelConfig& cfg, DType dtype, uint64_t seed,
+                      const std::string& tokenizerFrom);
+
+}  // namespace lmw::engine

@@ -1,0 +1,124 @@
+#include "model/transformer.h"
+
+#include <cmath>
+
+#include "lmw/error.h"
+
+namespace lmw::engine {
+
+LayerWeights loadLayer(Backend& b, const LayerSources& s) {
+    LayerWeights w;
+    w.attnNorm = b.loadNorm(*s.attnNorm);
+    w.qkv = b.loadLinear(s.qkv);
+    w.o = b.loadLinear(s.o);
+    w.ffnNorm = b.loadNorm(*s.ffnNorm);
+    w.gateUp = b.loadLinear(s.gateUp);
+    w.down = b.loadLinear(s.down);
+    return w;
+}
+
+void decoderLayer(Backend& b, const ModelConfig& cfg, const LayerWeights& w, int layer, int kvLayer, Tensor x,
+                  LinearTap* tap) {
+    const int64_t T = x.rows;
+    const int H = cfg.numHeads, KVH = cfg.numKvHeads, D = cfg.headDim;
+    const float eps = float(cfg.rmsNormEps);
+
+    // Attention block: x += o(attn(rope(qkv(norm(x)))))
+    Tensor h = b.alloc(T, cfg.hiddenSize);                    // [T, hidden]
+    b.rmsNorm(h, x, *w.attnNorm, eps);
+    if (tap) tap->onLinearInput(layer, LinearKind::Qkv, h, b);
+    Tensor qkv = b.alloc(T, int64_t(H + 2 * KVH) * D);        // [T, (H + 2 KVH) D]
+    b.linear(qkv, h, *w.qkv);
+    b.rope(qkv, H, KVH, D);
+    Tensor att = b.alloc(T, int64_t(H) * D);                  // [T, H D]
+    b.attention(att, qkv, kvLayer, H, KVH, D);
+    if (tap) tap->onLinearInput(layer, LinearKind::O, att, b);
+    Tensor o = b.alloc(T, cfg.hiddenSize);                    // [T, hidden]
+    b.linear(o, att, *w.o);
+    b.add(x, o);
+
+    // MLP block: x += down(silu(gate(norm(x))) * up(norm(x)))
+    b.rmsNorm(h, x, *w.ffnNorm, eps);
+    if (tap) tap->onLinearInput(layer, LinearKind::GateUp, h, b);
+    Tensor gu = b.alloc(T, 2 * int64_t(cfg.intermediateSize));  // [T, 2 F]
+    b.linear(gu, h, *w.gateUp);
+    Tensor act = b.alloc(T, cfg.intermediateSize);              // [T, F]
+    b.siluMul(act, gu);
+    if (tap) tap->onLinearInput(layer, LinearKind::Down, act, b);
+    b.linear(o, act, *w.down);
+    b.add(x, o);
+}
+
+void ropeInvFreq(const ModelConfig& cfg, int contextLen, float* out) {
+    const int half = cfg.headDim / 2;
+    const RopeScaling& rs = cfg.ropeScaling;
+    double base = cfg.ropeTheta;
+    // Dynamic NTK (as Hugging Face): past the trained context the base grows with the length.
+    if (rs.type == "dynamic" && contextLen > cfg.maxPositionEmbeddings) {
+        const double d = cfg.headDim;
+        base *= std::pow(rs.factor * contextLen / cfg.maxPositionEmbeddings - (rs.factor - 1), d / (d - 2));
+    }
+    for (int i = 0; i < half; ++i) {
+        // Computed like PyTorch: base ** (arange(0, d, 2).float() / d), inverted in float32.
+        float invf = 1.0f / powf(float(base), float(2 * i) / float(cfg.headDim));
+        if (rs.type == "linear") {
+            invf = float(invf / rs.factor);
+        } else if (rs.type == "llama3") {
+            const double lowWavelen = rs.originalMaxPositionEmbeddings / rs.lowFreqFactor;
+            const double highWavelen = rs.originalMaxPositionEmbeddings / rs.highFreqFactor;
+            const double wavelen = 2 * M_PI / invf;
+            if (wavelen > lowWavelen) {
+                invf = float(invf / rs.factor);
+            } else if (wavelen >= highWavelen) {
+                const double smooth = (rs.originalMaxPositionEmbeddings / wavelen - rs.lowFreqFactor) /
+                                      (rs.highFreqFactor - rs.lowFreqFactor);
+                invf = float((1 - smooth) * invf / rs.factor + smooth * invf);
+            }
+        }
+        out[i] = invf;
+    }
+}
+
+Transformer::Transformer(Backend& backend, const ModelSources& src, const ProgressFn& progress)
+    : m_backend(backend), m_cfg(src.config) {
+    const int n = int(src.layers.size());
+    auto report = [&](int done, const std::string& what) {
+        if (progress && !progress(LoadStage::Weights, double(done) / (n + 2), what))
+            throw Error(ErrorCode::Cancelled, "loading cancelled");
+    };
+    report(0, "embeddings");
+    m_embed = backend.loadEmbedding(*src.embed);
+    m_weightBytes += m_embed->bytes();
+    for (int i = 0; i < n; ++i) {
+        report(i + 1, "layer " + std::to_string(i + 1) + " of " + std::to_string(n));
+        m_layers.push_back(loadLayer(backend, src.layers[size_t(i)]));
+        const auto& l = m_layers.back();
+        for (const Weight* w : {l.attnNorm.get(), l.qkv.get(), l.o.get(), l.ffnNorm.get(), l.gateUp.get(), l.down.get()})
+            m_weightBytes += w->bytes();
+    }
+    report(n + 1, "output head");
+    m_finalNorm = backend.loadNorm(*src.finalNorm);
+    m_lmHead = backend.loadLinear(src.lmHead);
+    m_weightBytes += m_finalNorm->bytes() + m_lmHead->bytes();
+}
+
+void Transformer::forward(const StepBatch& batch, float* logits) {
+    Backend& b = m_backend;
+    b.beginStep(batch);
+    const int64_t T = batch.numTokens();
+    Tensor x = b.alloc(T, m_cfg.hiddenSize);  // [T, hidden] residual stream
+    b.embed(x, *m_embed);
+    for (size_t i = 0; i < m_layers.size(); ++i) decoderLayer(b, m_cfg, m_layers[i], int(i), int(i), x, m_tap);
+
+    // Only the rows whose logits are wanted go through the norm and the (large) head.
+    const int64_t R = int64_t(batch.logitRows.size());
+    if (R == 0) return;
+    Tensor last = b.alloc(R, m_cfg.hiddenSize);  // [R, hidden]
+    b.gatherRows(last, x);
+    b.rmsNorm(last, last, *m_finalNorm, float(m_cfg.rmsNormEps));
+    Tensor out = b.alloc(R, m_cfg.vocabSize);    // [R, vocab]
+    b.linear(out, last, *m_lmHead);
+    b.readF32(out, logits);
+}
+
+}  // namespace lmw::engine

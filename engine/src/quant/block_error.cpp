@@ -1,0 +1,103 @@
+#include "quant/block_error.h"
+
+#include <algorithm>
+
+#include "lmw/error.h"
+#include "quant/layer_quant.h"
+#include "quant/tensor_io.h"
+
+namespace lmw::engine::quant {
+
+LayerErrorModel::LayerErrorModel(Backend& b, const ModelConfig& cfg, const LayerSources& src, const LinearStats stats[4],
+                                 int chunkRows)
+    : m_b(b), m_cfg(cfg), m_src(src), m_stats(stats), m_chunk(chunkRows) {
+    if (!src.qkv.biasSegments.empty()) {
+        m_qkvBias.assign(size_t(src.qkv.out), 0.0f);
+        for (const WeightSegment& seg : src.qkv.biasSegments) {
+            const std::vector<float> v = readF32(*seg.src);
+            std::copy(v.begin() + seg.srcStart, v.begin() + seg.srcStart + seg.count, m_qkvBias.begin() + seg.dstStart);
+        }
+    }
+}
+
+LayerErrorModel::~LayerErrorModel() = default;
+
+void LayerErrorModel::setOriginal(int k, const std::vector<float>& w) {
+    m_orig[k] = w;
+    m_ref[k].clear();
+    m_norm[k] = 0;
+    run(k, m_orig[k].data(), &m_ref[k]);
+    for (float v : m_ref[k]) m_norm[k] += double(v) * double(v);
+}
+
+double LayerErrorModel::norm(int k) { return m_norm[k]; }
+
+double LayerErrorModel::error(int k, const std::vector<float>& diff) {
+    if (k == kO || k == kDown) return run(k, diff.data(), nullptr);  // a single linear: score X diff^T directly
+    std::vector<float> w(m_orig[k].size());
+    for (size_t i = 0; i < w.size(); ++i) w[i] = m_orig[k][i] - diff[i];
+    return run(k, w.data(), nullptr);
+}
+
+double LayerErrorModel::run(int k, const float* w, std::vector<float>* store) {
+    const LinearStats& st = m_stats[k];
+    const int64_t in = st.in;
+    const LinearSource& lin = k == kQkv ? m_src.qkv : k == kO ? m_src.o : k == kGateUp ? m_src.gateUp : m_src.down;
+    const int64_t out = lin.out;
+    const int H = m_cfg.numHeads, KV = m_cfg.numKvHeads, D = m_cfg.headDim;
+    const bool attention = k == kQkv && st.seqRowsCount() > 0;
+    HostLinear weight(m_b, w, out, in, lin.name + " (candidate)", attention ? m_qkvBias : std::vector<float>{});
+    if (k == kQkv && !m_o) m_o = m_b.loadLinear(m_src.o);
+    if (k == kGateUp && !m_down) m_down = m_b.loadLinear(m_src.down);
+
+    // Row pieces: whole sequences for the attention block, chunks of the sampled rows otherwise.
+    std::vector<std::pair<const float*, int>> pieces;
+    if (attention) {
+        int64_t off = 0;
+        for (int len : st.seqLens) {
+            pieces.push_back({st.seqRows.data() + off * in, len});
+            off += len;
+        }
+    } else {
+        for (int64_t s = 0; s < st.nRows; s += m_chunk)
+            pieces.push_back({st.rows.data() + s * in, int(std::min<int64_t>(m_chunk, st.nRows - s))});
+    }
+    double total = 0;
+    size_t refPos = 0;
+    for (const auto& [rows, len] : pieces) {
+        m_b.beginStep(sequenceBatch(m_cfg, len));
+        Upload up;
+        Tensor x = uploadRows(m_b, rows, len, in, up);
+        Tensor y = m_b.alloc(len, out);
+        m_b.linear(y, x, *weight.weight);
+        Tensor result = y;
+        if (attention) {
+            m_b.rope(y, H, KV, D);
+            Tensor att = m_b.alloc(len, int64_t(H) * D);
+            m_b.attention(att, y, 0, H, KV, D);
+            result = m_b.alloc(len, m_cfg.hiddenSize);
+            m_b.linear(result, att, *m_o);
+        } else if (k == kGateUp) {
+            Tensor act = m_b.alloc(len, m_cfg.intermediateSize);
+            m_b.siluMul(act, y);
+            result = m_b.alloc(len, m_cfg.hiddenSize);
+            m_b.linear(result, act, *m_down);
+        }
+        m_buf.resize(size_t(result.rows * result.cols));
+        m_b.readF32(result, m_buf.data());
+        if (store) {
+            store->insert(store->end(), m_buf.begin(), m_buf.end());
+        } else if (k == kO || k == kDown) {
+            for (float v : m_buf) total += double(v) * double(v);  // output of diff = the error itself
+        } else {
+            for (size_t i = 0; i < m_buf.size(); ++i) {
+                const double d = double(m_buf[i]) - double(m_ref[k][refPos + i]);
+                total += d * d;
+            }
+        }
+        refPos += m_buf.size();
+    }
+    return total;
+}
+
+}  // namespace lmw::engine::quant

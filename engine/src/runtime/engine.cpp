@@ -1,0 +1,440 @@
+// The engine thread: admit -> schedule -> forward the batch -> sample -> emit.
+#include "lmw/engine.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include "backend/backend.h"
+#include "model/transformer.h"
+#include "model/weights.h"
+#include "runtime/scheduler.h"
+
+namespace lmw::engine {
+
+const char* finishReasonName(FinishReason r) {
+    switch (r) {
+        case FinishReason::Stop: return "stop";
+        case FinishReason::Length: return "length";
+        case FinishReason::Cancelled: return "cancelled";
+        case FinishReason::Error: return "error";
+        case FinishReason::None: break;
+    }
+    return "";
+}
+
+namespace {
+constexpr int kBlockSize = 64;
+
+double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+}  // namespace
+
+struct Engine::Impl {
+    EngineConfig config;
+    ModelInfo info;
+    std::unique_ptr<Tokenizer> tokenizer;
+    std::shared_ptr<ChatTemplate> chatTemplate;
+    std::unique_ptr<Backend> backend;
+    ModelSources sources;
+    std::unique_ptr<Transformer> model;
+    std::unique_ptr<BlockManager> blocks;
+    std::unique_ptr<Scheduler> scheduler;
+    int sessionLen = 0;
+    std::vector<int32_t> eosIds;
+    std::vector<int32_t> templateStopIds;
+    std::vector<std::string> templateStopStrings;
+
+    // Shared with other threads.
+    mutable std::mutex mutex;
+    std::condition_variable wake;
+    std::vector<std::unique_ptr<Sequence>> inbox;
+    std::vector<std::pair<std::unique_ptr<Sequence>, Error>> rejectedInbox;  // delivered on the engine thread
+    std::unordered_set<RequestId> cancels;
+    bool stopping = false;
+    EngineStats stats;
+    std::atomic<RequestId> nextId{1};
+    std::thread thread;
+
+    // Engine thread only.
+    std::vector<float> logits;
+    double tokensPerSecond = 0;
+
+    void load(const ProgressFn& progress);
+    std::unique_ptr<Sequence> prepare(Request& req, RequestId id, Sink sink);
+    void run();
+    void step();
+    void emit(Sequence& s, Event& ev) {
+        ev.id = s.id;
+        try {
+            if (s.sink) s.sink(ev);
+        } catch (...) {  // a sink must not throw; if one does, the engine still goes on
+        }
+    }
+    void finish(Sequence* s, FinishReason reason, const std::string& error = {}, ErrorCode code = ErrorCode::Internal);
+    void fail(std::unique_ptr<Sequence> s, const Error& e);
+    void updateStats();
+};
+
+// ---------------------------------------------------------------- loading
+
+void Engine::Impl::load(const ProgressFn& progress) {
+    auto report = [&](LoadStage st, double f, const std::string& what) {
+        if (progress && !progress(st, f, what)) throw Error(ErrorCode::Cancelled, "loading cancelled");
+    };
+    report(LoadStage::Reading, 0, "reading " + config.modelDir);
+    auto infoResult = readModelInfo(config.modelDir);
+    if (!infoResult) throw infoResult.error();
+    info = infoResult.value();
+    const ModelConfig& cfg = info.config;
+    tokenizer = Tokenizer::load(config.modelDir);
+    chatTemplate = ChatTemplate::select(config.chatTemplate, tokenizer->chatTemplateSource(), cfg.family, cfg.vocabSize);
+
+    if (config.quantPolicy != 0 && config.quantPolicy != 4 && config.quantPolicy != 8)
+        throw Error(ErrorCode::InvalidArgument, "quant_policy must be 0, 4 or 8");
+    sessionLen = config.sessionLen > 0 ? config.sessionLen : cfg.maxPositionEmbeddings;
+    if (sessionLen <= 1) throw Error(ErrorCode::InvalidArgument, "session length must be at least 2");
+
+    backend = createBackend(config.backend, config.threads);
+    sources = loadModelSources(config.modelDir, cfg);
+    model = std::make_unique<Transformer>(*backend, sources, [&](LoadStage st, double f, const std::string& w) {
+        return !progress || progress(st, f, w);
+    });
+
+    report(LoadStage::Cache, 0, "allocating the KV cache");
+    const KvCacheShape shape{cfg.numLayers, cfg.numKvHeads, cfg.headDim, kBlockSize, config.quantPolicy};
+    const uint64_t blockBytes = backend->kvBlockBytes(shape);
+    const DeviceInfo dev = backend->deviceInfo();
+    int64_t numBlocks = config.cacheBlocks;
+    if (numBlocks <= 0) {
+        numBlocks = int64_t(double(dev.freeBytes) * std::clamp(config.cacheMaxEntryCount, 0.0, 1.0) / double(blockBytes));
+        // On the CPU, memory is shared with everything else: never take more than every running
+        // sequence can use at full session length.
+        const int64_t useful = int64_t(config.maxBatchSize) * ((sessionLen + kBlockSize - 1) / kBlockSize);
+        if (dev.backend == "cpu") numBlocks = std::min(numBlocks, useful);
+    }
+    if (numBlocks < 1)
+        throw Error(ErrorCode::OutOfMemory, "no memory left for the KV cache after the weights (" +
+                                                formatBytes(dev.freeBytes) + " free on " + dev.name + ")");
+    backend->allocKvCache(shape, numBlocks);
+    blocks = std::make_unique<BlockManager>(numBlocks, kBlockSize, config.enablePrefixCaching);
+    scheduler = std::make_unique<Scheduler>(*blocks, config.maxBatchSize, config.maxPrefillTokenNum);
+    logits.resize(size_t(cfg.vocabSize) * size_t(std::max(1, config.maxBatchSize)));
+
+    for (int id : cfg.eosTokenIds) eosIds.push_back(id);
+    if (tokenizer->eosId() >= 0) eosIds.push_back(tokenizer->eosId());
+    for (const auto& w : chatTemplate->stopWords()) {
+        auto id = tokenizer->tokenId(w);
+        if (id && tokenizer->isSpecial(*id)) templateStopIds.push_back(*id);
+        else templateStopStrings.push_back(w);
+    }
+
+    stats.backend = dev.backend;
+    stats.device = dev.name;
+    stats.kvBlocksTotal = numBlocks;
+    stats.kvBlockSize = kBlockSize;
+    stats.kvTokenCapacity = numBlocks * kBlockSize;
+    stats.deviceMemoryTotal = dev.totalBytes;
+    report(LoadStage::Ready, 1, "ready");
+}
+
+// ---------------------------------------------------------------- requests
+
+std::unique_ptr<Sequence> Engine::Impl::prepare(Request& req, RequestId id, Sink sink) {
+    auto s = std::make_unique<Sequence>();
+    s->id = id;
+    s->sink = std::move(sink);
+    s->submitted = Clock::now();
+    s->sampling = req.sampling;
+    s->topLogprobs = req.topLogprobs;
+
+    const std::string invalid = validate(req.sampling);
+    if (!invalid.empty()) throw Error(ErrorCode::InvalidArgument, invalid);
+    bool chat = !req.messages.empty();
+    if (chat) {
+        const std::string text =
+            chatTemplate->render(req.messages, req.addGenerationPrompt, tokenizer->bosToken(), tokenizer->eosToken());
+        const bool hasBos = !tokenizer->bosToken().empty() && text.rfind(tokenizer->bosToken(), 0) == 0;
+        s->tokens = tokenizer->encode(text, tokenizer->addBos() && !hasBos);
+    } else if (!req.promptIds.empty()) {
+        for (int32_t t : req.promptIds)
+            if (t < 0 || t >= info.config.vocabSize)
+                throw Error(ErrorCode::InvalidArgument, "prompt token id " + std::to_string(t) + " is out of the vocabulary");
+        s->tokens = req.promptIds;
+    } else if (!req.prompt.empty()) {
+        s->tokens = tokenizer->encode(req.prompt);
+    }
+    if (s->tokens.empty()) throw Error(ErrorCode::InvalidArgument, "the prompt is empty");
+    s->promptLen = s->tokens.size();
+    if (int(s->promptLen) >= sessionLen)
+        throw Error(ErrorCode::ContextLengthExceeded,
+                    "the prompt has " + std::to_string(s->promptLen) + " tokens; the session length is " +
+                        std::to_string(sessionLen) + " (prompt and at least one new token must fit)");
+    s->maxNewTokens = std::min(req.sampling.maxNewTokens, sessionLen - int(s->promptLen));
+
+    if (!req.sampling.ignoreEos) s->stopIds = eosIds;
+    s->stopIds.insert(s->stopIds.end(), req.sampling.stopIds.begin(), req.sampling.stopIds.end());
+    std::vector<std::string> stops = req.sampling.stop;
+    if (chat) {
+        s->stopIds.insert(s->stopIds.end(), templateStopIds.begin(), templateStopIds.end());
+        stops.insert(stops.end(), templateStopStrings.begin(), templateStopStrings.end());
+    }
+    s->sampler = std::make_unique<Sampler>(req.sampling, info.config.vocabSize);
+    // A chat reply is a text of its own (no leading space); a completion continues its prompt.
+    s->output = std::make_unique<OutputStream>(*tokenizer, req.sampling.skipSpecialTokens, !chat, std::move(stops));
+    return s;
+}
+
+void Engine::Impl::finish(Sequence* s, FinishReason reason, const std::string& error, ErrorCode code) {
+    Event ev;
+    ev.final = true;
+    ev.finish = reason;
+    ev.error = error;
+    ev.errorCode = code;
+    if (reason == FinishReason::Length || reason == FinishReason::Cancelled) ev.text = s->output->finish();
+    ev.usage = {int(s->promptLen), s->generated()};
+    ev.firstTokenSeconds = s->hasFirstToken ? std::chrono::duration<double>(s->firstToken - s->submitted).count() : 0;
+    ev.totalSeconds = secondsSince(s->submitted);
+    std::unique_ptr<Sequence> owned = scheduler->remove(s);
+    {
+        std::lock_guard lock(mutex);
+        ++stats.requestsFinished;
+        stats.promptTokens += s->promptLen;
+        stats.generatedTokens += uint64_t(s->generated());
+    }
+    emit(*s, ev);
+}
+
+void Engine::Impl::fail(std::unique_ptr<Sequence> s, const Error& e) {
+    Event ev;
+    ev.final = true;
+    ev.finish = FinishReason::Error;
+    ev.error = e.what();
+    ev.errorCode = e.code();
+    ev.usage = {int(s->promptLen), 0};
+    ev.totalSeconds = secondsSince(s->submitted);
+    emit(*s, ev);
+}
+
+// ---------------------------------------------------------------- the loop
+
+void Engine::Impl::run() {
+    for (;;) {
+        std::vector<std::unique_ptr<Sequence>> arrived;
+        std::vector<std::pair<std::unique_ptr<Sequence>, Error>> rejected;
+        std::unordered_set<RequestId> cancelled;
+        {
+            std::unique_lock lock(mutex);
+            wake.wait(lock, [&] {
+                return stopping || !inbox.empty() || !rejectedInbox.empty() || !cancels.empty() ||
+                       !scheduler->running().empty() || !scheduler->waiting().empty();
+            });
+            if (stopping) break;
+            arrived.swap(inbox);
+            rejected.swap(rejectedInbox);
+            cancelled.swap(cancels);
+        }
+        for (auto& [s, e] : rejected) fail(std::move(s), e);
+        for (auto& s : arrived) scheduler->add(std::move(s));
+        if (!cancelled.empty())
+            for (Sequence* s : scheduler->all())
+                if (cancelled.count(s->id)) finish(s, FinishReason::Cancelled);
+        if (!scheduler->running().empty() || !scheduler->waiting().empty()) step();
+        updateStats();
+    }
+    // Shutting down: every request still known gets its final event.
+    for (Sequence* s : scheduler->all()) finish(s, FinishReason::Cancelled);
+    std::lock_guard lock(mutex);
+    for (auto& s : inbox) {
+        Event ev;
+        ev.final = true;
+        ev.finish = FinishReason::Cancelled;
+        emit(*s, ev);
+    }
+    inbox.clear();
+}
+
+void Engine::Impl::step() {
+    std::vector<std::unique_ptr<Sequence>> rejected;
+    const std::vector<ScheduledSeq> plan = scheduler->schedule(rejected);
+    for (auto& s : rejected)
+        fail(std::move(s), Error(ErrorCode::OutOfMemory, "the request needs more KV cache blocks than the cache has (" +
+                                                             std::to_string(blocks->numBlocks()) + " blocks of " +
+                                                             std::to_string(kBlockSize) + " tokens)"));
+    if (plan.empty()) return;
+
+    // Build the batch: each sequence's next tokens, positions, block table and rope table.
+    const ModelConfig& cfg = info.config;
+    StepBatch batch;
+    size_t maxBlocks = 1;
+    for (const auto& p : plan) maxBlocks = std::max(maxBlocks, p.seq->blocks.size());
+    batch.maxBlocks = int32_t(maxBlocks);
+    batch.seqStart.push_back(0);
+    std::vector<Sequence*> sampled;  // sequences whose logits come back this step, in logitRows order
+    for (const auto& p : plan) {
+        Sequence& s = *p.seq;
+        for (int i = 0; i < p.numTokens; ++i) {
+            batch.tokens.push_back(s.tokens[s.numComputed + size_t(i)]);
+            batch.positions.push_back(int32_t(s.numComputed) + i);
+        }
+        batch.seqStart.push_back(int32_t(batch.tokens.size()));
+        const int ctx = int(s.numComputed) + p.numTokens;
+        batch.contextLen.push_back(ctx);
+        for (size_t b = 0; b < maxBlocks; ++b) batch.blockTable.push_back(b < s.blocks.size() ? s.blocks[b] : -1);
+        const size_t f = batch.invFreq.size();
+        batch.invFreq.resize(f + size_t(cfg.headDim / 2));
+        ropeInvFreq(cfg, ctx, batch.invFreq.data() + f);
+        if (size_t(ctx) == s.tokens.size()) {
+            batch.logitRows.push_back(batch.seqStart.back() - 1);
+            sampled.push_back(&s);
+        }
+    }
+    if (logits.size() < sampled.size() * size_t(cfg.vocabSize)) logits.resize(sampled.size() * size_t(cfg.vocabSize));
+
+    const auto t0 = Clock::now();
+    try {
+        model->forward(batch, logits.data());
+    } catch (const std::exception& ex) {
+        // The step failed as a whole (e.g. out of device memory): its requests end with the error,
+        // the engine goes on serving the others.
+        const Error* e = dynamic_cast<const Error*>(&ex);
+        const ErrorCode code = e ? e->code() : (dynamic_cast<const std::bad_alloc*>(&ex) ? ErrorCode::OutOfMemory : ErrorCode::Internal);
+        for (const auto& p : plan) finish(p.seq, FinishReason::Error, ex.what(), code);
+        return;
+    }
+    for (const auto& p : plan) {
+        p.seq->numComputed += size_t(p.numTokens);
+        scheduler->publishFullBlocks(*p.seq);
+    }
+
+    // Sample, emit, finish.
+    for (size_t i = 0; i < sampled.size(); ++i) {
+        Sequence& s = *sampled[i];
+        float* row = logits.data() + i * size_t(cfg.vocabSize);
+        Event ev;
+        if (s.topLogprobs >= 0) {
+            // Logprobs of the raw distribution, taken before the sampler changes the row in place.
+            auto top = Sampler::topLogprobs(row, cfg.vocabSize, std::max(1, s.topLogprobs));
+            std::vector<float> raw(row, row + cfg.vocabSize);
+            const int32_t tok = s.sampler->sample(row, s.tokens, s.promptLen);
+            TokenLogprob lp{tok, tokenizer->decode({tok}, false), Sampler::logprobOf(raw.data(), cfg.vocabSize, tok), {}};
+            if (s.topLogprobs > 0) lp.top.assign(top.begin(), top.begin() + std::min<size_t>(top.size(), size_t(s.topLogprobs)));
+            ev.logprobs.push_back(std::move(lp));
+            s.tokens.push_back(tok);
+        } else {
+            s.tokens.push_back(s.sampler->sample(row, s.tokens, s.promptLen));
+        }
+        const int32_t tok = s.tokens.back();
+        if (!s.hasFirstToken) {
+            s.hasFirstToken = true;
+            s.firstToken = Clock::now();
+        }
+        ev.tokens.push_back(tok);
+        const bool stopId = std::find(s.stopIds.begin(), s.stopIds.end(), tok) != s.stopIds.end();
+        bool stopString = false;
+        if (!stopId) ev.text = s.output->push(tok, stopString);
+        FinishReason reason = FinishReason::None;
+        if (stopId || stopString) reason = FinishReason::Stop;
+        else if (s.generated() >= s.maxNewTokens || int(s.tokens.size()) >= sessionLen) reason = FinishReason::Length;
+        if (reason == FinishReason::None) {
+            emit(s, ev);
+        } else {
+            if (!ev.text.empty() || !ev.tokens.empty()) emit(s, ev);  // the last token's text before the final event
+            finish(&s, reason);
+        }
+    }
+    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (dt > 0) tokensPerSecond = 0.8 * tokensPerSecond + 0.2 * (double(sampled.size()) / dt);
+}
+
+void Engine::Impl::updateStats() {
+    const DeviceInfo dev = backend->deviceInfo();
+    std::lock_guard lock(mutex);
+    stats.running = int(scheduler->running().size());
+    stats.waiting = int(scheduler->waiting().size() + inbox.size());
+    stats.kvBlocksUsed = blocks->used();
+    stats.prefixCacheHitBlocks = blocks->hitBlocks();
+    stats.preemptions = scheduler->preemptions();
+    stats.decodeTokensPerSecond = (stats.running == 0 && stats.waiting == 0) ? 0 : tokensPerSecond;
+    stats.deviceMemoryUsed = dev.totalBytes - dev.freeBytes;
+}
+
+// ---------------------------------------------------------------- public API
+
+Engine::Engine(std::unique_ptr<Impl> impl) : m(std::move(impl)) {}
+
+Engine::~Engine() {
+    {
+        std::lock_guard lock(m->mutex);
+        m->stopping = true;
+    }
+    m->wake.notify_all();
+    if (m->thread.joinable()) m->thread.join();
+}
+
+Result<std::unique_ptr<Engine>> Engine::load(const EngineConfig& config, const ProgressFn& progress) {
+    return catchErrors([&]() -> std::unique_ptr<Engine> {
+        auto impl = std::make_unique<Impl>();
+        impl->config = config;
+        impl->load(progress);
+        Impl* raw = impl.get();
+        std::unique_ptr<Engine> engine(new Engine(std::move(impl)));
+        raw->thread = std::thread([raw] { raw->run(); });
+        return engine;
+    });
+}
+
+RequestId Engine::submit(Request request, Sink sink) {
+    const RequestId id = m->nextId++;
+    // Tokenizing here, on the caller's thread, keeps the engine thread on the GPU/CPU math.
+    std::unique_ptr<Sequence> seq;
+    std::optional<Error> error;
+    try {
+        seq = m->prepare(request, id, sink);
+    } catch (const Error& e) {
+        error = e;
+    } catch (const std::exception& e) {
+        error = Error(ErrorCode::Internal, e.what());
+    }
+    {
+        std::lock_guard lock(m->mutex);
+        if (error) {
+            auto s = std::make_unique<Sequence>();
+            s->id = id;
+            s->sink = std::move(sink);
+            s->submitted = Clock::now();
+            m->rejectedInbox.emplace_back(std::move(s), *error);
+        } else {
+            m->inbox.push_back(std::move(seq));
+        }
+    }
+    m->wake.notify_one();
+    return id;
+}
+
+void Engine::cancel(RequestId id) {
+    {
+        std::lock_guard lock(m->mutex);
+        m->cancels.insert(id);
+    }
+    m->wake.notify_one();
+}
+
+EngineStats Engine::stats() const {
+    std::lock_guard lock(m->mutex);
+    return m->stats;
+}
+
+const ModelInfo& Engine::info() const { return m->info; }
+const EngineConfig& Engine::config() const { return m->config; }
+const Tokenizer& Engine::tokenizer() const { return *m->tokenizer; }
+const ChatTemplate& Engine::chatTemplate() const { return *m->chatTemplate; }
+int Engine::sessionLen() const { return m->sessionLen; }
+
+std::string Engine::renderChat(const std::vector<ChatMessage>& messages, bool addGenerationPrompt) const {
+    return m->chatTemplate->render(messages, addGenerationPrompt, m->tokenizer->bosToken(), m->tokenizer->eosToken());
+}
+
+}  // namespace lmw::engine

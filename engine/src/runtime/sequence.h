@@ -1,0 +1,36 @@
+#pragma once
+// One request's state inside the engine thread.
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "lmw/engine.h"
+#include "runtime/output_stream.h"
+
+namespace lmw::engine {
+
+using Clock = std::chrono::steady_clock;
+
+struct Sequence {
+    RequestId id = 0;
+    Sink sink;
+    SamplingParams sampling;
+    int topLogprobs = -1;
+    std::vector<int32_t> tokens;      // prompt + generated
+    size_t promptLen = 0;
+    int maxNewTokens = 0;             // already clipped to the session length
+    size_t numComputed = 0;           // tokens whose K/V are in the cache
+    std::vector<int32_t> blocks;      // block table
+    std::vector<uint64_t> blockHashes;  // prefix-cache chain hash of each full block published so far
+    std::unique_ptr<Sampler> sampler;
+    std::unique_ptr<OutputStream> output;
+    std::vector<int32_t> stopIds;
+    Clock::time_point submitted;
+    Clock::time_point firstToken;
+    bool hasFirstToken = false;
+
+    int generated() const { return int(tokens.size() - promptLen); }
+    size_t pending() const { return tokens.size() - numComputed; }
+};
+
+}  // namespace lmw::engine

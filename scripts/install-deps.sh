@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages LM Workbench builds and tests with (idempotent).
+set -euo pipefail
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+pkgs=(build-essential cmake pkg-config qt6-base-dev qt6-charts-dev libsentencepiece-dev
+      nlohmann-json3-dev libcpp-httplib-dev libcli11-dev xvfb xauth curl nodejs npm)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+# Node and npm may come from elsewhere on the machine; only ask apt when they are absent.
+command -v node >/dev/null && missing=("${missing[@]/nodejs}") && missing=("${missing[@]/npm}")
+missing=($(printf '%s\n' "${missing[@]}" | sed '/^$/d'))
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi

@@ -1,0 +1,46 @@
+#pragma once
+// The one place where failures become OpenAI-style error answers:
+// {"error": {"message", "type", "param", "code"}} with the matching HTTP status.
+#include <string>
+
+#include "lmw/error.h"
+#include "nlohmann/json.hpp"
+
+namespace lmw::server {
+
+struct ApiError {
+    int status = 500;
+    std::string message;
+    std::string type = "server_error";  // invalid_request_error, authentication_error, ...
+    std::string param;                  // empty -> null
+    std::string code;                   // empty -> null
+
+    nlohmann::json toJson() const;
+    std::string body() const;  // toJson() dumped, invalid UTF-8 replaced
+};
+
+// Thrown by request parsing; handlers catch it and send it.
+struct ApiException {
+    ApiError error;
+};
+
+ApiError badRequest(const std::string& message, const std::string& param = {}, const std::string& code = {});
+ApiError invalidJson(const std::string& detail);
+ApiError unauthorized();
+ApiError modelNotFound(const std::string& model);
+ApiError pathNotFound(const std::string& method, const std::string& path);
+ApiError methodNotAllowed(const std::string& method, const std::string& path);
+ApiError payloadTooLarge(size_t limit);
+ApiError serviceUnavailable(const std::string& status);
+ApiError contextLengthExceeded(int promptTokens, int sessionLen);
+// An engine failure (final Error event or a thrown lmw::Error).
+ApiError fromEngine(ErrorCode code, const std::string& message);
+// A status httplib set by itself (400 bad request line, 413, 414, 404 ...), when no handler ran.
+ApiError fromHttpStatus(int status, const std::string& method, const std::string& path, size_t bodyLimit);
+
+[[noreturn]] inline void fail(ApiError e) { throw ApiException{std::move(e)}; }
+
+// nlohmann dump that never throws on invalid UTF-8 (replaces it with U+FFFD).
+std::string dumpJson(const nlohmann::json& j);
+
+}  // namespace lmw::server

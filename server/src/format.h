@@ -1,0 +1,65 @@
+#pragma once
+// Response bodies and Server-Sent-Event chunks in OpenAI's exact shapes. Pure functions of plain
+// values, so the wire format is unit-tested without an engine.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "lmw/engine.h"
+#include "nlohmann/json.hpp"
+
+namespace lmw::server {
+
+struct UsageCounts {
+    int prompt = 0;
+    int completion = 0;
+};
+
+struct ChoiceResult {
+    int index = 0;
+    std::string text;
+    std::string finishReason;  // "stop", "length", "abort"
+    std::vector<engine::TokenLogprob> logprobs;
+};
+
+// Text of a token id (for top-logprob alternatives, which carry only ids).
+using TokenText = std::function<std::string(int32_t)>;
+
+// OpenAI's finish_reason: "stop", "length"; a cancelled request (server shutting down) is "abort".
+std::string finishReasonText(engine::FinishReason r);
+
+nlohmann::json usageJson(const UsageCounts& u);
+nlohmann::json chatLogprobs(const std::vector<engine::TokenLogprob>& lps, const TokenText& text);
+// textOffset: characters of choice text before the first of these tokens.
+nlohmann::json completionLogprobs(const std::vector<engine::TokenLogprob>& lps, const TokenText& text,
+                                  size_t textOffset);
+
+nlohmann::json chatCompletion(const std::string& id, int64_t created, const std::string& model,
+                              const std::vector<ChoiceResult>& choices, const UsageCounts& usage, bool logprobs,
+                              const TokenText& text);
+nlohmann::json textCompletion(const std::string& id, int64_t created, const std::string& model,
+                              const std::vector<ChoiceResult>& choices, const UsageCounts& usage, bool logprobs,
+                              const TokenText& text);
+
+// One streaming chunk with one choice. delta: {"role":..,"content":..} or {}; logprobs/finish
+// may be null. withUsageNull: stream_options.include_usage was asked, so every chunk has "usage": null.
+nlohmann::json chatChunk(const std::string& id, int64_t created, const std::string& model, int index,
+                         nlohmann::json delta, nlohmann::json logprobs, nlohmann::json finishReason,
+                         bool withUsageNull);
+nlohmann::json textChunk(const std::string& id, int64_t created, const std::string& model, int index,
+                         const std::string& text, nlohmann::json logprobs, nlohmann::json finishReason,
+                         bool withUsageNull);
+// The last chunk when include_usage was asked: no choices, only usage.
+nlohmann::json usageChunk(const std::string& object, const std::string& id, int64_t created,
+                          const std::string& model, const UsageCounts& usage);
+
+// "data: <json>\n\n"
+std::string sseEvent(const nlohmann::json& j);
+inline constexpr const char* kSseDone = "data: [DONE]\n\n";
+
+// "chatcmpl-" + 24 random alphanumerics
+std::string newCompletionId(const std::string& prefix);
+int64_t unixNow();
+
+}  // namespace lmw::server

@@ -1,0 +1,345 @@
+#include "protocol.h"
+
+#include <cmath>
+#include <limits>
+
+#include "api_error.h"
+
+namespace lmw::server {
+
+using nlohmann::json;
+
+namespace {
+
+const char* typeName(const json& v) {
+    switch (v.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::string: return "a string";
+    case json::value_t::array: return "an array";
+    case json::value_t::object: return "an object";
+    default: return "a number";
+    }
+}
+
+[[noreturn]] void wrongType(const std::string& param, const char* expected, const json& v) {
+    fail(badRequest("Invalid type for '" + param + "': expected " + expected + ", but got " + typeName(v) + ".",
+                    param, "invalid_type"));
+}
+
+[[noreturn]] void outOfRange(const std::string& param, const std::string& range) {
+    fail(badRequest("Invalid value for '" + param + "': must be " + range + ".", param, "invalid_value"));
+}
+
+// Absent and null mean "not given" (clients often send null for defaults).
+const json* field(const json& obj, const char* key) {
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return nullptr;
+    return &*it;
+}
+
+std::optional<bool> getBool(const json& obj, const char* key) {
+    const json* v = field(obj, key);
+    if (!v) return std::nullopt;
+    if (!v->is_boolean()) wrongType(key, "a boolean", *v);
+    return v->get<bool>();
+}
+
+// param: the field's full name for messages (e.g. "messages[2].role"); defaults to key.
+std::optional<std::string> getString(const json& obj, const char* key, const std::string& param = {}) {
+    const json* v = field(obj, key);
+    if (!v) return std::nullopt;
+    if (!v->is_string()) wrongType(param.empty() ? key : param, "a string", *v);
+    return v->get<std::string>();
+}
+
+std::optional<double> getNumber(const json& obj, const char* key, double lo, double hi, const std::string& range) {
+    const json* v = field(obj, key);
+    if (!v) return std::nullopt;
+    if (!v->is_number()) wrongType(key, "a number", *v);
+    double d = v->get<double>();
+    if (!std::isfinite(d) || d < lo || d > hi) outOfRange(key, range);
+    return d;
+}
+
+// Integers may arrive as 5 or 5.0 (some clients only have doubles); 5.5 is an error.
+std::optional<int64_t> getInt(const json& obj, const char* key, int64_t lo, int64_t hi, const std::string& range) {
+    const json* v = field(obj, key);
+    if (!v) return std::nullopt;
+    if (v->is_number_integer()) {
+        if (v->is_number_unsigned()) {
+            uint64_t u = v->get<uint64_t>();
+            if (u > static_cast<uint64_t>(hi) || static_cast<int64_t>(u) < lo) outOfRange(key, range);
+            return static_cast<int64_t>(u);
+        }
+        int64_t i = v->get<int64_t>();
+        if (i < lo || i > hi) outOfRange(key, range);
+        return i;
+    }
+    if (v->is_number_float()) {
+        double d = v->get<double>();
+        if (!std::isfinite(d) || d != std::floor(d)) wrongType(key, "an integer", *v);
+        if (d < static_cast<double>(lo) || d > static_cast<double>(hi)) outOfRange(key, range);
+        return static_cast<int64_t>(d);
+    }
+    wrongType(key, "an integer", *v);
+}
+
+std::vector<std::string> getStops(const json& obj) {
+    const json* v = field(obj, "stop");
+    std::vector<std::string> stops;
+    if (!v) return stops;
+    if (v->is_string()) {
+        if (!v->get_ref<const std::string&>().empty()) stops.push_back(v->get<std::string>());
+        return stops;
+    }
+    if (!v->is_array()) wrongType("stop", "a string or an array of strings", *v);
+    if (v->size() > static_cast<size_t>(kMaxStops))
+        outOfRange("stop", "at most " + std::to_string(kMaxStops) + " strings");
+    for (const auto& s : *v) {
+        if (!s.is_string()) wrongType("stop", "a string or an array of strings", s);
+        if (!s.get_ref<const std::string&>().empty()) stops.push_back(s.get<std::string>());
+    }
+    return stops;
+}
+
+GenerationFields parseGeneration(const json& body, bool chat) {
+    GenerationFields g;
+    if (auto m = getString(body, "model")) g.model = *m;
+    auto& s = g.sampling;
+    s.maxNewTokens = 0;
+    if (auto t = getNumber(body, "temperature", 0, 2, "between 0 and 2")) s.temperature = static_cast<float>(*t);
+    if (auto p = getNumber(body, "top_p", 0, 1, "greater than 0 and at most 1")) {
+        if (*p <= 0) outOfRange("top_p", "greater than 0 and at most 1");
+        s.topP = static_cast<float>(*p);
+    }
+    // top_k: 0 and -1 both mean "off" (OpenAI clients rarely send it; vLLM uses -1).
+    if (auto k = getInt(body, "top_k", -1, std::numeric_limits<int32_t>::max(), "-1, 0 (off) or a positive integer"))
+        s.topK = *k < 0 ? 0 : static_cast<int>(*k);
+    if (auto p = getNumber(body, "min_p", 0, 1, "between 0 and 1")) s.minP = static_cast<float>(*p);
+    if (auto p = getNumber(body, "presence_penalty", -2, 2, "between -2 and 2")) s.presencePenalty = static_cast<float>(*p);
+    if (auto p = getNumber(body, "frequency_penalty", -2, 2, "between -2 and 2")) s.frequencyPenalty = static_cast<float>(*p);
+    if (auto p = getNumber(body, "repetition_penalty", 0, 10, "greater than 0 and at most 10")) {
+        if (*p <= 0) outOfRange("repetition_penalty", "greater than 0 and at most 10");
+        s.repetitionPenalty = static_cast<float>(*p);
+    }
+    if (const json* v = field(body, "seed")) {
+        if (v->is_number_unsigned()) s.seed = v->get<uint64_t>();
+        else if (v->is_number_integer()) s.seed = static_cast<uint64_t>(v->get<int64_t>());
+        else wrongType("seed", "an integer", *v);
+    }
+    const char* maxKey = "max_tokens";
+    std::optional<int64_t> maxTokens;
+    if (chat && field(body, "max_completion_tokens")) {
+        maxKey = "max_completion_tokens";
+        maxTokens = getInt(body, maxKey, 1, std::numeric_limits<int32_t>::max(), "a positive integer");
+    }
+    if (!maxTokens) maxTokens = getInt(body, "max_tokens", 1, std::numeric_limits<int32_t>::max(), "a positive integer");
+    if (maxTokens) g.maxTokens = static_cast<int>(*maxTokens);
+    s.stop = getStops(body);
+    if (auto b = getBool(body, "ignore_eos")) s.ignoreEos = *b;
+    if (auto b = getBool(body, "skip_special_tokens")) s.skipSpecialTokens = *b;
+    if (auto n = getInt(body, "n", 1, kMaxChoices, "between 1 and " + std::to_string(kMaxChoices)))
+        g.n = static_cast<int>(*n);
+    if (auto b = getBool(body, "stream")) g.stream = *b;
+    if (const json* so = field(body, "stream_options")) {
+        if (!so->is_object()) wrongType("stream_options", "an object", *so);
+        if (!g.stream)
+            fail(badRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                            "stream_options", "invalid_value"));
+        if (const json* iu = field(*so, "include_usage")) {
+            if (!iu->is_boolean()) wrongType("stream_options.include_usage", "a boolean", *iu);
+            g.includeUsage = iu->get<bool>();
+        }
+    }
+    if (const json* u = field(body, "user"); u && !u->is_string()) wrongType("user", "a string", *u);
+    return g;
+}
+
+std::string messageContent(const json& msg, size_t index, const std::string& role) {
+    const std::string param = "messages[" + std::to_string(index) + "].content";
+    const json* c = field(msg, "content");
+    if (!c) {
+        if (role == "assistant") return {};  // an assistant turn may carry only tool calls
+        fail(badRequest("Missing required parameter: '" + param + "'.", param, "missing_required_parameter"));
+    }
+    if (c->is_string()) return c->get<std::string>();
+    if (!c->is_array()) wrongType(param, "a string or an array of content parts", *c);
+    std::string text;
+    for (size_t i = 0; i < c->size(); ++i) {
+        const json& part = (*c)[i];
+        const std::string pp = param + "[" + std::to_string(i) + "]";
+        if (!part.is_object()) wrongType(pp, "an object", part);
+        auto type = getString(part, "type", pp + ".type");
+        if (!type) fail(badRequest("Missing required parameter: '" + pp + ".type'.", pp + ".type", "missing_required_parameter"));
+        if (*type != "text")
+            fail(badRequest("Content part type '" + *type + "' is not supported by this model; only 'text' is.",
+                            pp + ".type", "unsupported_content_type"));
+        const json* t = field(part, "text");
+        if (!t) fail(badRequest("Missing required parameter: '" + pp + ".text'.", pp + ".text", "missing_required_parameter"));
+        if (!t->is_string()) wrongType(pp + ".text", "a string", *t);
+        if (!text.empty()) text += '\n';
+        text += t->get<std::string>();
+    }
+    return text;
+}
+
+void requireObject(const json& body) {
+    if (!body.is_object()) fail(badRequest("The request body must be a JSON object.", "", "invalid_json"));
+}
+
+}  // namespace
+
+int jsonDepth(const std::string& text, int limit) {
+    int depth = 0, maxDepth = 0;
+    bool inString = false, escaped = false;
+    for (char ch : text) {
+        if (inString) {
+            if (escaped) escaped = false;
+            else if (ch == '\\') escaped = true;
+            else if (ch == '"') inString = false;
+            continue;
+        }
+        if (ch == '"') inString = true;
+        else if (ch == '[' || ch == '{') {
+            if (++depth > maxDepth) maxDepth = depth;
+            if (maxDepth > limit) return maxDepth;
+        } else if (ch == ']' || ch == '}') --depth;
+    }
+    return maxDepth;
+}
+
+json parseBody(const std::string& body) {
+    if (body.empty()) fail(invalidJson("the body is empty"));
+    // JSON has no raw NUL (not even inside strings); nlohmann would stop reading at it.
+    if (body.find('\0') != std::string::npos) fail(invalidJson("the body contains a NUL byte"));
+    if (jsonDepth(body, kMaxJsonDepth) > kMaxJsonDepth)
+        fail(invalidJson("nesting is deeper than " + std::to_string(kMaxJsonDepth) + " levels"));
+    json j;
+    try {
+        j = json::parse(body);
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers like 1e999
+        fail(invalidJson(e.what()));
+    }
+    requireObject(j);
+    return j;
+}
+
+ChatRequest parseChatRequest(const json& body) {
+    requireObject(body);
+    ChatRequest r;
+    r.gen = parseGeneration(body, true);
+    const json* msgs = field(body, "messages");
+    if (!msgs) fail(badRequest("Missing required parameter: 'messages'.", "messages", "missing_required_parameter"));
+    if (!msgs->is_array()) wrongType("messages", "an array", *msgs);
+    if (msgs->empty()) fail(badRequest("'messages' must contain at least one message.", "messages", "empty_array"));
+    for (size_t i = 0; i < msgs->size(); ++i) {
+        const json& m = (*msgs)[i];
+        const std::string param = "messages[" + std::to_string(i) + "]";
+        if (!m.is_object()) wrongType(param, "an object", m);
+        auto role = getString(m, "role", param + ".role");
+        if (!role) fail(badRequest("Missing required parameter: '" + param + ".role'.", param + ".role", "missing_required_parameter"));
+        std::string rl = *role;
+        if (rl == "developer") rl = "system";  // newer OpenAI clients' name for the system turn
+        if (rl != "system" && rl != "user" && rl != "assistant")
+            fail(badRequest("Invalid value for '" + param + ".role': '" + *role +
+                                "'. Supported values are: 'system', 'developer', 'user' and 'assistant'.",
+                            param + ".role", "invalid_value"));
+        r.messages.push_back({rl, messageContent(m, i, rl)});
+    }
+    if (auto b = getBool(body, "logprobs")) r.logprobs = *b;
+    if (auto k = getInt(body, "top_logprobs", 0, kMaxTopLogprobs, "between 0 and " + std::to_string(kMaxTopLogprobs))) {
+        if (!r.logprobs)
+            fail(badRequest("'top_logprobs' requires 'logprobs' to be true.", "top_logprobs", "invalid_value"));
+        r.topLogprobs = static_cast<int>(*k);
+    }
+    if (const json* tools = field(body, "tools"); tools && !(tools->is_array() && tools->empty()))
+        fail(badRequest("Tool calling is not supported by this server.", "tools", "unsupported_parameter"));
+    if (const json* rf = field(body, "response_format")) {
+        if (!rf->is_object()) wrongType("response_format", "an object", *rf);
+        auto type = getString(*rf, "type");
+        if (type && *type != "text")
+            fail(badRequest("response_format type '" + *type + "' is not supported; only 'text' is.",
+                            "response_format", "unsupported_parameter"));
+    }
+    if (auto b = getBool(body, "add_generation_prompt")) r.addGenerationPrompt = *b;
+    return r;
+}
+
+CompletionRequest parseCompletionRequest(const json& body) {
+    requireObject(body);
+    CompletionRequest r;
+    r.gen = parseGeneration(body, false);
+    const json* p = field(body, "prompt");
+    if (!p) fail(badRequest("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter"));
+    auto idsOf = [](const json& arr, const std::string& param) {
+        PromptInput in;
+        in.isIds = true;
+        for (const auto& t : arr) {
+            if (!t.is_number_integer()) wrongType(param, "a string, an array of strings or of token ids", t);
+            int64_t v = t.get<int64_t>();
+            if (v < 0 || v > std::numeric_limits<int32_t>::max()) outOfRange(param, "valid token ids");
+            in.ids.push_back(static_cast<int32_t>(v));
+        }
+        if (in.ids.empty()) fail(badRequest("'" + param + "' must not be empty.", param, "empty_array"));
+        return in;
+    };
+    if (p->is_string()) {
+        r.prompts.push_back({p->get<std::string>(), {}, false});
+    } else if (p->is_array()) {
+        if (p->empty()) fail(badRequest("'prompt' must not be an empty array.", "prompt", "empty_array"));
+        if ((*p)[0].is_number_integer()) {
+            r.prompts.push_back(idsOf(*p, "prompt"));
+        } else {
+            for (size_t i = 0; i < p->size(); ++i) {
+                const json& e = (*p)[i];
+                const std::string param = "prompt[" + std::to_string(i) + "]";
+                if (e.is_string()) r.prompts.push_back({e.get<std::string>(), {}, false});
+                else if (e.is_array()) r.prompts.push_back(idsOf(e, param));
+                else wrongType(param, "a string or an array of token ids", e);
+            }
+        }
+    } else {
+        wrongType("prompt", "a string, an array of strings or of token ids", *p);
+    }
+    if (r.prompts.size() * static_cast<size_t>(r.gen.n) > static_cast<size_t>(kMaxChoices))
+        fail(badRequest("Too many choices: prompts x n must be at most " + std::to_string(kMaxChoices) + ".", "n",
+                        "invalid_value"));
+    if (auto b = getBool(body, "echo")) r.echo = *b;
+    if (auto s = getString(body, "suffix"); s && !s->empty())
+        fail(badRequest("'suffix' (fill-in-the-middle) is not supported by this model.", "suffix",
+                        "unsupported_parameter"));
+    if (auto lp = getInt(body, "logprobs", 0, kMaxTopLogprobs, "between 0 and " + std::to_string(kMaxTopLogprobs)))
+        r.logprobs = static_cast<int>(*lp);
+    if (r.echo && r.logprobs >= 0)
+        fail(badRequest("'echo' together with 'logprobs' (prompt logprobs) is not supported.", "echo",
+                        "unsupported_parameter"));
+    if (const json* bo = field(body, "best_of")) {
+        if (!bo->is_number_integer() || bo->get<int64_t>() != r.gen.n)
+            fail(badRequest("'best_of' is not supported (only best_of == n).", "best_of", "unsupported_parameter"));
+    }
+    return r;
+}
+
+EncodeRequest parseEncodeRequest(const json& body) {
+    requireObject(body);
+    EncodeRequest r;
+    const json* in = field(body, "input");
+    if (!in) fail(badRequest("Missing required parameter: 'input'.", "input", "missing_required_parameter"));
+    if (in->is_string()) {
+        r.inputs.push_back(in->get<std::string>());
+    } else if (in->is_array()) {
+        r.batch = true;
+        for (const auto& e : *in) {
+            if (!e.is_string()) wrongType("input", "a string or an array of strings", e);
+            r.inputs.push_back(e.get<std::string>());
+        }
+    } else {
+        wrongType("input", "a string or an array of strings", *in);
+    }
+    if (auto b = getBool(body, "do_preprocess")) r.doPreprocess = *b;
+    if (auto b = getBool(body, "add_bos")) r.addBos = *b;
+    return r;
+}
+
+}  // namespace lmw::server

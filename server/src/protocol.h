@@ -1,0 +1,70 @@
+#pragma once
+// Request bodies of the OpenAI API, parsed and validated into plain structs. Every failure throws
+// ApiException with a 400 naming the field, so handlers never see a half-valid request.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lmw/chat_template.h"
+#include "lmw/sampling.h"
+#include "nlohmann/json.hpp"
+
+namespace lmw::server {
+
+constexpr int kMaxJsonDepth = 64;  // deeper bodies are refused before parsing
+constexpr int kMaxChoices = 64;    // n
+constexpr int kMaxStops = 16;
+constexpr int kMaxTopLogprobs = 20;
+
+// Parses a request body into a JSON object (400 on broken JSON, invalid UTF-8, too deep nesting,
+// or anything but an object at the top).
+nlohmann::json parseBody(const std::string& body);
+
+// Fields chat and completions share.
+struct GenerationFields {
+    std::string model;                 // as sent; empty when absent
+    engine::SamplingParams sampling;   // maxNewTokens left at 0 when max_tokens is absent
+    std::optional<int> maxTokens;
+    int n = 1;
+    bool stream = false;
+    bool includeUsage = false;         // stream_options.include_usage
+};
+
+struct ChatRequest {
+    GenerationFields gen;
+    std::vector<engine::ChatMessage> messages;
+    bool addGenerationPrompt = true;
+    bool logprobs = false;
+    int topLogprobs = 0;
+};
+
+struct PromptInput {
+    std::string text;
+    std::vector<int32_t> ids;  // used when isIds
+    bool isIds = false;
+};
+
+struct CompletionRequest {
+    GenerationFields gen;
+    std::vector<PromptInput> prompts;  // one or more
+    bool echo = false;
+    int logprobs = -1;                 // -1: none
+};
+
+struct EncodeRequest {
+    std::vector<std::string> inputs;
+    bool batch = false;          // input was a list
+    bool doPreprocess = false;   // apply the chat template to each input as one user message
+    bool addBos = true;
+};
+
+ChatRequest parseChatRequest(const nlohmann::json& body);
+CompletionRequest parseCompletionRequest(const nlohmann::json& body);
+EncodeRequest parseEncodeRequest(const nlohmann::json& body);
+
+// Maximum nesting depth of a JSON text, counting only brackets outside strings. Stops counting
+// (returns > limit) as soon as limit is passed.
+int jsonDepth(const std::string& text, int limit);
+
+}  // namespace lmw::server

@@ -1,0 +1,305 @@
+// The engine thread under load: batching equals running alone, cancel, preemption, usage, seeds,
+// stop strings, UTF-8 streaming, prefix caching and request errors.
+#include <QtTest>
+
+#include <future>
+#include <thread>
+
+#include "lmw/engine.h"
+#include "test_util.h"
+
+using namespace lmw::engine;
+using lmw::test::modelDir;
+
+namespace {
+
+struct Generated {
+    std::vector<int32_t> ids;
+    std::string text;
+    std::vector<std::string> deltas;
+    FinishReason finish = FinishReason::None;
+    std::string error;
+    lmw::ErrorCode code = lmw::ErrorCode::Internal;
+    Usage usage;
+};
+
+// Collects a request's events; get() waits for the final one.
+class Collector {
+public:
+    Sink sink() {
+        return [this](const Event& ev) {
+            m_g.ids.insert(m_g.ids.end(), ev.tokens.begin(), ev.tokens.end());
+            m_g.text += ev.text;
+            if (!ev.text.empty()) m_g.deltas.push_back(ev.text);
+            if (ev.final) {
+                m_g.finish = ev.finish;
+                m_g.error = ev.error;
+                m_g.code = ev.errorCode;
+                m_g.usage = ev.usage;
+                m_done.set_value(m_g);
+            }
+        };
+    }
+    Generated get() { return m_future.get(); }
+
+private:
+    Generated m_g;
+    std::promise<Generated> m_done;
+    std::shared_future<Generated> m_future = m_done.get_future().share();
+};
+
+Generated run(Engine& e, Request r) {
+    Collector c;
+    e.submit(std::move(r), c.sink());
+    return c.get();
+}
+
+std::unique_ptr<Engine> load(EngineConfig c) {
+    c.backend = "cpu";
+    c.threads = 2;
+    if (c.modelDir.empty()) c.modelDir = modelDir();
+    auto r = Engine::load(c);
+    if (!r) qFatal("load failed: %s", r.error().what());
+    return std::move(r.value());
+}
+
+Request greedy(const std::string& prompt, int n) {
+    Request r;
+    r.prompt = prompt;
+    r.sampling.temperature = 0;
+    r.sampling.maxNewTokens = n;
+    r.sampling.ignoreEos = true;
+    return r;
+}
+
+bool validUtf8(const std::string& s) {
+    const QByteArray b(s.data(), qsizetype(s.size()));
+    return completeUtf8Prefix(s) == s.size() && QString::fromUtf8(b).toUtf8() == b;
+}
+
+const char* kPrompts[] = {"Once upon a time", "Lily and Ben went to the park.", "The cat sat on the mat. It was",
+                          "Tom had a red ball", "One day, a little bird", "The sun was shining and",
+                          "Sue wanted to bake a cake for her mom, so she", "A big dog", "The little boat",
+                          "Max found a shiny stone near the river. He picked it up and", "Anna", "Zoo",
+                          "Once there was a tiny frog who lived in a pond", "The king", "It was raining", "Bob"};
+
+int64_t blocksUsed(Engine& e) {
+    // Stats are refreshed by the engine thread after each step; give it a moment.
+    for (int i = 0; i < 200; ++i) {
+        auto s = e.stats();
+        if (s.running == 0 && s.waiting == 0) return s.kvBlocksUsed;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return e.stats().kvBlocksUsed;
+}
+
+}  // namespace
+
+class TestRuntime : public QObject {
+    Q_OBJECT
+private slots:
+    void concurrentRequestsEqualRunningAlone() {
+        auto e = load({});
+        std::vector<Generated> alone;
+        for (int i = 0; i < 16; ++i) alone.push_back(run(*e, greedy(kPrompts[i], 20 + 5 * i)));
+        std::vector<Collector> together(16);
+        std::vector<std::thread> threads;
+        for (int t = 0; t < 4; ++t)
+            threads.emplace_back([&, t] {
+                for (int i = t; i < 16; i += 4) e->submit(greedy(kPrompts[i], 20 + 5 * i), together[size_t(i)].sink());
+            });
+        for (auto& t : threads) t.join();
+        for (int i = 0; i < 16; ++i) {
+            const Generated g = together[size_t(i)].get();
+            QCOMPARE(g.finish, FinishReason::Length);
+            QCOMPARE(g.ids, alone[size_t(i)].ids);
+            QCOMPARE(int(g.ids.size()), 20 + 5 * i);
+            QCOMPARE(g.usage.completionTokens, 20 + 5 * i);
+            QCOMPARE(g.usage.promptTokens, int(e->tokenizer().encode(kPrompts[i]).size()));
+        }
+        QCOMPARE(blocksUsed(*e), int64_t(0));
+    }
+
+    void cancelReturnsBlocks() {
+        auto e = load({});
+        Collector c;
+        std::atomic<int> seen{0};
+        std::promise<void> started;
+        bool signalled = false;
+        const RequestId id = e->submit(greedy("Once upon a time", 400), [&](const Event& ev) {
+            c.sink()(ev);
+            if (++seen == 5 && !signalled) {
+                signalled = true;
+                started.set_value();
+            }
+        });
+        started.get_future().wait();
+        e->cancel(id);
+        const Generated g = c.get();
+        QCOMPARE(g.finish, FinishReason::Cancelled);
+        QVERIFY(g.ids.size() < 400);
+        QCOMPARE(g.usage.completionTokens, int(g.ids.size()));
+        QCOMPARE(blocksUsed(*e), int64_t(0));
+    }
+
+    void burstBeyondCapacityAllComplete() {
+        // 8 blocks of 64 tokens = 512 tokens of KV; 12 requests of ~130 tokens need 3x that.
+        EngineConfig c;
+        c.cacheBlocks = 8;
+        c.sessionLen = 512;
+        auto e = load(c);
+        QCOMPARE(e->stats().kvTokenCapacity, int64_t(8 * 64));
+        std::vector<Generated> alone;
+        for (int i = 0; i < 12; ++i) alone.push_back(run(*e, greedy(kPrompts[i], 120)));
+        std::vector<Collector> burst(12);
+        for (int i = 0; i < 12; ++i) e->submit(greedy(kPrompts[i], 120), burst[size_t(i)].sink());
+        for (int i = 0; i < 12; ++i) {
+            const Generated g = burst[size_t(i)].get();
+            QVERIFY2(g.finish == FinishReason::Length, g.error.c_str());
+            QCOMPARE(g.ids, alone[size_t(i)].ids);  // preemption by recompute changes nothing
+            QCOMPARE(g.usage.completionTokens, 120);
+        }
+        QVERIFY(e->stats().preemptions > 0);
+        QCOMPARE(blocksUsed(*e), int64_t(0));
+    }
+
+    void seededSamplingRepeats() {
+        auto e = load({});
+        Request r;
+        r.prompt = "Once upon a time";
+        r.sampling.temperature = 1.0f;
+        r.sampling.topP = 0.95f;
+        r.sampling.maxNewTokens = 48;
+        r.sampling.seed = 1234;
+        const Generated a = run(*e, r), b = run(*e, r);
+        QCOMPARE(a.ids, b.ids);
+        r.sampling.seed = 99;
+        std::vector<Generated> others;
+        bool differs = false;
+        for (int i = 0; i < 3 && !differs; ++i) {
+            r.sampling.seed = 99 + uint64_t(i);
+            differs = run(*e, r).ids != a.ids;
+        }
+        QVERIFY(differs);
+    }
+
+    void multiByteTextStreamsWhole() {
+        auto e = load({});
+        Request r = greedy("日本語 émoji 🙂 Once upon a time", 40);
+        r.sampling.temperature = 1.0f;
+        r.sampling.seed = 7;
+        // Byte-fallback tokens that form multi-byte characters are likely when sampling from a
+        // prompt full of them; every delta must still be whole UTF-8.
+        for (int i = 0; i < 8; ++i) {
+            r.sampling.seed = uint64_t(i);
+            const Generated g = run(*e, r);
+            for (const auto& d : g.deltas) QVERIFY2(validUtf8(d), d.c_str());
+            // The completion continues the prompt's text exactly (a leading space included).
+            std::vector<int32_t> all = e->tokenizer().encode(r.prompt);
+            const std::string prompt = e->tokenizer().decode(all);
+            all.insert(all.end(), g.ids.begin(), g.ids.end());
+            QCOMPARE(prompt + g.text, e->tokenizer().decode(all));
+        }
+        // And the same for a fixed sequence of byte tokens: "🙂" is 4 byte-fallback tokens.
+        const auto ids = e->tokenizer().encode("日本語 🙂", false);
+        StreamDecoder dec(e->tokenizer());
+        std::string all;
+        for (int32_t id : ids) {
+            const std::string d = dec.push(id);
+            QVERIFY(validUtf8(d));
+            all += d;
+        }
+        all += dec.flush();
+        QCOMPARE(all, std::string("日本語 🙂"));
+    }
+
+    void stopStringsEndGeneration() {
+        auto e = load({});
+        const Generated full = run(*e, greedy("Once upon a time", 64));
+        // Stop at the first occurrence of a word that is in the greedy text.
+        const std::string stop = "Lily";
+        const size_t at = full.text.find(stop);
+        QVERIFY(at != std::string::npos);
+        Request r = greedy("Once upon a time", 64);
+        r.sampling.stop = {stop};
+        const Generated g = run(*e, r);
+        QCOMPARE(g.finish, FinishReason::Stop);
+        QCOMPARE(g.text, full.text.substr(0, at));
+        // A stop id ends generation at that token.
+        Request r2 = greedy("Once upon a time", 64);
+        r2.sampling.stopIds = {full.ids[10]};
+        const Generated g2 = run(*e, r2);
+        QCOMPARE(g2.finish, FinishReason::Stop);
+        QVERIFY(g2.ids.size() <= 11);
+        QCOMPARE(g2.ids.back(), full.ids[10]);
+    }
+
+    void badRequestsEndWithClearErrors() {
+        EngineConfig c;
+        c.sessionLen = 64;
+        auto e = load(c);
+        Request empty;
+        Generated g = run(*e, empty);
+        QCOMPARE(g.finish, FinishReason::Error);
+        QVERIFY2(g.error.find("empty") != std::string::npos, g.error.c_str());
+
+        std::string longPrompt;
+        for (int i = 0; i < 40; ++i) longPrompt += "Once upon a time ";
+        g = run(*e, greedy(longPrompt, 8));
+        QCOMPARE(g.finish, FinishReason::Error);
+        QCOMPARE(g.code, lmw::ErrorCode::ContextLengthExceeded);
+
+        Request bad = greedy("Hi", 8);
+        bad.sampling.temperature = -1;
+        g = run(*e, bad);
+        QCOMPARE(g.finish, FinishReason::Error);
+        QVERIFY2(g.error.find("temperature") != std::string::npos, g.error.c_str());
+
+        // Generation that reaches the session length ends with "length", not an error.
+        Request tooMany = greedy("Once upon a time", 1000);
+        g = run(*e, tooMany);
+        QCOMPARE(g.finish, FinishReason::Length);
+        QCOMPARE(g.usage.promptTokens + g.usage.completionTokens, 64);
+
+        // The engine keeps serving.
+        QCOMPARE(run(*e, greedy("Once upon a time", 5)).ids.size(), size_t(5));
+    }
+
+    void prefixCacheReusesBlocks() {
+        EngineConfig c;
+        c.enablePrefixCaching = true;
+        auto e = load(c);
+        auto plain = load({});
+        std::string system;
+        for (int i = 0; i < 12; ++i) system += "Lily and Ben went to the park. ";
+        const Request r = greedy(system + "Then", 24);
+        const Generated first = run(*e, r);
+        QCOMPARE(e->stats().prefixCacheHitBlocks, int64_t(0));
+        const Generated second = run(*e, r);
+        QVERIFY(e->stats().prefixCacheHitBlocks > 0);
+        QCOMPARE(second.ids, first.ids);
+        QCOMPARE(run(*plain, r).ids, first.ids);
+        const Generated other = run(*e, greedy(system + "One day", 24));
+        QCOMPARE(other.ids, run(*plain, greedy(system + "One day", 24)).ids);
+    }
+
+    void chatRequestsUseTheTemplate() {
+        auto e = load({});
+        Request r;
+        r.messages = {{"system", "Be brief."}, {"user", "Tell me a story."}};
+        r.sampling.temperature = 0;
+        r.sampling.maxNewTokens = 16;
+        const Generated chat = run(*e, r);
+        const std::string rendered = e->renderChat(r.messages);
+        QVERIFY(rendered.find("Tell me a story.") != std::string::npos);
+        Request raw;
+        raw.promptIds = e->tokenizer().encode(rendered,
+                                              !(rendered.rfind(e->tokenizer().bosToken(), 0) == 0) && e->tokenizer().addBos());
+        raw.sampling = r.sampling;
+        QCOMPARE(chat.usage.promptTokens, int(raw.promptIds.size()));
+        QCOMPARE(chat.ids, run(*e, raw).ids);
+    }
+};
+
+QTEST_GUILESS_MAIN(TestRuntime)
+#include "test_runtime.moc"

@@ -1,0 +1,102 @@
+// Wire format: OpenAI's exact JSON shapes for responses and Server-Sent-Event chunks.
+#include <QtTest>
+
+#include "../../server/src/api_error.h"
+#include "../../server/src/format.h"
+
+using namespace lmw::server;
+using nlohmann::json;
+
+class TestFormat : public QObject {
+    Q_OBJECT
+private slots:
+    void sseFraming() {
+        QCOMPARE(sseEvent(json{{"a", 1}}), std::string("data: {\"a\":1}\n\n"));
+        QCOMPARE(std::string(kSseDone), std::string("data: [DONE]\n\n"));
+    }
+
+    void roleChunkThenContentThenFinish() {
+        json role = chatChunk("chatcmpl-1", 1700000000, "m", 0, {{"role", "assistant"}, {"content", ""}}, nullptr, nullptr, false);
+        QCOMPARE(role.dump(),
+                 std::string(R"({"choices":[{"delta":{"content":"","role":"assistant"},"finish_reason":null,"index":0,"logprobs":null}],)"
+                             R"("created":1700000000,"id":"chatcmpl-1","model":"m","object":"chat.completion.chunk","system_fingerprint":null})"));
+        json last = chatChunk("chatcmpl-1", 1, "m", 2, json::object(), nullptr, "stop", true);
+        QCOMPARE(last["choices"][0]["delta"], json::object());
+        QCOMPARE(last["choices"][0]["finish_reason"], json("stop"));
+        QCOMPARE(last["choices"][0]["index"], json(2));
+        QVERIFY(last.contains("usage") && last["usage"].is_null());
+        QVERIFY(!role.contains("usage"));  // only with stream_options.include_usage
+    }
+
+    void usageChunkHasNoChoices() {
+        json u = usageChunk("chat.completion.chunk", "id", 5, "m", {7, 3});
+        QCOMPARE(u["choices"], json::array());
+        QCOMPARE(u["usage"], json({{"prompt_tokens", 7}, {"completion_tokens", 3}, {"total_tokens", 10}}));
+        QCOMPARE(u["object"], json("chat.completion.chunk"));
+    }
+
+    void chatCompletionShape() {
+        std::vector<ChoiceResult> choices = {{0, "Hello", "stop", {}}, {1, "Hi", "length", {}}};
+        json c = chatCompletion("chatcmpl-x", 42, "stories", choices, {5, 4}, false, {});
+        QCOMPARE(c["object"], json("chat.completion"));
+        QCOMPARE(c["model"], json("stories"));
+        QCOMPARE(c["created"], json(42));
+        QCOMPARE(c["choices"].size(), size_t(2));
+        QCOMPARE(c["choices"][0]["message"]["role"], json("assistant"));
+        QCOMPARE(c["choices"][0]["message"]["content"], json("Hello"));
+        QCOMPARE(c["choices"][1]["finish_reason"], json("length"));
+        QVERIFY(c["choices"][0]["logprobs"].is_null());
+        QCOMPARE(c["usage"]["total_tokens"], json(9));
+    }
+
+    void chatLogprobsShape() {
+        lmw::engine::TokenLogprob lp{65, "A", -0.25f, {{65, -0.25f}, {66, -1.5f}}};
+        json c = chatCompletion("id", 1, "m", {{0, "A", "length", {lp}}}, {1, 1}, true,
+                                [](int32_t id) { return std::string(1, char(id)); });
+        json content = c["choices"][0]["logprobs"]["content"];
+        QCOMPARE(content.size(), size_t(1));
+        QCOMPARE(content[0]["token"], json("A"));
+        QCOMPARE(content[0]["logprob"].get<double>(), -0.25);
+        QCOMPARE(content[0]["bytes"], json({65}));
+        QCOMPARE(content[0]["top_logprobs"][1]["token"], json("B"));
+        QCOMPARE(content[0]["top_logprobs"][1]["logprob"].get<double>(), -1.5);
+    }
+
+    void completionShapeAndLogprobs() {
+        lmw::engine::TokenLogprob a{1, "Once", -0.5f, {{1, -0.5f}}};
+        lmw::engine::TokenLogprob b{2, " upon", -1.0f, {{2, -1.0f}}};
+        json c = textCompletion("cmpl-1", 3, "m", {{0, "Once upon", "length", {a, b}}}, {2, 2}, true,
+                                [](int32_t id) { return id == 1 ? std::string("Once") : std::string(" upon"); });
+        QCOMPARE(c["object"], json("text_completion"));
+        QCOMPARE(c["choices"][0]["text"], json("Once upon"));
+        json lp = c["choices"][0]["logprobs"];
+        QCOMPARE(lp["tokens"], json({"Once", " upon"}));
+        QCOMPARE(lp["text_offset"], json({0, 4}));
+        QCOMPARE(lp["top_logprobs"][1][" upon"].get<double>(), -1.0);
+        json chunk = textChunk("cmpl-1", 3, "m", 0, " upon", nullptr, nullptr, false);
+        QCOMPARE(chunk["choices"][0]["text"], json(" upon"));
+        QCOMPARE(chunk["object"], json("text_completion"));
+    }
+
+    void finishReasons() {
+        using lmw::engine::FinishReason;
+        QCOMPARE(finishReasonText(FinishReason::Stop), std::string("stop"));
+        QCOMPARE(finishReasonText(FinishReason::Length), std::string("length"));
+        QCOMPARE(finishReasonText(FinishReason::Cancelled), std::string("abort"));
+    }
+
+    void invalidUtf8NeverThrows() {
+        std::string s = sseEvent(json{{"content", std::string("a\xff" "b")}});
+        QCOMPARE(s, std::string("data: {\"content\":\"a\xEF\xBF\xBD" "b\"}\n\n"));
+    }
+
+    void idsAreUnique() {
+        std::string a = newCompletionId("chatcmpl-"), b = newCompletionId("chatcmpl-");
+        QCOMPARE(a.size(), size_t(9 + 24));
+        QVERIFY(a != b);
+        QVERIFY(a.rfind("chatcmpl-", 0) == 0);
+    }
+};
+
+QTEST_GUILESS_MAIN(TestFormat)
+#include "test_format.moc"

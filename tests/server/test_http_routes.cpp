@@ -1,0 +1,164 @@
+// The HTTP layer without a model: routing, 404/405, auth, CORS, body limit, 503 while loading,
+// the docs and the request log. (Generation is tested against a real `lmw serve` in tests/e2e.)
+#include <QtTest>
+
+#include <mutex>
+
+#include "http_client.h"
+#include "lmw/server.h"
+#include "nlohmann/json.hpp"
+
+using namespace lmw::server;
+using lmw::test::request;
+using nlohmann::json;
+
+class TestHttpRoutes : public QObject {
+    Q_OBJECT
+    Server m_server;
+    int m_port = 0;
+    std::mutex m_logMutex;
+    std::vector<RequestLogEntry> m_log;
+
+    static json error(const lmw::test::HttpReply& r) { return json::parse(r.body)["error"]; }
+
+private slots:
+    void initTestCase() {
+        ServerOptions o;
+        o.modelName = "test-model";
+        o.apiKeys = {"secret"};
+        o.allowOrigins = {"http://allowed.example"};
+        o.bodyLimit = 4096;
+        o.threads = 8;
+        o.requestLog = [this](const RequestLogEntry& e) {
+            std::lock_guard lock(m_logMutex);
+            m_log.push_back(e);
+        };
+        m_server.setLoadingStatus("weights 40%");
+        auto r = m_server.start("127.0.0.1", 0, o);
+        QVERIFY2(r.ok(), r.ok() ? "" : r.error().what());
+        m_port = r.value();
+        QVERIFY(m_port > 0);
+        QVERIFY(m_server.isRunning());
+        QCOMPARE(m_server.url(), "http://127.0.0.1:" + std::to_string(m_port));
+    }
+
+    void healthIs503WhileLoadingAndNeedsNoKey() {
+        auto r = request(m_port, "GET", "/health");
+        QCOMPARE(r.status, 503);
+        QCOMPARE(json::parse(r.body)["status"], json("loading"));
+        QCOMPARE(json::parse(r.body)["detail"], json("weights 40%"));
+    }
+
+    void generationIs503WhileLoading() {
+        auto r = request(m_port, "POST", "/v1/chat/completions", R"({"messages":[{"role":"user","content":"hi"}]})",
+                         "Authorization: Bearer secret\r\n");
+        QCOMPARE(r.status, 503);
+        QCOMPARE(error(r)["code"], json("model_loading"));
+        QVERIFY(error(r)["message"].get<std::string>().find("weights 40%") != std::string::npos);
+        QCOMPARE(r.headers["content-type"], std::string("application/json"));
+    }
+
+    void apiKeys() {
+        auto none = request(m_port, "GET", "/v1/models");
+        QCOMPARE(none.status, 401);
+        QCOMPARE(error(none)["code"], json("invalid_api_key"));
+        QCOMPARE(none.headers["www-authenticate"], std::string("Bearer"));
+        QCOMPARE(request(m_port, "GET", "/v1/models", "", "Authorization: Bearer wrong\r\n").status, 401);
+        QCOMPARE(request(m_port, "GET", "/v1/models", "", "Authorization: Bearer secretX\r\n").status, 401);
+        QCOMPARE(request(m_port, "GET", "/v1/models", "", "Authorization: Basic c2VjcmV0\r\n").status, 401);
+        QCOMPARE(request(m_port, "GET", "/v1/models", "", "Authorization: Bearer secret\r\n").status, 503);  // right key, no model
+        QCOMPARE(request(m_port, "GET", "/metrics").status, 401);
+        QCOMPARE(request(m_port, "GET", "/openapi.json").status, 200);  // docs stay open
+    }
+
+    void unknownPathAndMethod() {
+        auto r = request(m_port, "GET", "/v2/nothing");
+        QCOMPARE(r.status, 404);
+        QCOMPARE(error(r)["code"], json("unknown_url"));
+        auto m = request(m_port, "DELETE", "/v1/models");
+        QCOMPARE(m.status, 405);
+        QCOMPARE(m.headers["allow"], std::string("GET"));
+        QCOMPARE(error(m)["code"], json("method_not_allowed"));
+        QCOMPARE(request(m_port, "GET", "/v1/chat/completions").status, 405);
+        QCOMPARE(request(m_port, "PUT", "/v1/completions", "{}").status, 405);
+    }
+
+    void bodyLimit() {
+        auto r = request(m_port, "POST", "/v1/completions", std::string(8000, ' '), "Authorization: Bearer secret\r\n");
+        QCOMPARE(r.status, 413);
+        QCOMPARE(error(r)["code"], json("payload_too_large"));
+        QVERIFY(error(r)["message"].get<std::string>().find("4096") != std::string::npos);
+    }
+
+    void cors() {
+        auto pre = request(m_port, "OPTIONS", "/v1/chat/completions", "",
+                           "Origin: http://allowed.example\r\nAccess-Control-Request-Method: POST\r\n"
+                           "Access-Control-Request-Headers: authorization, content-type\r\n");
+        QCOMPARE(pre.status, 204);
+        QCOMPARE(pre.headers["access-control-allow-origin"], std::string("http://allowed.example"));
+        QCOMPARE(pre.headers["access-control-allow-methods"], std::string("POST, OPTIONS"));
+        QCOMPARE(pre.headers["access-control-allow-headers"], std::string("authorization, content-type"));
+        auto other = request(m_port, "OPTIONS", "/v1/chat/completions", "",
+                             "Origin: http://evil.example\r\nAccess-Control-Request-Method: POST\r\n");
+        QCOMPARE(other.headers.count("access-control-allow-origin"), size_t(0));
+        auto get = request(m_port, "GET", "/health", "", "Origin: http://allowed.example\r\n");
+        QCOMPARE(get.headers["access-control-allow-origin"], std::string("http://allowed.example"));
+        auto err = request(m_port, "GET", "/v1/models", "", "Origin: http://allowed.example\r\n");  // 401 too
+        QCOMPARE(err.status, 401);
+        QCOMPARE(err.headers["access-control-allow-origin"], std::string("http://allowed.example"));
+    }
+
+    void docs() {
+        auto spec = request(m_port, "GET", "/openapi.json");
+        QCOMPARE(spec.status, 200);
+        json j = json::parse(spec.body);
+        QCOMPARE(j["openapi"], json("3.0.3"));
+        for (const char* p : {"/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/encode", "/health", "/metrics"})
+            QVERIFY2(j["paths"].contains(p), p);
+        auto page = request(m_port, "GET", "/");
+        QCOMPARE(page.status, 200);
+        QVERIFY(page.headers["content-type"].rfind("text/html", 0) == 0);
+        QVERIFY(page.body.find("<title>LM Workbench API</title>") != std::string::npos);
+        if (page.body.find("swagger-ui-bundle.js") != std::string::npos) {
+            auto js = request(m_port, "GET", "/docs/swagger-ui-bundle.js");
+            QCOMPARE(js.status, 200);
+            QVERIFY(js.body.size() > 100000);
+            QCOMPARE(request(m_port, "GET", "/docs/swagger-ui.css").status, 200);
+        }
+        QCOMPARE(request(m_port, "GET", "/docs/nothing.js").status, 404);
+    }
+
+    void metricsAndLog() {
+        auto m = request(m_port, "GET", "/metrics", "", "Authorization: Bearer secret\r\n");
+        QCOMPARE(m.status, 200);
+        QVERIFY(m.body.find("lmw_model_loaded{model=\"test-model\"} 0\n") != std::string::npos);
+        QVERIFY(m.body.find("lmw_http_requests_total{endpoint=\"/health\",status=\"503\"} 2\n") != std::string::npos);
+        QVERIFY(m.body.find("lmw_http_requests_total{endpoint=\"other\",status=\"404\"}") != std::string::npos);
+        std::lock_guard lock(m_logMutex);
+        QVERIFY(m_log.size() >= 10);
+        const auto& first = m_log.front();
+        QCOMPARE(first.endpoint, std::string("/health"));
+        QCOMPARE(first.method, std::string("GET"));
+        QCOMPARE(first.status, 503);
+        QVERIFY(first.client.rfind("127.0.0.1:", 0) == 0);
+        QVERIFY(first.totalSeconds >= 0 && first.totalSeconds < 5);
+    }
+
+    void stopAndRestart() {
+        m_server.stop();
+        QVERIFY(!m_server.isRunning());
+        QCOMPARE(request(m_port, "GET", "/health").status, 0);  // nobody listens
+        m_server.stop();  // twice is fine
+        auto r = m_server.start("127.0.0.1", m_port, {});
+        QVERIFY2(r.ok(), r.ok() ? "" : r.error().what());
+        QCOMPARE(request(m_port, "GET", "/health").status, 503);
+        Server other;
+        auto clash = other.start("127.0.0.1", m_port, {});
+        QVERIFY(!clash.ok());
+        QVERIFY(std::string(clash.error().what()).find(std::to_string(m_port)) != std::string::npos);
+        m_server.stop();
+    }
+};
+
+QTEST_GUILESS_MAIN(TestHttpRoutes)
+#include "test_http_routes.moc"
