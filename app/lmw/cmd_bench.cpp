@@ -10,6 +10,9 @@
 #include <thread>
 
 #include "backend/cpu/membw.h"
+#ifdef LMW_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 #include "commands.h"
 #include "engine_options.h"
 #include "model/model_writer.h"
@@ -128,14 +131,17 @@ void benchThroughput(engine::Engine& e, int requests, int concurrency, int promp
     const double wall = Seconds(Clock::now() - start).count();
     int ok = 0, tokens = 0;
     std::vector<double> ttft, itl;
+    std::string firstError;
     for (const auto& r : results) {
         ok += r.ok;
+        if (!r.ok && firstError.empty()) firstError = r.error;
         tokens += r.outputTokens;
         ttft.push_back(r.ttft);
         itl.insert(itl.end(), r.itl.begin(), r.itl.end());
     }
     std::printf("throughput: %d requests (%d ok), concurrency %d, prompt %d, output %d tokens\n", requests, ok,
                 concurrency, promptLen, outputLen);
+    if (!firstError.empty()) std::printf("  first error: %s\n", firstError.c_str());
     std::printf("  %.2f requests/s, %.1f output tok/s, wall %.2f s\n", results.size() / wall, tokens / wall, wall);
     std::printf("  time to first token ms: p50 %.1f  p90 %.1f  p99 %.1f\n", 1e3 * percentile(ttft, 50),
                 1e3 * percentile(ttft, 90), 1e3 * percentile(ttft, 99));
@@ -143,27 +149,29 @@ void benchThroughput(engine::Engine& e, int requests, int concurrency, int promp
                 1e3 * percentile(itl, 90), 1e3 * percentile(itl, 99));
 }
 
-// ~100M parameters, Llama-shaped, with the tokenizer of a real model (its vocabulary size).
-std::string writeSyntheticModel(const std::string& tokenizerFrom, const std::string& dtypeName) {
+// A Llama-shaped model with random weights and the tokenizer of a real model (its vocabulary):
+// "100m" (~100M parameters) for CPU runs, "7b" (Llama-2-7B's layer shapes) for GPU runs.
+std::string writeSyntheticModel(const std::string& tokenizerFrom, const std::string& size, const std::string& dtypeName) {
     engine::ModelConfig cfg = engine::parseModelConfig(tokenizerFrom);
     cfg.architecture = "LlamaForCausalLM";
     cfg.family = "llama";
-    cfg.hiddenSize = 768;
-    cfg.intermediateSize = 2048;
-    cfg.numLayers = 14;
-    cfg.numHeads = 12;
-    cfg.numKvHeads = 12;
-    cfg.headDim = 64;
-    cfg.maxPositionEmbeddings = 2048;
+    if (size == "7b") {
+        cfg.hiddenSize = 4096, cfg.intermediateSize = 11008, cfg.numLayers = 32;
+        cfg.numHeads = 32, cfg.numKvHeads = 32, cfg.headDim = 128, cfg.maxPositionEmbeddings = 4096;
+    } else {
+        cfg.hiddenSize = 768, cfg.intermediateSize = 2048, cfg.numLayers = 14;
+        cfg.numHeads = 12, cfg.numKvHeads = 12, cfg.headDim = 64, cfg.maxPositionEmbeddings = 2048;
+    }
     cfg.ropeScaling = {};
     cfg.tieWordEmbeddings = false;
     cfg.qkvBias = false;
     cfg.awq = false;
     DType dt = DType::BF16;
     dtypeFromName(dtypeName, dt);
-    const std::string dir = (std::filesystem::temp_directory_path() / ("lmw-bench-100m-" + dtypeName)).string();
+    const std::string dir =
+        (std::filesystem::temp_directory_path() / ("lmw-bench-" + size + "-" + dtypeName)).string();
     if (!std::filesystem::exists(dir + "/model.safetensors")) {
-        std::fprintf(stderr, "writing a random ~100M-parameter model to %s\n", dir.c_str());
+        std::fprintf(stderr, "writing a random %s-parameter Llama-shaped model to %s\n", size.c_str(), dir.c_str());
         engine::writeRandomLlama(dir, cfg, dt, 42, tokenizerFrom);
     }
     return dir;
@@ -172,13 +180,14 @@ std::string writeSyntheticModel(const std::string& tokenizerFrom, const std::str
 void setupBench(CLI::App& app) {
     auto* cmd = app.add_subcommand("bench", "Measure decode speed (vs memory bandwidth) and throughput");
     static engine::EngineConfig config;
-    static bool synthetic = false;
+    static std::string synthetic;
     static std::string dtype = "BF16";
     static int promptLen = 32, decodeTokens = 128;
     static int requests = 0, concurrency = 16, tpPrompt = 128, tpOutput = 128;
     addEngineOptions(cmd, config);
-    cmd->add_flag("--synthetic-100m", synthetic,
-                  "also write and benchmark a random ~100M-parameter Llama-shaped model (tokenizer from MODEL)");
+    cmd->add_option("--synthetic", synthetic,
+                    "also write and benchmark a random Llama-shaped model of this size (tokenizer from MODEL)")
+        ->check(CLI::IsMember({"100m", "7b"}));
     cmd->add_option("--synthetic-dtype", dtype, "F32, F16 or BF16")->check(CLI::IsMember({"F32", "F16", "BF16"}));
     cmd->add_option("--prompt-len", promptLen, "decode test: prompt tokens");
     cmd->add_option("--decode-tokens", decodeTokens, "decode test: tokens generated");
@@ -188,7 +197,7 @@ void setupBench(CLI::App& app) {
     cmd->add_option("--output-len", tpOutput, "throughput test: output tokens");
     cmd->callback([] {
         std::vector<std::string> models{config.modelDir};
-        if (synthetic) models.push_back(writeSyntheticModel(config.modelDir, dtype));
+        if (!synthetic.empty()) models.push_back(writeSyntheticModel(config.modelDir, synthetic, dtype));
         double bandwidth = 0;
         for (const auto& dir : models) {
             engine::EngineConfig c = config;
@@ -198,7 +207,13 @@ void setupBench(CLI::App& app) {
                 bandwidth = engine::measureMemoryBandwidthGBs(config.threads);
                 std::printf("measured memory read bandwidth: %.2f GB/s\n", bandwidth);
             }
-            benchDecode(*e, promptLen, decodeTokens, e->stats().backend == "cpu" ? bandwidth : 0);
+#ifdef LMW_HAVE_CUDA
+            if (bandwidth == 0 && e->stats().backend == "cuda") {
+                bandwidth = engine::measureDeviceCopyBandwidthGBs();
+                std::printf("measured device-to-device copy bandwidth (read + write): %.0f GB/s\n", bandwidth);
+            }
+#endif
+            benchDecode(*e, promptLen, decodeTokens, bandwidth);
             if (requests > 0) benchThroughput(*e, requests, concurrency, tpPrompt, tpOutput);
         }
     });

@@ -20,6 +20,8 @@ const bool registered = registerCommand("ppl", 60, [](CLI::App& app) {
         ->check(CLI::NonNegativeNumber);
     cmd->add_option("--backend", opts->backend, "auto, cuda or cpu")->check(CLI::IsMember({"auto", "cuda", "cpu"}));
     cmd->add_option("--threads", opts->threads, "CPU threads (0 = all cores)");
+    cmd->add_option("--quant-policy", opts->quantPolicy, "KV cache while scoring: 0 = 16-bit, 8 = int8, 4 = int4")
+        ->check(CLI::IsMember({0, 4, 8}));
     cmd->callback([opts, textFile] {
         std::ifstream f(*textFile, std::ios::binary);
         std::stringstream ss;

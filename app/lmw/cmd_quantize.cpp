@@ -1,5 +1,8 @@
 // `lmw quantize`: W4A16 AWQ (or plain round-to-nearest) into an AutoAWQ-layout folder.
+#include <sys/resource.h>
+
 #include <atomic>
+
 #include <csignal>
 #include <cstdio>
 
@@ -79,6 +82,9 @@ const bool registered = registerCommand("quantize", 50, [](CLI::App& app) {
             return;
         }
         std::fputs(engine::formatQuantizeReport(r.value()).c_str(), stdout);
+        struct rusage ru {};
+        getrusage(RUSAGE_SELF, &ru);  // includes the pages of the memory-mapped source weights it read
+        std::printf("peak host memory (max RSS): %s\n", engine::formatBytes(uint64_t(ru.ru_maxrss) * 1024).c_str());
     });
 });
 

@@ -1,6 +1,9 @@
 // lmw::server::Server: httplib setup, routing, auth, CORS, and the request log.
 #include "lmw/server.h"
 
+#include <chrono>
+#include <thread>
+
 #include <sys/socket.h>
 
 #include <csignal>
@@ -286,6 +289,9 @@ Result<int> Server::start(const std::string& host, int port, const ServerOptions
     m->running = true;
     Impl* impl = m.get();
     m->listenThread = std::thread([impl] { impl->http.listen_after_bind(); });
+    // httplib's stop() is a no-op until the listen loop runs: wait for it, so a stop() right after
+    // start() is never lost (and the join in stop() never hangs).
+    for (int i = 0; i < 5000 && !m->http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return m->port;
 }
 

@@ -22,6 +22,7 @@ struct EngineConfig {
     int quantPolicy = 0;            // KV cache: 0 = 16-bit, 8 = int8, 4 = int4
     double cacheMaxEntryCount = 0.8;  // fraction of free memory after weights given to the KV cache
     int64_t cacheBlocks = 0;        // > 0: exactly this many KV blocks (overrides the fraction)
+    uint64_t cacheBytes = 0;        // > 0: as many KV blocks as fit in these bytes (overrides the fraction)
     int sessionLen = 0;             // max tokens of one sequence (prompt + output); 0 = model context
     int maxBatchSize = 64;          // running sequences at most
     int maxPrefillTokenNum = 8192;  // token budget of one step

@@ -132,6 +132,7 @@ struct PerplexityOptions {
     int seqLen = 0;               // 0 = min(2048, model context); clamped to the model context
     std::string backend = "auto";
     int threads = 0;
+    int quantPolicy = 0;          // KV cache precision while scoring: 0 = 16-bit, 8 = int8, 4 = int4
     std::function<bool(int done, int total)> progress;  // windows; return false to cancel
 };
 

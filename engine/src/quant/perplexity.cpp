@@ -27,7 +27,7 @@ Result<PerplexityResult> perplexity(const PerplexityOptions& opts) {
         auto backend = createBackend(opts.backend, opts.threads);
         Transformer model(*backend, src);
         const int blocks = (r.seqLen + 63) / 64;
-        backend->allocKvCache({cfg.numLayers, cfg.numKvHeads, cfg.headDim, 64, 0}, blocks);
+        backend->allocKvCache({cfg.numLayers, cfg.numKvHeads, cfg.headDim, 64, opts.quantPolicy}, blocks);
 
         const int total = int((ids.size() + size_t(r.seqLen) - 1) / size_t(r.seqLen));
         double nll = 0;

@@ -114,9 +114,11 @@ public:
         try {
             writeModel(out.path());
         } catch (const Error& e) {
-            if (e.code() == ErrorCode::Io)
-                throw Error(ErrorCode::Io, std::string(e.what()) + " (" + std::strerror(errno) +
-                                               "; is the disk full or the location read-only?)");
+            if (e.code() == ErrorCode::Io) {
+                const int err = errno;
+                throw Error(ErrorCode::Io, std::string(e.what()) + " (" + (err ? std::string(std::strerror(err)) + "; " : "") +
+                                               "is the disk full or the location read-only?)");
+            }
             throw;
         }
         writeSideFiles(out.path());

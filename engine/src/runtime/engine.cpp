@@ -63,6 +63,7 @@ struct Engine::Impl {
     double tokensPerSecond = 0;
 
     void load(const ProgressFn& progress);
+    void reserveActivations(const KvCacheShape& shape);
     std::unique_ptr<Sequence> prepare(Request& req, RequestId id, Sink sink);
     void run();
     void step();
@@ -106,9 +107,11 @@ void Engine::Impl::load(const ProgressFn& progress) {
     report(LoadStage::Cache, 0, "allocating the KV cache");
     const KvCacheShape shape{cfg.numLayers, cfg.numKvHeads, cfg.headDim, kBlockSize, config.quantPolicy};
     const uint64_t blockBytes = backend->kvBlockBytes(shape);
+    if (backend->deviceInfo().backend != "cpu") reserveActivations(shape);
     const DeviceInfo dev = backend->deviceInfo();
     int64_t numBlocks = config.cacheBlocks;
-    if (numBlocks <= 0) {
+    if (numBlocks <= 0 && config.cacheBytes > 0) numBlocks = int64_t(config.cacheBytes / blockBytes);
+    else if (numBlocks <= 0) {
         numBlocks = int64_t(double(dev.freeBytes) * std::clamp(config.cacheMaxEntryCount, 0.0, 1.0) / double(blockBytes));
         // On the CPU, memory is shared with everything else: never take more than every running
         // sequence can use at full session length.
@@ -138,6 +141,26 @@ void Engine::Impl::load(const ProgressFn& progress) {
     stats.kvTokenCapacity = numBlocks * kBlockSize;
     stats.deviceMemoryTotal = dev.totalBytes;
     report(LoadStage::Ready, 1, "ready");
+}
+
+// A GPU's memory is sized once: one step at the full token budget first makes the backend take
+// its peak activation memory, so the KV cache gets only what is left after it (as vLLM profiles).
+void Engine::Impl::reserveActivations(const KvCacheShape& shape) {
+    const int tokens = std::max(1, std::min(config.maxPrefillTokenNum, sessionLen));
+    const int blocksNeeded = (tokens + kBlockSize - 1) / kBlockSize;
+    backend->allocKvCache(shape, blocksNeeded);
+    StepBatch b;
+    b.tokens.assign(size_t(tokens), 0);
+    for (int i = 0; i < tokens; ++i) b.positions.push_back(i);
+    b.seqStart = {0, tokens};
+    b.contextLen = {tokens};
+    for (int i = 0; i < blocksNeeded; ++i) b.blockTable.push_back(i);
+    b.maxBlocks = blocksNeeded;
+    b.invFreq.resize(size_t(info.config.headDim / 2));
+    ropeInvFreq(info.config, tokens, b.invFreq.data());
+    for (int i = 0; i < std::min(tokens, std::max(1, config.maxBatchSize)); ++i) b.logitRows.push_back(tokens - 1 - i);
+    logits.resize(b.logitRows.size() * size_t(info.config.vocabSize));
+    model->forward(b, logits.data());
 }
 
 // ---------------------------------------------------------------- requests

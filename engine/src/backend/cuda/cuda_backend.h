@@ -15,3 +15,9 @@ std::unique_ptr<Backend> createCudaBackend();
 bool cudaDeviceUsable();
 
 }  // namespace lmw::engine
+
+namespace lmw::engine {
+// Device-to-device copy bandwidth of device 0 in GB/s, counting bytes read + written (the ceiling
+// a memory-bound kernel is measured against). Throws lmw::Error on a CUDA failure.
+double measureDeviceCopyBandwidthGBs();
+}  // namespace lmw::engine

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine from an unpacked bench/gpu_bundle.sh bundle: the CUDA backend's tests,
+# then `lmw bench` on stories260K and a Llama-2-7B-shaped random model, and PyTorch's numbers for
+# the same shape in the same run. Output: $OUT (or ./out).
+set -u
+here="$(cd "$(dirname "$0")" && pwd)"
+out="${OUT:-$here/out}"
+mkdir -p "$out"
+export LMW_MODELS_DIR="$here/models"
+cd "$here"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+for t in ./*test_*; do ./run.sh "$t" 2>&1 | grep -E "^(Totals|FAIL|SKIP)" | sed "s|^|$t: |"; done
+./run.sh ./lmw generate models/stories260K --prompt "Once upon a time" --temperature 0 --max-new-tokens 32 --backend cuda --quiet
+./run.sh ./lmw bench models/stories260K --backend cuda --synthetic 7b --synthetic-dtype F16 \
+    --requests 64 --concurrency 32 --input-len 128 --output-len 128 2>&1 | tee "$out/bench_7b.txt"
+python3 "$here/torch_reference.py" 2>&1 | grep -v Warning | tee "$out/torch_7b.txt"

@@ -1,0 +1,76 @@
+#pragma once
+// Conversations and their generations: builds requests from a conversation, streams the reply into
+// its last message, and saves every change through the ConversationStore.
+#include <QHash>
+#include <QObject>
+#include <QVector>
+
+#include "lmw/gui/conversation.h"
+#include "lmw/gui/conversation_store.h"
+#include "lmw/gui/engine_controller.h"
+
+namespace lmw::gui {
+
+class ChatController : public QObject {
+    Q_OBJECT
+public:
+    ChatController(EngineController* engine, ConversationStore store, QObject* parent = nullptr);
+
+    // Reads the store; emits conversationAdded for each (a new empty one when there is none).
+    void restore();
+
+    QStringList ids() const;  // in tab order
+    const Conversation* conversation(const QString& id) const;
+    bool isGenerating(const QString& id) const { return m_running.contains(id); }
+    int generatingCount() const { return int(m_running.size()); }
+    const ConversationStore& store() const { return m_store; }
+
+    QString newConversation(const QString& title = {});
+    void removeConversation(const QString& id);  // closes the tab and deletes its file
+    void rename(const QString& id, const QString& title);
+    void setSystemPrompt(const QString& id, const QString& prompt);
+    void setSampling(const QString& id, const SamplingSettings& s);
+
+    // Appends the user's message and starts the reply. False when it cannot start (no model, busy,
+    // empty text); the reason goes to errorOccurred.
+    bool send(const QString& id, const QString& text);
+    void stop(const QString& id);
+    // Replaces the last reply with a new one.
+    bool regenerate(const QString& id);
+    // Replaces the last user message (and the reply after it) and sends it again.
+    bool editLastUserMessage(const QString& id, const QString& text);
+
+    bool exportMarkdown(const QString& id, const QString& path) const;
+
+signals:
+    void conversationAdded(const QString& id);
+    void conversationRemoved(const QString& id);
+    void conversationChanged(const QString& id);  // title, system prompt or sampling
+    void messagesReset(const QString& id);        // messages added/removed: redraw all
+    void messageUpdated(const QString& id, int index);  // streaming text or stats of one message
+    void generatingChanged(const QString& id, bool generating);
+    void generationFinished(const QString& id, const lmw::gui::GenerationResult& result);
+    void errorOccurred(const QString& title, const QString& message);
+
+private:
+    struct Running {
+        lmw::engine::RequestId requestId = 0;
+        int messageIndex = -1;
+        bool stopRequested = false;
+    };
+    Conversation* find(const QString& id);
+    bool startReply(const QString& id);
+    void onDelta(quint64 requestId, const QString& text);
+    void onFinished(quint64 requestId, const lmw::gui::GenerationResult& r);
+    void onEngineGone();
+    void finishRunning(const QString& id, const GenerationResult& r);
+    void touchAndSave(Conversation& c);
+
+    EngineController* m_engine;
+    ConversationStore m_store;
+    QVector<Conversation> m_conversations;
+    QHash<QString, Running> m_running;                 // conversation id -> its generation
+    QHash<lmw::engine::RequestId, QString> m_byRequest;  // request id -> conversation id
+};
+
+}  // namespace lmw::gui

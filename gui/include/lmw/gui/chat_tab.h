@@ -1,0 +1,73 @@
+#pragma once
+// One conversation tab: the message list, the input box (Enter sends, Shift+Enter is a new line,
+// Esc stops), and the side panel with the system prompt and sampling settings.
+#include <QTimer>
+#include <QVector>
+#include <QWidget>
+
+class QDoubleSpinBox;
+class QLabel;
+class QPlainTextEdit;
+class QPushButton;
+class QScrollArea;
+class QSpinBox;
+class QVBoxLayout;
+
+namespace lmw::gui {
+
+class ChatController;
+class MessageWidget;
+
+class ChatTab : public QWidget {
+    Q_OBJECT
+public:
+    ChatTab(ChatController* chat, const QString& id, QWidget* parent = nullptr);
+    QString id() const { return m_id; }
+
+    QPlainTextEdit* input() const { return m_input; }
+    int messageCount() const { return int(m_messages.size()); }
+    MessageWidget* messageAt(int i) const { return m_messages.value(i); }
+    bool isEditing() const { return m_editing; }
+
+public slots:
+    void send();  // sends (or, while editing, replaces) the text in the input box
+    void stop();
+    void startEditLast();
+    void exportMarkdown();
+
+protected:
+    bool eventFilter(QObject* o, QEvent* e) override;
+
+private:
+    QWidget* buildSettings();
+    void rebuild();
+    void updateMessage(int index);
+    void updateActions();
+    void setGenerating(bool on);
+    void loadSettings();
+    void applySampling();
+    void scrollToEnd(bool force);
+
+    ChatController* m_chat;
+    QString m_id;
+    bool m_editing = false;
+    bool m_loading = false;
+    QVector<MessageWidget*> m_messages;
+    QScrollArea* m_scroll = nullptr;
+    QVBoxLayout* m_list = nullptr;
+    QLabel* m_empty = nullptr;
+    QLabel* m_editBanner = nullptr;
+    QPlainTextEdit* m_input = nullptr;
+    QPushButton* m_send = nullptr;
+    QPushButton* m_stop = nullptr;
+    QPlainTextEdit* m_system = nullptr;
+    QTimer m_systemTimer;
+    QDoubleSpinBox* m_temperature = nullptr;
+    QDoubleSpinBox* m_topP = nullptr;
+    QSpinBox* m_topK = nullptr;
+    QSpinBox* m_maxTokens = nullptr;
+    QDoubleSpinBox* m_repetition = nullptr;
+    QSpinBox* m_seed = nullptr;
+};
+
+}  // namespace lmw::gui

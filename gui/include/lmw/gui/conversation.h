@@ -1,0 +1,59 @@
+#pragma once
+// A chat conversation as the app keeps it: messages, system prompt, sampling settings; JSON on
+// disk, Markdown for export.
+#include <QDateTime>
+#include <QJsonObject>
+#include <QString>
+#include <QVector>
+#include <optional>
+
+#include "lmw/sampling.h"
+
+namespace lmw::gui {
+
+struct SamplingSettings {
+    double temperature = 0.8;
+    double topP = 0.95;
+    int topK = 40;
+    int maxTokens = 256;
+    double repetitionPenalty = 1.0;
+    qint64 seed = -1;  // -1: a new random seed each time
+
+    lmw::engine::SamplingParams toParams() const;
+    QJsonObject toJson() const;
+    static SamplingSettings fromJson(const QJsonObject& o);
+    bool operator==(const SamplingSettings&) const = default;
+};
+
+struct MessageStats {
+    int promptTokens = 0;
+    int completionTokens = 0;
+    double firstTokenSeconds = 0;
+    double totalSeconds = 0;
+    double tokensPerSecond = 0;
+    QString finishReason;
+};
+
+struct ChatMessageRecord {
+    QString role;  // "user" or "assistant"
+    QString content;
+    QDateTime time;
+    std::optional<MessageStats> stats;  // assistant replies that finished
+    QString error;                      // a reply that failed
+};
+
+struct Conversation {
+    QString id;  // file name stem
+    QString title;
+    QString systemPrompt;
+    SamplingSettings sampling;
+    QVector<ChatMessageRecord> messages;
+    QDateTime created;
+    QDateTime updated;
+
+    QJsonObject toJson() const;
+    static Conversation fromJson(const QJsonObject& o);
+    QString toMarkdown() const;
+};
+
+}  // namespace lmw::gui

@@ -1,0 +1,26 @@
+#pragma once
+// Conversations on disk: one JSON file per conversation in a folder (the app data folder by default).
+#include <QString>
+#include <QVector>
+
+#include "lmw/gui/conversation.h"
+
+namespace lmw::gui {
+
+class ConversationStore {
+public:
+    // dir empty: <AppDataLocation>/conversations
+    explicit ConversationStore(QString dir = {});
+    const QString& dir() const { return m_dir; }
+
+    QVector<Conversation> loadAll() const;  // oldest first; unreadable files are skipped
+    bool save(const Conversation& c) const;  // atomic (QSaveFile)
+    bool remove(const QString& id) const;
+    static bool exportMarkdown(const Conversation& c, const QString& path);
+
+private:
+    QString path(const QString& id) const;
+    QString m_dir;
+};
+
+}  // namespace lmw::gui

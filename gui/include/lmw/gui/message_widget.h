@@ -1,0 +1,55 @@
+#pragma once
+// One chat message: who said it, the text rendered as Markdown (re-rendered at most every 50 ms
+// while it streams), the stats line under a reply, and its actions (copy, edit, regenerate).
+#include <QTimer>
+#include <QWidget>
+
+#include "lmw/gui/conversation.h"
+
+class QLabel;
+class QTextBrowser;
+class QTextDocument;
+class QToolButton;
+
+namespace lmw::gui {
+
+class MessageWidget : public QWidget {
+    Q_OBJECT
+public:
+    explicit MessageWidget(QWidget* parent = nullptr);
+    void setMessage(const ChatMessageRecord& m, bool streaming);
+    // Which actions this message offers (only the last user message / last reply get edit / regenerate).
+    void setActions(bool canEdit, bool canRegenerate);
+    QString text() const { return m_text; }
+    QString statsText() const;
+    QTextBrowser* body() const { return m_body; }
+
+signals:
+    void copyRequested(const QString& text);
+    void editRequested();
+    void regenerateRequested();
+
+protected:
+    void resizeEvent(QResizeEvent* e) override;
+
+private:
+    void render();
+    void fitHeight();
+
+    QString m_text;
+    QString m_role;
+    bool m_dirty = false;
+    QTimer m_renderTimer;
+    QLabel* m_who = nullptr;
+    QTextBrowser* m_body = nullptr;
+    QLabel* m_stats = nullptr;
+    QToolButton* m_copy = nullptr;
+    QToolButton* m_edit = nullptr;
+    QToolButton* m_regen = nullptr;
+};
+
+// Message text as Markdown with code blocks on a tinted background (QTextDocument has no CSS for
+// fenced code).
+void setMarkdownWithCodeBlocks(QTextDocument* doc, const QString& markdown);
+
+}  // namespace lmw::gui

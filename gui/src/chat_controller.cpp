@@ -1,0 +1,235 @@
+#include "lmw/gui/chat_controller.h"
+
+#include <QRandomGenerator>
+#include <QUuid>
+
+namespace lmw::gui {
+
+ChatController::ChatController(EngineController* engine, ConversationStore store, QObject* parent)
+    : QObject(parent), m_engine(engine), m_store(std::move(store)) {
+    connect(m_engine, &EngineController::generationDelta, this,
+            [this](quint64 id, const QString& text, int) { onDelta(id, text); });
+    connect(m_engine, &EngineController::generationFinished, this, &ChatController::onFinished);
+    connect(m_engine, &EngineController::unloaded, this, &ChatController::onEngineGone);
+}
+
+void ChatController::restore() {
+    m_conversations = m_store.loadAll();
+    for (const auto& c : m_conversations) emit conversationAdded(c.id);
+    if (m_conversations.isEmpty()) newConversation();
+}
+
+QStringList ChatController::ids() const {
+    QStringList out;
+    for (const auto& c : m_conversations) out << c.id;
+    return out;
+}
+
+const Conversation* ChatController::conversation(const QString& id) const {
+    for (const auto& c : m_conversations)
+        if (c.id == id) return &c;
+    return nullptr;
+}
+
+Conversation* ChatController::find(const QString& id) {
+    for (auto& c : m_conversations)
+        if (c.id == id) return &c;
+    return nullptr;
+}
+
+void ChatController::touchAndSave(Conversation& c) {
+    c.updated = QDateTime::currentDateTime();
+    if (!m_store.save(c))
+        emit errorOccurred(tr("Could not save the conversation"),
+                           tr("Writing %1 failed. Is the disk full or read-only?").arg(m_store.dir()));
+}
+
+QString ChatController::newConversation(const QString& title) {
+    Conversation c;
+    c.id = QDateTime::currentDateTime().toString(QStringLiteral("yyyyMMdd-hhmmss-")) +
+           QUuid::createUuid().toString(QUuid::Id128).left(8);
+    c.title = title.isEmpty() ? tr("Chat %1").arg(m_conversations.size() + 1) : title;
+    c.created = c.updated = QDateTime::currentDateTime();
+    if (!m_conversations.isEmpty()) {  // a new tab starts from the settings of the last one
+        c.systemPrompt = m_conversations.last().systemPrompt;
+        c.sampling = m_conversations.last().sampling;
+    }
+    m_conversations.append(c);
+    touchAndSave(m_conversations.last());
+    emit conversationAdded(c.id);
+    return c.id;
+}
+
+void ChatController::removeConversation(const QString& id) {
+    stop(id);
+    for (int i = 0; i < m_conversations.size(); ++i) {
+        if (m_conversations[i].id != id) continue;
+        m_conversations.removeAt(i);
+        m_store.remove(id);
+        if (m_running.contains(id)) {  // its final event will find no conversation and is dropped
+            m_byRequest.remove(m_running[id].requestId);
+            m_running.remove(id);
+        }
+        emit conversationRemoved(id);
+        return;
+    }
+}
+
+void ChatController::rename(const QString& id, const QString& title) {
+    Conversation* c = find(id);
+    if (!c || title.trimmed().isEmpty() || c->title == title.trimmed()) return;
+    c->title = title.trimmed();
+    touchAndSave(*c);
+    emit conversationChanged(id);
+}
+
+void ChatController::setSystemPrompt(const QString& id, const QString& prompt) {
+    Conversation* c = find(id);
+    if (!c || c->systemPrompt == prompt) return;
+    c->systemPrompt = prompt;
+    touchAndSave(*c);
+    emit conversationChanged(id);
+}
+
+void ChatController::setSampling(const QString& id, const SamplingSettings& s) {
+    Conversation* c = find(id);
+    if (!c || c->sampling == s) return;
+    c->sampling = s;
+    touchAndSave(*c);
+    emit conversationChanged(id);
+}
+
+bool ChatController::send(const QString& id, const QString& text) {
+    Conversation* c = find(id);
+    if (!c) return false;
+    if (text.trimmed().isEmpty()) return false;
+    if (isGenerating(id)) {
+        emit errorOccurred(tr("Still answering"), tr("Wait for the reply or press Stop before sending again."));
+        return false;
+    }
+    if (!m_engine->isReady()) {
+        emit errorOccurred(tr("No model loaded"), tr("Open a model folder in the Models view and load it first."));
+        return false;
+    }
+    const bool firstMessage = c->messages.isEmpty();
+    c->messages.append({QStringLiteral("user"), text, QDateTime::currentDateTime(), std::nullopt, {}});
+    if (firstMessage && c->title.startsWith(tr("Chat "))) {  // name the tab after the first question
+        QString t = text.simplified();
+        c->title = t.length() > 32 ? t.left(30) + QStringLiteral("…") : t;
+        emit conversationChanged(id);
+    }
+    return startReply(id);
+}
+
+bool ChatController::startReply(const QString& id) {
+    Conversation* c = find(id);
+    lmw::engine::Request req;
+    if (!c->systemPrompt.trimmed().isEmpty()) req.messages.push_back({"system", c->systemPrompt.toStdString()});
+    for (const auto& m : c->messages) req.messages.push_back({m.role.toStdString(), m.content.toStdString()});
+    req.sampling = c->sampling.toParams();
+    if (!req.sampling.seed) req.sampling.seed = QRandomGenerator::global()->generate64() >> 1;
+
+    c->messages.append({QStringLiteral("assistant"), QString(), QDateTime::currentDateTime(), std::nullopt, {}});
+    touchAndSave(*c);
+    emit messagesReset(id);
+
+    const auto requestId = m_engine->submit(std::move(req));
+    if (requestId == 0) {
+        c->messages.last().error = tr("No model loaded");
+        emit messageUpdated(id, int(c->messages.size()) - 1);
+        return false;
+    }
+    m_running.insert(id, {requestId, int(c->messages.size()) - 1, false});
+    m_byRequest.insert(requestId, id);
+    emit generatingChanged(id, true);
+    return true;
+}
+
+void ChatController::stop(const QString& id) {
+    auto it = m_running.find(id);
+    if (it == m_running.end() || it->stopRequested) return;
+    it->stopRequested = true;
+    m_engine->cancel(it->requestId);
+}
+
+bool ChatController::regenerate(const QString& id) {
+    Conversation* c = find(id);
+    if (!c || isGenerating(id) || c->messages.isEmpty()) return false;
+    if (!m_engine->isReady()) {
+        emit errorOccurred(tr("No model loaded"), tr("Open a model folder in the Models view and load it first."));
+        return false;
+    }
+    if (c->messages.last().role == QLatin1String("assistant")) c->messages.removeLast();
+    if (c->messages.isEmpty()) return false;
+    return startReply(id);
+}
+
+bool ChatController::editLastUserMessage(const QString& id, const QString& text) {
+    Conversation* c = find(id);
+    if (!c || isGenerating(id) || text.trimmed().isEmpty()) return false;
+    int last = -1;
+    for (int i = int(c->messages.size()) - 1; i >= 0 && last < 0; --i)
+        if (c->messages[i].role == QLatin1String("user")) last = i;
+    if (last < 0) return false;
+    if (!m_engine->isReady()) {
+        emit errorOccurred(tr("No model loaded"), tr("Open a model folder in the Models view and load it first."));
+        return false;
+    }
+    c->messages.resize(last);
+    return send(id, text);
+}
+
+bool ChatController::exportMarkdown(const QString& id, const QString& path) const {
+    const Conversation* c = conversation(id);
+    return c && ConversationStore::exportMarkdown(*c, path);
+}
+
+void ChatController::onDelta(quint64 requestId, const QString& text) {
+    auto it = m_byRequest.find(requestId);
+    if (it == m_byRequest.end()) return;
+    const QString id = *it;
+    Conversation* c = find(id);
+    const int index = m_running.value(id).messageIndex;
+    if (!c || index < 0 || index >= c->messages.size()) return;
+    c->messages[index].content += text;
+    emit messageUpdated(id, index);
+}
+
+void ChatController::onFinished(quint64 requestId, const GenerationResult& r) {
+    auto it = m_byRequest.find(requestId);
+    if (it == m_byRequest.end()) return;
+    finishRunning(*it, r);
+}
+
+void ChatController::finishRunning(const QString& id, const GenerationResult& r) {
+    Running run = m_running.take(id);
+    m_byRequest.remove(run.requestId);
+    Conversation* c = find(id);
+    if (c && run.messageIndex >= 0 && run.messageIndex < c->messages.size()) {
+        auto& m = c->messages[run.messageIndex];
+        MessageStats s;
+        s.promptTokens = r.promptTokens;
+        s.completionTokens = r.completionTokens;
+        s.firstTokenSeconds = r.firstTokenSeconds;
+        s.totalSeconds = r.totalSeconds;
+        s.tokensPerSecond = r.tokensPerSecond();
+        s.finishReason = r.finishReason;
+        m.stats = s;
+        if (r.finishReason == QLatin1String("error")) m.error = r.error;
+        touchAndSave(*c);
+        emit messageUpdated(id, run.messageIndex);
+    }
+    emit generatingChanged(id, false);
+    emit generationFinished(id, r);
+    if (r.finishReason == QLatin1String("error"))
+        emit errorOccurred(tr("The reply failed"), r.error.isEmpty() ? tr("The engine reported an error.") : r.error);
+}
+
+void ChatController::onEngineGone() {
+    GenerationResult r;
+    r.finishReason = QStringLiteral("cancelled");
+    const auto ids = m_running.keys();
+    for (const QString& id : ids) finishRunning(id, r);
+}
+
+}  // namespace lmw::gui

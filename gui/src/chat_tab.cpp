@@ -1,0 +1,304 @@
+#include "lmw/gui/chat_tab.h"
+
+#include <QClipboard>
+#include <QDoubleSpinBox>
+#include <QFileDialog>
+#include <QFormLayout>
+#include <QGroupBox>
+#include <QGuiApplication>
+#include <QHBoxLayout>
+#include <QKeyEvent>
+#include <QLabel>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QRegularExpression>
+#include <QScrollArea>
+#include <QScrollBar>
+#include <QShortcut>
+#include <QSpinBox>
+#include <QSplitter>
+#include <QStandardPaths>
+#include <QVBoxLayout>
+
+#include "lmw/gui/chat_controller.h"
+#include "lmw/gui/message_widget.h"
+
+namespace lmw::gui {
+
+ChatTab::ChatTab(ChatController* chat, const QString& id, QWidget* parent) : QWidget(parent), m_chat(chat), m_id(id) {
+    auto* root = new QHBoxLayout(this);
+    root->setContentsMargins(0, 0, 0, 0);
+    auto* split = new QSplitter;
+    root->addWidget(split);
+
+    auto* left = new QWidget;
+    auto* lv = new QVBoxLayout(left);
+    lv->setContentsMargins(12, 12, 12, 12);
+    m_scroll = new QScrollArea;
+    m_scroll->setWidgetResizable(true);
+    m_scroll->setFrameShape(QFrame::NoFrame);
+    m_scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    auto* listHost = new QWidget;
+    listHost->setObjectName(QStringLiteral("messageList"));
+    m_list = new QVBoxLayout(listHost);
+    m_list->setSpacing(10);
+    m_empty = new QLabel(tr("Ask something to start the conversation.\nEnter sends, Shift+Enter starts a new line, Esc stops."));
+    m_empty->setObjectName(QStringLiteral("muted"));
+    m_empty->setAlignment(Qt::AlignCenter);
+    m_list->addWidget(m_empty);
+    m_list->addStretch(1);
+    m_scroll->setWidget(listHost);
+    lv->addWidget(m_scroll, 1);
+
+    m_editBanner = new QLabel(tr("Editing your last message: Send replaces it and the reply after it (Esc cancels)."));
+    m_editBanner->setObjectName(QStringLiteral("banner"));
+    m_editBanner->hide();
+    lv->addWidget(m_editBanner);
+    auto* inputRow = new QHBoxLayout;
+    m_input = new QPlainTextEdit;
+    m_input->setPlaceholderText(tr("Message the model…"));
+    m_input->setFixedHeight(84);
+    m_input->installEventFilter(this);
+    inputRow->addWidget(m_input, 1);
+    auto* buttons = new QVBoxLayout;
+    m_send = new QPushButton(tr("Send"));
+    m_send->setObjectName(QStringLiteral("primary"));
+    m_send->setToolTip(tr("Send (Enter)"));
+    m_stop = new QPushButton(tr("Stop"));
+    m_stop->setToolTip(tr("Stop generating (Esc)"));
+    connect(m_send, &QPushButton::clicked, this, &ChatTab::send);
+    connect(m_stop, &QPushButton::clicked, this, &ChatTab::stop);
+    buttons->addWidget(m_send);
+    buttons->addWidget(m_stop);
+    buttons->addStretch(1);
+    inputRow->addLayout(buttons);
+    lv->addLayout(inputRow);
+    split->addWidget(left);
+    split->addWidget(buildSettings());
+    split->setStretchFactor(0, 1);
+    split->setStretchFactor(1, 0);
+
+    auto* esc = new QShortcut(QKeySequence(Qt::Key_Escape), this);
+    esc->setContext(Qt::WidgetWithChildrenShortcut);
+    connect(esc, &QShortcut::activated, this, [this] {
+        if (m_editing) {
+            m_editing = false;
+            m_editBanner->hide();
+            m_input->clear();
+        } else {
+            stop();
+        }
+    });
+
+    connect(m_chat, &ChatController::messagesReset, this, [this](const QString& id) {
+        if (id == m_id) rebuild();
+    });
+    connect(m_chat, &ChatController::messageUpdated, this, [this](const QString& id, int index) {
+        if (id == m_id) updateMessage(index);
+    });
+    connect(m_chat, &ChatController::generatingChanged, this, [this](const QString& id, bool on) {
+        if (id == m_id) setGenerating(on);
+    });
+    connect(m_chat, &ChatController::conversationChanged, this, [this](const QString& id) {
+        if (id == m_id) loadSettings();
+    });
+    loadSettings();
+    rebuild();
+    setGenerating(m_chat->isGenerating(m_id));
+}
+
+QWidget* ChatTab::buildSettings() {
+    auto* panel = new QWidget;
+    panel->setObjectName(QStringLiteral("sidePanel"));
+    panel->setMinimumWidth(240);
+    panel->setMaximumWidth(340);
+    auto* v = new QVBoxLayout(panel);
+    v->setContentsMargins(12, 12, 12, 12);
+    auto* sysBox = new QGroupBox(tr("System prompt"));
+    auto* sv = new QVBoxLayout(sysBox);
+    m_system = new QPlainTextEdit;
+    m_system->setPlaceholderText(tr("You are a helpful assistant."));
+    m_system->setFixedHeight(100);
+    sv->addWidget(m_system);
+    v->addWidget(sysBox);
+    m_systemTimer.setSingleShot(true);
+    m_systemTimer.setInterval(400);
+    connect(m_system, &QPlainTextEdit::textChanged, this, [this] {
+        if (!m_loading) m_systemTimer.start();
+    });
+    connect(&m_systemTimer, &QTimer::timeout, this, [this] { m_chat->setSystemPrompt(m_id, m_system->toPlainText()); });
+
+    auto* box = new QGroupBox(tr("Sampling"));
+    auto* f = new QFormLayout(box);
+    auto dspin = [](double lo, double hi, double step, int dec) {
+        auto* s = new QDoubleSpinBox;
+        s->setRange(lo, hi);
+        s->setSingleStep(step);
+        s->setDecimals(dec);
+        return s;
+    };
+    m_temperature = dspin(0, 2, 0.05, 2);
+    m_temperature->setToolTip(tr("0 = always the most likely token"));
+    m_topP = dspin(0.01, 1, 0.05, 2);
+    m_topK = new QSpinBox;
+    m_topK->setRange(0, 1000);
+    m_topK->setSpecialValueText(tr("off"));
+    m_maxTokens = new QSpinBox;
+    m_maxTokens->setRange(1, 1 << 20);
+    m_repetition = dspin(0.5, 2, 0.05, 2);
+    m_seed = new QSpinBox;
+    m_seed->setRange(-1, std::numeric_limits<int>::max());
+    m_seed->setSpecialValueText(tr("random"));
+    f->addRow(tr("Temperature"), m_temperature);
+    f->addRow(tr("Top-p"), m_topP);
+    f->addRow(tr("Top-k"), m_topK);
+    f->addRow(tr("Max tokens"), m_maxTokens);
+    f->addRow(tr("Repetition penalty"), m_repetition);
+    f->addRow(tr("Seed"), m_seed);
+    v->addWidget(box);
+    for (auto* s : {m_temperature, m_topP, m_repetition})
+        connect(s, &QDoubleSpinBox::valueChanged, this, &ChatTab::applySampling);
+    for (auto* s : {m_topK, m_maxTokens, m_seed}) connect(s, &QSpinBox::valueChanged, this, &ChatTab::applySampling);
+
+    auto* exportButton = new QPushButton(tr("Export as Markdown…"));
+    connect(exportButton, &QPushButton::clicked, this, &ChatTab::exportMarkdown);
+    v->addWidget(exportButton);
+    v->addStretch(1);
+    return panel;
+}
+
+void ChatTab::loadSettings() {
+    const Conversation* c = m_chat->conversation(m_id);
+    if (!c) return;
+    m_loading = true;
+    if (m_system->toPlainText() != c->systemPrompt && !m_systemTimer.isActive()) m_system->setPlainText(c->systemPrompt);
+    m_temperature->setValue(c->sampling.temperature);
+    m_topP->setValue(c->sampling.topP);
+    m_topK->setValue(c->sampling.topK);
+    m_maxTokens->setValue(c->sampling.maxTokens);
+    m_repetition->setValue(c->sampling.repetitionPenalty);
+    m_seed->setValue(int(std::clamp<qint64>(c->sampling.seed, -1, std::numeric_limits<int>::max())));
+    m_loading = false;
+}
+
+void ChatTab::applySampling() {
+    if (m_loading) return;
+    SamplingSettings s;
+    s.temperature = m_temperature->value();
+    s.topP = m_topP->value();
+    s.topK = m_topK->value();
+    s.maxTokens = m_maxTokens->value();
+    s.repetitionPenalty = m_repetition->value();
+    s.seed = m_seed->value();
+    m_chat->setSampling(m_id, s);
+}
+
+void ChatTab::rebuild() {
+    const Conversation* c = m_chat->conversation(m_id);
+    if (!c) return;
+    const int n = int(c->messages.size());
+    while (m_messages.size() > n) delete m_messages.takeLast();
+    while (m_messages.size() < n) {
+        auto* w = new MessageWidget;
+        connect(w, &MessageWidget::copyRequested, this, [](const QString& t) { QGuiApplication::clipboard()->setText(t); });
+        connect(w, &MessageWidget::editRequested, this, &ChatTab::startEditLast);
+        connect(w, &MessageWidget::regenerateRequested, this, [this] { m_chat->regenerate(m_id); });
+        m_list->insertWidget(int(m_messages.size()) + 1, w);  // after the empty-state label
+        m_messages.append(w);
+    }
+    for (int i = 0; i < n; ++i) updateMessage(i);
+    m_empty->setVisible(n == 0);
+    updateActions();
+    scrollToEnd(true);
+}
+
+void ChatTab::updateMessage(int index) {
+    const Conversation* c = m_chat->conversation(m_id);
+    if (!c || index < 0 || index >= c->messages.size() || index >= m_messages.size()) return;
+    const bool streaming = m_chat->isGenerating(m_id) && index == c->messages.size() - 1;
+    m_messages[index]->setMessage(c->messages[index], streaming);
+    scrollToEnd(false);
+}
+
+void ChatTab::updateActions() {
+    const Conversation* c = m_chat->conversation(m_id);
+    if (!c) return;
+    const bool busy = m_chat->isGenerating(m_id);
+    int lastUser = -1;
+    for (int i = 0; i < c->messages.size(); ++i)
+        if (c->messages[i].role == QLatin1String("user")) lastUser = i;
+    const int last = int(c->messages.size()) - 1;
+    for (int i = 0; i < m_messages.size(); ++i) {
+        const bool isReply = c->messages[i].role == QLatin1String("assistant");
+        m_messages[i]->setActions(!busy && i == lastUser, !busy && isReply && i == last);
+    }
+}
+
+void ChatTab::setGenerating(bool on) {
+    m_send->setEnabled(!on);
+    m_stop->setEnabled(on);
+    updateActions();
+    if (!on) {
+        const Conversation* c = m_chat->conversation(m_id);
+        if (c && !c->messages.isEmpty()) updateMessage(int(c->messages.size()) - 1);
+    }
+}
+
+void ChatTab::send() {
+    const QString text = m_input->toPlainText();
+    if (text.trimmed().isEmpty()) return;
+    const bool ok = m_editing ? m_chat->editLastUserMessage(m_id, text) : m_chat->send(m_id, text);
+    if (ok) {
+        m_input->clear();
+        m_editing = false;
+        m_editBanner->hide();
+    }
+}
+
+void ChatTab::stop() { m_chat->stop(m_id); }
+
+void ChatTab::startEditLast() {
+    const Conversation* c = m_chat->conversation(m_id);
+    if (!c || m_chat->isGenerating(m_id)) return;
+    for (int i = int(c->messages.size()) - 1; i >= 0; --i) {
+        if (c->messages[i].role != QLatin1String("user")) continue;
+        m_input->setPlainText(c->messages[i].content);
+        m_editing = true;
+        m_editBanner->show();
+        m_input->setFocus();
+        return;
+    }
+}
+
+void ChatTab::exportMarkdown() {
+    const Conversation* c = m_chat->conversation(m_id);
+    if (!c) return;
+    QString name = c->title;
+    name.replace(QRegularExpression(QStringLiteral("[^\\w\\- ]")), QStringLiteral("_"));
+    const QString path = QFileDialog::getSaveFileName(
+        this, tr("Export conversation"),
+        QStandardPaths::writableLocation(QStandardPaths::DocumentsLocation) + QLatin1Char('/') + name + QStringLiteral(".md"),
+        tr("Markdown (*.md)"));
+    if (!path.isEmpty() && !m_chat->exportMarkdown(m_id, path))
+        emit m_chat->errorOccurred(tr("Export failed"), tr("Could not write %1.").arg(path));
+}
+
+void ChatTab::scrollToEnd(bool force) {
+    QScrollBar* bar = m_scroll->verticalScrollBar();
+    const bool atEnd = bar->value() >= bar->maximum() - 40;
+    if (force || atEnd)
+        QTimer::singleShot(0, this, [bar] { bar->setValue(bar->maximum()); });
+}
+
+bool ChatTab::eventFilter(QObject* o, QEvent* e) {
+    if (o == m_input && e->type() == QEvent::KeyPress) {
+        auto* k = static_cast<QKeyEvent*>(e);
+        if ((k->key() == Qt::Key_Return || k->key() == Qt::Key_Enter) && !(k->modifiers() & Qt::ShiftModifier)) {
+            send();
+            return true;
+        }
+    }
+    return QWidget::eventFilter(o, e);
+}
+
+}  // namespace lmw::gui

@@ -1,0 +1,116 @@
+#include "lmw/gui/chat_view.h"
+
+#include <QInputDialog>
+#include <QMenu>
+#include <QPlainTextEdit>
+#include <QTabBar>
+#include <QTabWidget>
+#include <QToolButton>
+#include <QVBoxLayout>
+
+#include "lmw/gui/chat_controller.h"
+#include "lmw/gui/chat_tab.h"
+
+namespace lmw::gui {
+
+ChatView::ChatView(ChatController* chat, QWidget* parent) : QWidget(parent), m_chat(chat) {
+    auto* v = new QVBoxLayout(this);
+    v->setContentsMargins(0, 0, 0, 0);
+    m_tabs = new QTabWidget;
+    m_tabs->setTabsClosable(true);
+    m_tabs->setMovable(false);  // tab order is the conversations' order
+    m_tabs->setDocumentMode(true);
+    auto* plus = new QToolButton;
+    plus->setText(QStringLiteral("+"));
+    plus->setToolTip(tr("New chat (Ctrl+T)"));
+    plus->setAutoRaise(true);
+    connect(plus, &QToolButton::clicked, this, &ChatView::newTab);
+    m_tabs->setCornerWidget(plus, Qt::TopRightCorner);
+    v->addWidget(m_tabs);
+
+    connect(m_tabs, &QTabWidget::tabCloseRequested, this, [this](int i) {
+        if (auto* t = qobject_cast<ChatTab*>(m_tabs->widget(i))) m_chat->removeConversation(t->id());
+    });
+    connect(m_tabs->tabBar(), &QTabBar::tabBarDoubleClicked, this, [this](int i) {
+        if (i < 0) return;
+        m_tabs->setCurrentIndex(i);
+        renameCurrentTab();
+    });
+    m_tabs->tabBar()->setContextMenuPolicy(Qt::CustomContextMenu);
+    connect(m_tabs->tabBar(), &QWidget::customContextMenuRequested, this, [this](const QPoint& pos) {
+        const int i = m_tabs->tabBar()->tabAt(pos);
+        if (i < 0) return;
+        m_tabs->setCurrentIndex(i);
+        QMenu menu;
+        menu.addAction(tr("Rename…"), this, &ChatView::renameCurrentTab);
+        menu.addAction(tr("Export as Markdown…"), this, [this] {
+            if (auto* t = currentTab()) t->exportMarkdown();
+        });
+        menu.addSeparator();
+        menu.addAction(tr("Close"), this, &ChatView::closeCurrentTab);
+        menu.exec(m_tabs->tabBar()->mapToGlobal(pos));
+    });
+
+    connect(m_chat, &ChatController::conversationAdded, this, &ChatView::addTab);
+    connect(m_chat, &ChatController::conversationRemoved, this, [this](const QString& id) {
+        const int i = indexOf(id);
+        if (i < 0) return;
+        QWidget* w = m_tabs->widget(i);
+        m_tabs->removeTab(i);
+        w->deleteLater();
+        if (m_tabs->count() == 0) m_chat->newConversation();  // never an empty view
+    });
+    connect(m_chat, &ChatController::conversationChanged, this, [this](const QString& id) {
+        const int i = indexOf(id);
+        if (const Conversation* c = m_chat->conversation(id); c && i >= 0) {
+            m_tabs->setTabText(i, c->title);
+            m_tabs->setTabToolTip(i, c->title);
+        }
+    });
+    connect(m_chat, &ChatController::generatingChanged, this, [this](const QString& id, bool on) {
+        const int i = indexOf(id);
+        if (const Conversation* c = m_chat->conversation(id); c && i >= 0)
+            m_tabs->setTabText(i, on ? QStringLiteral("● ") + c->title : c->title);
+    });
+    for (const QString& id : m_chat->ids()) addTab(id);
+}
+
+ChatTab* ChatView::currentTab() const { return qobject_cast<ChatTab*>(m_tabs->currentWidget()); }
+
+ChatTab* ChatView::tab(const QString& id) const {
+    const int i = indexOf(id);
+    return i < 0 ? nullptr : qobject_cast<ChatTab*>(m_tabs->widget(i));
+}
+
+int ChatView::indexOf(const QString& id) const {
+    for (int i = 0; i < m_tabs->count(); ++i)
+        if (auto* t = qobject_cast<ChatTab*>(m_tabs->widget(i)); t && t->id() == id) return i;
+    return -1;
+}
+
+void ChatView::addTab(const QString& id) {
+    if (indexOf(id) >= 0) return;
+    const Conversation* c = m_chat->conversation(id);
+    auto* t = new ChatTab(m_chat, id);
+    const int i = m_tabs->addTab(t, c ? c->title : id);
+    m_tabs->setCurrentIndex(i);
+    t->input()->setFocus();
+}
+
+void ChatView::newTab() { m_chat->newConversation(); }
+
+void ChatView::closeCurrentTab() {
+    if (auto* t = currentTab()) m_chat->removeConversation(t->id());
+}
+
+void ChatView::renameCurrentTab() {
+    ChatTab* t = currentTab();
+    if (!t) return;
+    const Conversation* c = m_chat->conversation(t->id());
+    bool ok = false;
+    const QString name =
+        QInputDialog::getText(this, tr("Rename chat"), tr("Name"), QLineEdit::Normal, c ? c->title : QString(), &ok);
+    if (ok) m_chat->rename(t->id(), name);
+}
+
+}  // namespace lmw::gui

@@ -1,0 +1,105 @@
+#include "lmw/gui/conversation.h"
+
+#include <QJsonArray>
+
+namespace lmw::gui {
+
+lmw::engine::SamplingParams SamplingSettings::toParams() const {
+    lmw::engine::SamplingParams p;
+    p.temperature = float(temperature);
+    p.topP = float(topP);
+    p.topK = topK;
+    p.maxNewTokens = maxTokens;
+    p.repetitionPenalty = float(repetitionPenalty);
+    if (seed >= 0) p.seed = uint64_t(seed);
+    return p;
+}
+
+QJsonObject SamplingSettings::toJson() const {
+    return {{"temperature", temperature}, {"top_p", topP},  {"top_k", topK}, {"max_tokens", maxTokens},
+            {"repetition_penalty", repetitionPenalty},      {"seed", double(seed)}};
+}
+
+SamplingSettings SamplingSettings::fromJson(const QJsonObject& o) {
+    SamplingSettings s;
+    s.temperature = o.value("temperature").toDouble(s.temperature);
+    s.topP = o.value("top_p").toDouble(s.topP);
+    s.topK = o.value("top_k").toInt(s.topK);
+    s.maxTokens = o.value("max_tokens").toInt(s.maxTokens);
+    s.repetitionPenalty = o.value("repetition_penalty").toDouble(s.repetitionPenalty);
+    s.seed = qint64(o.value("seed").toDouble(double(s.seed)));
+    return s;
+}
+
+static QJsonObject statsToJson(const MessageStats& s) {
+    return {{"prompt_tokens", s.promptTokens},          {"completion_tokens", s.completionTokens},
+            {"first_token_seconds", s.firstTokenSeconds}, {"total_seconds", s.totalSeconds},
+            {"tokens_per_second", s.tokensPerSecond},   {"finish_reason", s.finishReason}};
+}
+
+static MessageStats statsFromJson(const QJsonObject& o) {
+    MessageStats s;
+    s.promptTokens = o.value("prompt_tokens").toInt();
+    s.completionTokens = o.value("completion_tokens").toInt();
+    s.firstTokenSeconds = o.value("first_token_seconds").toDouble();
+    s.totalSeconds = o.value("total_seconds").toDouble();
+    s.tokensPerSecond = o.value("tokens_per_second").toDouble();
+    s.finishReason = o.value("finish_reason").toString();
+    return s;
+}
+
+QJsonObject Conversation::toJson() const {
+    QJsonArray msgs;
+    for (const auto& m : messages) {
+        QJsonObject o{{"role", m.role}, {"content", m.content}, {"time", m.time.toString(Qt::ISODateWithMs)}};
+        if (m.stats) o.insert("stats", statsToJson(*m.stats));
+        if (!m.error.isEmpty()) o.insert("error", m.error);
+        msgs.append(o);
+    }
+    return {{"version", 1},
+            {"id", id},
+            {"title", title},
+            {"system_prompt", systemPrompt},
+            {"sampling", sampling.toJson()},
+            {"created", created.toString(Qt::ISODateWithMs)},
+            {"updated", updated.toString(Qt::ISODateWithMs)},
+            {"messages", msgs}};
+}
+
+Conversation Conversation::fromJson(const QJsonObject& o) {
+    Conversation c;
+    c.id = o.value("id").toString();
+    c.title = o.value("title").toString();
+    c.systemPrompt = o.value("system_prompt").toString();
+    c.sampling = SamplingSettings::fromJson(o.value("sampling").toObject());
+    c.created = QDateTime::fromString(o.value("created").toString(), Qt::ISODateWithMs);
+    c.updated = QDateTime::fromString(o.value("updated").toString(), Qt::ISODateWithMs);
+    for (const auto& v : o.value("messages").toArray()) {
+        const QJsonObject m = v.toObject();
+        ChatMessageRecord r;
+        r.role = m.value("role").toString();
+        r.content = m.value("content").toString();
+        r.time = QDateTime::fromString(m.value("time").toString(), Qt::ISODateWithMs);
+        if (m.contains("stats")) r.stats = statsFromJson(m.value("stats").toObject());
+        r.error = m.value("error").toString();
+        c.messages.append(r);
+    }
+    return c;
+}
+
+QString Conversation::toMarkdown() const {
+    QString md = QStringLiteral("# %1\n\n").arg(title);
+    if (!systemPrompt.isEmpty()) md += QStringLiteral("> **System:** %1\n\n").arg(systemPrompt);
+    for (const auto& m : messages) {
+        md += m.role == QLatin1String("user") ? QStringLiteral("## You\n\n") : QStringLiteral("## Assistant\n\n");
+        md += m.content.trimmed() + QStringLiteral("\n\n");
+        if (m.stats)
+            md += QStringLiteral("*%1 prompt + %2 completion tokens, %3 tokens/s*\n\n")
+                      .arg(m.stats->promptTokens)
+                      .arg(m.stats->completionTokens)
+                      .arg(m.stats->tokensPerSecond, 0, 'f', 1);
+    }
+    return md;
+}
+
+}  // namespace lmw::gui

@@ -1,0 +1,138 @@
+#include "lmw/gui/message_widget.h"
+
+#include <QAbstractTextDocumentLayout>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QStyle>
+#include <QTextBlock>
+#include <QTextBrowser>
+#include <QTextCursor>
+#include <QTextDocument>
+#include <QToolButton>
+#include <QVBoxLayout>
+
+namespace lmw::gui {
+
+void setMarkdownWithCodeBlocks(QTextDocument* doc, const QString& markdown) {
+    doc->setMarkdown(markdown, QTextDocument::MarkdownDialectGitHub);
+    QTextCursor cursor(doc);
+    for (QTextBlock b = doc->begin(); b.isValid(); b = b.next()) {
+        QTextBlockFormat f = b.blockFormat();
+        if (!f.hasProperty(QTextFormat::BlockCodeFence) && !f.nonBreakableLines()) continue;
+        f.setBackground(QColor(0xf1, 0xf3, 0xf5));
+        f.setLeftMargin(8);
+        f.setRightMargin(8);
+        cursor.setPosition(b.position());
+        cursor.setBlockFormat(f);
+    }
+}
+
+MessageWidget::MessageWidget(QWidget* parent) : QWidget(parent) {
+    setObjectName(QStringLiteral("message"));
+    setAttribute(Qt::WA_StyledBackground);
+    auto* v = new QVBoxLayout(this);
+    v->setContentsMargins(12, 8, 12, 8);
+    v->setSpacing(4);
+    auto* head = new QHBoxLayout;
+    m_who = new QLabel;
+    m_who->setObjectName(QStringLiteral("who"));
+    head->addWidget(m_who);
+    head->addStretch(1);
+    auto tool = [this, head](const QString& text, const QString& tip) {
+        auto* b = new QToolButton;
+        b->setText(text);
+        b->setToolTip(tip);
+        b->setAutoRaise(true);
+        head->addWidget(b);
+        return b;
+    };
+    m_copy = tool(tr("Copy"), tr("Copy this message"));
+    m_edit = tool(tr("Edit"), tr("Edit this message and send it again"));
+    m_regen = tool(tr("Regenerate"), tr("Replace this reply with a new one"));
+    connect(m_copy, &QToolButton::clicked, this, [this] { emit copyRequested(m_text); });
+    connect(m_edit, &QToolButton::clicked, this, &MessageWidget::editRequested);
+    connect(m_regen, &QToolButton::clicked, this, &MessageWidget::regenerateRequested);
+    v->addLayout(head);
+
+    m_body = new QTextBrowser;
+    m_body->setOpenExternalLinks(true);
+    m_body->setFrameShape(QFrame::NoFrame);
+    m_body->setVerticalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    m_body->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    m_body->setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Fixed);
+    m_body->viewport()->setAutoFillBackground(false);
+    m_body->setStyleSheet(QStringLiteral("background: transparent;"));
+    v->addWidget(m_body);
+    m_stats = new QLabel;
+    m_stats->setObjectName(QStringLiteral("stats"));
+    v->addWidget(m_stats);
+
+    m_renderTimer.setSingleShot(true);
+    m_renderTimer.setInterval(50);
+    connect(&m_renderTimer, &QTimer::timeout, this, &MessageWidget::render);
+    setActions(false, false);
+}
+
+void MessageWidget::setMessage(const ChatMessageRecord& m, bool streaming) {
+    const bool user = m.role == QLatin1String("user");
+    if (m.role != m_role) {
+        m_role = m.role;
+        m_who->setText(user ? tr("You") : tr("Assistant"));
+        setProperty("role", m.role);
+        style()->unpolish(this);
+        style()->polish(this);
+    }
+    QString stats;
+    if (m.stats) {
+        const auto& s = *m.stats;
+        stats = tr("%1 tokens · %2 tok/s · first token %3 s · prompt %4 tokens")
+                    .arg(s.completionTokens)
+                    .arg(s.tokensPerSecond, 0, 'f', 1)
+                    .arg(s.firstTokenSeconds, 0, 'f', 2)
+                    .arg(s.promptTokens);
+        if (s.finishReason == QLatin1String("cancelled")) stats += tr(" · stopped");
+        else if (s.finishReason == QLatin1String("length")) stats += tr(" · hit max tokens");
+    } else if (streaming) {
+        stats = tr("generating…");
+    }
+    if (!m.error.isEmpty()) stats = tr("Error: %1").arg(m.error);
+    m_stats->setText(stats);
+    m_stats->setVisible(!stats.isEmpty());
+    if (m.content != m_text || m_body->document()->isEmpty()) {
+        m_text = m.content;
+        if (streaming) {  // coalesce deltas: Markdown layout per token would be wasted work
+            if (!m_renderTimer.isActive()) m_renderTimer.start();
+        } else {
+            m_renderTimer.stop();
+            render();
+        }
+    }
+}
+
+QString MessageWidget::statsText() const { return m_stats->isHidden() ? QString() : m_stats->text(); }
+
+void MessageWidget::setActions(bool canEdit, bool canRegenerate) {
+    m_edit->setVisible(canEdit);
+    m_regen->setVisible(canRegenerate);
+}
+
+void MessageWidget::render() {
+    QString md = m_text.trimmed();
+    if (md.isEmpty() && m_role == QLatin1String("assistant")) md = QStringLiteral("…");
+    setMarkdownWithCodeBlocks(m_body->document(), md);
+    fitHeight();
+}
+
+void MessageWidget::fitHeight() {
+    QTextDocument* doc = m_body->document();
+    doc->setTextWidth(m_body->viewport()->width() > 50 ? m_body->viewport()->width() : width() - 24);
+    const int h = int(doc->documentLayout()->documentSize().height()) + 4;
+    m_body->setFixedHeight(std::max(h, 20));
+}
+
+void MessageWidget::resizeEvent(QResizeEvent* e) {
+    QWidget::resizeEvent(e);
+    fitHeight();
+}
+
+}  // namespace lmw::gui

@@ -1,0 +1,264 @@
+// ChatController + ConversationStore + the chat widgets with the real stories260K model: a turn
+// streams into its tab, Stop cancels, Regenerate replaces, edit-and-resend, tabs keep separate
+// histories, conversations survive a restart, Markdown export.
+#include <QFile>
+#include <QPlainTextEdit>
+#include <QTextBlock>
+#include <QTextDocument>
+#include <QSignalSpy>
+#include <QTabWidget>
+#include <QTest>
+
+#include "gui/gui_test_env.h"
+#include "lmw/gui/chat_controller.h"
+#include "lmw/gui/chat_tab.h"
+#include "lmw/gui/chat_view.h"
+#include "lmw/gui/message_widget.h"
+
+using namespace lmw::gui;
+
+class TestChatController : public QObject {
+    Q_OBJECT
+    std::unique_ptr<lmw::test::GuiTestEnv> m_env;
+    std::unique_ptr<EngineController> m_engine;
+
+    // A store folder of its own per test function.
+    ConversationStore freshStore() {
+        static int n = 0;
+        return ConversationStore(m_env->path(QStringLiteral("conv%1").arg(++n)));
+    }
+    static SamplingSettings seeded(qint64 seed, int maxTokens = 40) {
+        SamplingSettings s;
+        s.seed = seed;
+        s.maxTokens = maxTokens;
+        return s;
+    }
+
+private slots:
+    void initTestCase() {
+        m_env = std::make_unique<lmw::test::GuiTestEnv>();
+        m_engine = std::make_unique<EngineController>();
+        QSignalSpy loaded(m_engine.get(), &EngineController::loaded);
+        m_engine->load(lmw::test::smallConfig());
+        QVERIFY(loaded.wait(30000));
+    }
+    void cleanupTestCase() { m_engine.reset(); }
+
+    void turnStreamsIntoTab() {
+        ChatController chat(m_engine.get(), freshStore());
+        ChatView view(&chat);
+        chat.restore();
+        QCOMPARE(chat.ids().size(), 1);  // an empty store starts with one new conversation
+        QCOMPARE(view.tabs()->count(), 1);
+        const QString id = chat.ids().first();
+        chat.setSampling(id, seeded(7));
+        ChatTab* tab = view.tab(id);
+        QVERIFY(tab);
+        QSignalSpy updates(&chat, &ChatController::messageUpdated);
+        QSignalSpy finished(&chat, &ChatController::generationFinished);
+        QSignalSpy generating(&chat, &ChatController::generatingChanged);
+        tab->input()->setPlainText(QStringLiteral("Once upon a time"));
+        QTest::keyClick(tab->input(), Qt::Key_Return);  // Enter sends
+        QVERIFY(tab->input()->toPlainText().isEmpty());
+        QVERIFY(chat.isGenerating(id));
+        QCOMPARE(tab->messageCount(), 2);
+        QVERIFY(finished.wait(30000));
+        QVERIFY2(updates.count() > 3, qPrintable(QString::number(updates.count())));  // streamed token by token
+        QCOMPARE(generating.count(), 2);
+        const Conversation* c = chat.conversation(id);
+        QCOMPARE(c->messages.size(), 2);
+        QCOMPARE(c->messages[0].role, QStringLiteral("user"));
+        QCOMPARE(c->messages[0].content, QStringLiteral("Once upon a time"));
+        QCOMPARE(c->messages[1].role, QStringLiteral("assistant"));
+        QVERIFY(!c->messages[1].content.trimmed().isEmpty());
+        QVERIFY(c->messages[1].stats.has_value());
+        QVERIFY(c->messages[1].stats->completionTokens > 0);
+        QVERIFY(c->messages[1].stats->completionTokens <= 40);
+        QVERIFY(c->messages[1].stats->promptTokens > 4);
+        // The widget shows the reply and its token counts / speed.
+        QCOMPARE(tab->messageAt(1)->text(), c->messages[1].content);
+        QVERIFY2(tab->messageAt(1)->statsText().startsWith(QString::number(c->messages[1].stats->completionTokens) +
+                                                           QStringLiteral(" tokens")),
+                 qPrintable(tab->messageAt(1)->statsText()));
+        QVERIFY(tab->messageAt(1)->statsText().contains(QStringLiteral("tok/s")));
+        QCOMPARE(view.tabs()->tabText(0), QStringLiteral("Once upon a time"));  // named after the first question
+    }
+
+    void stopCancels() {
+        ChatController chat(m_engine.get(), freshStore());
+        chat.restore();
+        const QString id = chat.ids().first();
+        chat.setSampling(id, seeded(3, 450));
+        QSignalSpy updates(&chat, &ChatController::messageUpdated);
+        QSignalSpy finished(&chat, &ChatController::generationFinished);
+        QVERIFY(chat.send(id, QStringLiteral("Tell me a long story")));
+        QVERIFY(updates.wait(30000));
+        chat.stop(id);
+        QVERIFY(finished.wait(30000));
+        const auto r = finished.at(0).at(1).value<GenerationResult>();
+        QCOMPARE(r.finishReason, QStringLiteral("cancelled"));
+        const Conversation* c = chat.conversation(id);
+        QCOMPARE(c->messages[1].stats->finishReason, QStringLiteral("cancelled"));
+        QVERIFY(c->messages[1].stats->completionTokens < 450);
+        QVERIFY(!chat.isGenerating(id));
+    }
+
+    void stopFromEscape() {
+        ChatController chat(m_engine.get(), freshStore());
+        ChatView view(&chat);
+        view.show();
+        chat.restore();
+        const QString id = chat.ids().first();
+        chat.setSampling(id, seeded(5, 450));
+        QSignalSpy updates(&chat, &ChatController::messageUpdated);
+        QSignalSpy finished(&chat, &ChatController::generationFinished);
+        QVERIFY(chat.send(id, QStringLiteral("Once")));
+        QVERIFY(updates.wait(30000));
+        QTest::keyClick(view.tab(id)->input(), Qt::Key_Escape);
+        QVERIFY(finished.wait(30000));
+        QCOMPARE(finished.at(0).at(1).value<GenerationResult>().finishReason, QStringLiteral("cancelled"));
+    }
+
+    void regenerateReplaces() {
+        ChatController chat(m_engine.get(), freshStore());
+        chat.restore();
+        const QString id = chat.ids().first();
+        chat.setSampling(id, seeded(11));
+        QSignalSpy finished(&chat, &ChatController::generationFinished);
+        QVERIFY(chat.send(id, QStringLiteral("Lily and Ben")));
+        QVERIFY(finished.wait(30000));
+        const QString first = chat.conversation(id)->messages[1].content;
+        chat.setSampling(id, seeded(12));
+        QVERIFY(chat.regenerate(id));
+        QVERIFY(finished.wait(30000));
+        const Conversation* c = chat.conversation(id);
+        QCOMPARE(c->messages.size(), 2);  // replaced, not appended
+        QCOMPARE(c->messages[0].content, QStringLiteral("Lily and Ben"));
+        QVERIFY(c->messages[1].content != first);
+        // Same seed again: the same reply (the seed reaches the engine).
+        const QString second = c->messages[1].content;
+        QVERIFY(chat.regenerate(id));
+        QVERIFY(finished.wait(30000));
+        QCOMPARE(chat.conversation(id)->messages[1].content, second);
+    }
+
+    void editAndResend() {
+        ChatController chat(m_engine.get(), freshStore());
+        chat.restore();
+        const QString id = chat.ids().first();
+        chat.setSampling(id, seeded(1));
+        QSignalSpy finished(&chat, &ChatController::generationFinished);
+        QVERIFY(chat.send(id, QStringLiteral("The cat")));
+        QVERIFY(finished.wait(30000));
+        QVERIFY(chat.editLastUserMessage(id, QStringLiteral("The dog")));
+        QVERIFY(finished.wait(30000));
+        const Conversation* c = chat.conversation(id);
+        QCOMPARE(c->messages.size(), 2);
+        QCOMPARE(c->messages[0].content, QStringLiteral("The dog"));
+        QVERIFY(c->messages[1].stats.has_value());
+    }
+
+    void tabsKeepSeparateHistories() {
+        ChatController chat(m_engine.get(), freshStore());
+        ChatView view(&chat);
+        chat.restore();
+        const QString a = chat.ids().first();
+        const QString b = chat.newConversation();
+        QCOMPARE(view.tabs()->count(), 2);
+        chat.setSystemPrompt(b, QStringLiteral("You tell stories."));
+        chat.setSampling(a, seeded(1, 20));
+        chat.setSampling(b, seeded(2, 30));
+        QSignalSpy finished(&chat, &ChatController::generationFinished);
+        // Both at once: the engine batches them.
+        QVERIFY(chat.send(a, QStringLiteral("First tab")));
+        QVERIFY(chat.send(b, QStringLiteral("Second tab")));
+        QCOMPARE(chat.generatingCount(), 2);
+        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, 30000);
+        QCOMPARE(chat.conversation(a)->messages.size(), 2);
+        QCOMPARE(chat.conversation(b)->messages.size(), 2);
+        QCOMPARE(chat.conversation(a)->messages[0].content, QStringLiteral("First tab"));
+        QCOMPARE(chat.conversation(b)->messages[0].content, QStringLiteral("Second tab"));
+        QVERIFY(chat.conversation(a)->systemPrompt.isEmpty());
+        QCOMPARE(chat.conversation(b)->systemPrompt, QStringLiteral("You tell stories."));
+        QCOMPARE(chat.conversation(a)->sampling.maxTokens, 20);
+        QCOMPARE(chat.conversation(b)->sampling.maxTokens, 30);
+        QVERIFY(chat.conversation(a)->messages[1].stats->completionTokens <= 20);
+        QCOMPARE(view.tab(a)->messageCount(), 2);
+        QCOMPARE(view.tab(b)->messageCount(), 2);
+        // The system prompt is part of the prompt: more prompt tokens in b.
+        QVERIFY(chat.conversation(b)->messages[1].stats->promptTokens >
+                chat.conversation(a)->messages[1].stats->promptTokens);
+        view.closeCurrentTab();  // b is current (the last opened)
+        QCOMPARE(view.tabs()->count(), 1);
+        QCOMPARE(chat.ids(), QStringList{a});
+    }
+
+    void conversationsSurviveRestart() {
+        const QString dir = m_env->path(QStringLiteral("restart"));
+        QString id, reply;
+        {
+            ChatController chat(m_engine.get(), ConversationStore(dir));
+            chat.restore();
+            id = chat.ids().first();
+            chat.rename(id, QStringLiteral("Kept"));
+            chat.setSystemPrompt(id, QStringLiteral("Be brief."));
+            chat.setSampling(id, seeded(9, 25));
+            QSignalSpy finished(&chat, &ChatController::generationFinished);
+            QVERIFY(chat.send(id, QStringLiteral("Hello there")));
+            QVERIFY(finished.wait(30000));
+            chat.newConversation(QStringLiteral("Second"));
+            reply = chat.conversation(id)->messages[1].content;
+        }
+        ChatController chat(m_engine.get(), ConversationStore(dir));
+        ChatView view(&chat);
+        chat.restore();
+        QCOMPARE(chat.ids().size(), 2);
+        QCOMPARE(chat.ids().first(), id);
+        const Conversation* c = chat.conversation(id);
+        QCOMPARE(c->title, QStringLiteral("Kept"));
+        QCOMPARE(c->systemPrompt, QStringLiteral("Be brief."));
+        QCOMPARE(c->sampling.seed, qint64(9));
+        QCOMPARE(c->sampling.maxTokens, 25);
+        QCOMPARE(c->messages.size(), 2);
+        QCOMPARE(c->messages[0].content, QStringLiteral("Hello there"));
+        QCOMPARE(c->messages[1].content, reply);
+        QVERIFY(c->messages[1].stats->completionTokens > 0);
+        QCOMPARE(view.tabs()->count(), 2);
+        QCOMPARE(view.tabs()->tabText(0), QStringLiteral("Kept"));
+        QCOMPARE(view.tabs()->tabText(1), QStringLiteral("Second"));
+        QCOMPARE(view.tab(id)->messageCount(), 2);
+
+        const QString md = m_env->path(QStringLiteral("kept.md"));
+        QVERIFY(chat.exportMarkdown(id, md));
+        QFile f(md);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const QString text = QString::fromUtf8(f.readAll());
+        QVERIFY(text.startsWith(QStringLiteral("# Kept\n")));
+        QVERIFY(text.contains(QStringLiteral("## You\n\nHello there\n")));
+        QVERIFY(text.contains(QStringLiteral("## Assistant\n\n") + reply.trimmed()));
+    }
+
+    void sendWithoutModelIsAnError() {
+        EngineController none;
+        ChatController chat(&none, freshStore());
+        chat.restore();
+        QSignalSpy errors(&chat, &ChatController::errorOccurred);
+        QVERIFY(!chat.send(chat.ids().first(), QStringLiteral("hi")));
+        QCOMPARE(errors.count(), 1);
+        QCOMPARE(errors.at(0).at(0).toString(), QStringLiteral("No model loaded"));
+        QCOMPARE(chat.conversation(chat.ids().first())->messages.size(), 0);
+    }
+
+    void markdownCodeBlocks() {
+        QTextDocument doc;
+        setMarkdownWithCodeBlocks(&doc, QStringLiteral("Text\n\n```cpp\nint x = 1;\n```\n"));
+        QVERIFY(doc.toPlainText().contains(QStringLiteral("int x = 1;")));
+        bool tinted = false;
+        for (QTextBlock b = doc.begin(); b.isValid(); b = b.next())
+            if (b.text() == QStringLiteral("int x = 1;")) tinted = b.blockFormat().background().color() == QColor(0xf1, 0xf3, 0xf5);
+        QVERIFY(tinted);
+    }
+};
+
+QTEST_MAIN(TestChatController)
+#include "test_chat_controller.moc"
