@@ -6,23 +6,11 @@
 
 namespace lmw::server {
 
-namespace {
-
-// As the engine encodes chat: the tokenizer adds BOS by its config, unless the template already
-// printed the BOS text.
-std::vector<int32_t> encodeRendered(const engine::Tokenizer& tok, const std::string& text) {
-    const std::string bos = tok.bosToken();
-    if (!bos.empty() && text.compare(0, bos.size(), bos) == 0) return tok.encode(text, false);
-    return tok.encode(text);
-}
-
-}  // namespace
-
 BuiltPrompt chatPrompt(const engine::Engine& engine, const std::vector<engine::ChatMessage>& messages,
                        bool addGenerationPrompt) {
     BuiltPrompt p;
     p.text = engine.renderChat(messages, addGenerationPrompt);
-    p.ids = encodeRendered(engine.tokenizer(), p.text);
+    p.ids = engine.encodeChat(p.text);
     return p;
 }
 

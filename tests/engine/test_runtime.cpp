@@ -293,8 +293,9 @@ private slots:
         const std::string rendered = e->renderChat(r.messages);
         QVERIFY(rendered.find("Tell me a story.") != std::string::npos);
         Request raw;
-        raw.promptIds = e->tokenizer().encode(rendered,
-                                              !(rendered.rfind(e->tokenizer().bosToken(), 0) == 0) && e->tokenizer().addBos());
+        raw.promptIds = e->encodeChat(rendered);
+        QCOMPARE(raw.promptIds.front(), e->tokenizer().bosId());  // the llama2 template prints <s> itself
+        QVERIFY(raw.promptIds[1] != e->tokenizer().bosId());     // and it is not added twice
         raw.sampling = r.sampling;
         QCOMPARE(chat.usage.promptTokens, int(raw.promptIds.size()));
         QCOMPARE(chat.ids, run(*e, raw).ids);

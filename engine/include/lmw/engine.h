@@ -120,6 +120,9 @@ public:
     const ChatTemplate& chatTemplate() const;
     int sessionLen() const;
     std::string renderChat(const std::vector<ChatMessage>& messages, bool addGenerationPrompt = true) const;
+    // Token ids of a rendered chat prompt, as a chat request is encoded: BOS per tokenizer_config
+    // unless the template already printed the BOS text.
+    std::vector<int32_t> encodeChat(const std::string& rendered) const;
 
     struct Impl;
 

@@ -29,6 +29,11 @@ const char* finishReasonName(FinishReason r) {
 namespace {
 constexpr int kBlockSize = 64;
 
+std::vector<int32_t> encodeChat(const Tokenizer& tok, const std::string& rendered) {
+    const bool hasBos = !tok.bosToken().empty() && rendered.rfind(tok.bosToken(), 0) == 0;
+    return tok.encode(rendered, tok.addBos() && !hasBos);
+}
+
 double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 }  // namespace
 
@@ -177,10 +182,8 @@ std::unique_ptr<Sequence> Engine::Impl::prepare(Request& req, RequestId id, Sink
     if (!invalid.empty()) throw Error(ErrorCode::InvalidArgument, invalid);
     bool chat = !req.messages.empty();
     if (chat) {
-        const std::string text =
-            chatTemplate->render(req.messages, req.addGenerationPrompt, tokenizer->bosToken(), tokenizer->eosToken());
-        const bool hasBos = !tokenizer->bosToken().empty() && text.rfind(tokenizer->bosToken(), 0) == 0;
-        s->tokens = tokenizer->encode(text, tokenizer->addBos() && !hasBos);
+        s->tokens = lmw::engine::encodeChat(*tokenizer, chatTemplate->render(req.messages, req.addGenerationPrompt,
+                                                                tokenizer->bosToken(), tokenizer->eosToken()));
     } else if (!req.promptIds.empty()) {
         for (int32_t t : req.promptIds)
             if (t < 0 || t >= info.config.vocabSize)
@@ -455,6 +458,10 @@ const EngineConfig& Engine::config() const { return m->config; }
 const Tokenizer& Engine::tokenizer() const { return *m->tokenizer; }
 const ChatTemplate& Engine::chatTemplate() const { return *m->chatTemplate; }
 int Engine::sessionLen() const { return m->sessionLen; }
+
+std::vector<int32_t> Engine::encodeChat(const std::string& rendered) const {
+    return lmw::engine::encodeChat(*m->tokenizer, rendered);
+}
 
 std::string Engine::renderChat(const std::vector<ChatMessage>& messages, bool addGenerationPrompt) const {
     return m->chatTemplate->render(messages, addGenerationPrompt, m->tokenizer->bosToken(), m->tokenizer->eosToken());
