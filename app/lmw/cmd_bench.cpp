@@ -1,7 +1,6 @@
 // `lmw bench`: decode speed against the memory-bandwidth limit, and throughput under load.
 #include <algorithm>
 #include <chrono>
-#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <future>
@@ -107,7 +106,6 @@ void benchThroughput(engine::Engine& e, int requests, int concurrency, int promp
     std::mt19937 rng(2);
     std::vector<RunStats> results;
     std::mutex mu;
-    std::atomic<int> next{0};
     const auto start = Clock::now();
     std::vector<std::thread> clients;
     for (int c = 0; c < concurrency; ++c) {
@@ -123,7 +121,6 @@ void benchThroughput(engine::Engine& e, int requests, int concurrency, int promp
                 RunStats s = launch(e, req).get();
                 std::lock_guard lock(mu);
                 results.push_back(std::move(s));
-                ++next;
             }
         });
     }

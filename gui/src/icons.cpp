@@ -3,6 +3,7 @@
 #include <QImageReader>
 #include <QPainter>
 #include <QPainterPath>
+#include <QPolygonF>
 #include <QPixmap>
 
 namespace lmw::gui {
@@ -38,16 +39,7 @@ static void paintShape(QPainter& p, const QString& name, const QColor& color) {
     p.setPen(pen);
     p.setBrush(Qt::NoBrush);
     if (name == QLatin1String("chat")) {
-        QPainterPath path;
-        path.moveTo(4, 5);
-        path.lineTo(20, 5);
-        path.lineTo(20, 16);
-        path.lineTo(11, 16);
-        path.lineTo(7, 19);
-        path.lineTo(7, 16);
-        path.lineTo(4, 16);
-        path.closeSubpath();
-        p.drawPath(path);
+        p.drawPolygon(QPolygonF({{4, 5}, {20, 5}, {20, 16}, {11, 16}, {7, 19}, {7, 16}, {4, 16}}));
     } else if (name == QLatin1String("model")) {
         QPainterPath path;
         path.moveTo(12, 3);
