@@ -6,7 +6,7 @@ namespace {
 // One warp per (token, K|V, kv head). Lanes own element pairs so int4 codes pack without sharing bytes.
 __global__ void kvStoreKernel(uint8_t* cache, KvLayout L, int layer, const __half* qkv, const int32_t* positions,
                               const int32_t* tokenSeq, const int32_t* blockTable, int maxBlocks, int numTokens,
-                              int heads) {
+                              int heads, const float* keyOffsets) {
     const int lane = threadIdx.x & 31;
     const int64_t w = int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (w >= int64_t(numTokens) * 2 * L.kvHeads) return;
@@ -29,22 +29,58 @@ __global__ void kvStoreKernel(uint8_t* cache, KvLayout L, int layer, const __hal
         for (int p = lane; p < pairs; p += 32) d[p] = src[p];
         return;
     }
+    // Keys lose their (layer, kv head) offset first (see Backend::setKvKeyOffsets).
+    const float2* off = which == 0 && keyOffsets
+                            ? reinterpret_cast<const float2*>(keyOffsets + (int64_t(layer) * L.kvHeads + h) * D)
+                            : nullptr;
+    auto value = [&](int p) {
+        float2 v = __half22float2(src[p]);
+        if (off) {
+            v.x -= off[p].x;
+            v.y -= off[p].y;
+        }
+        return v;
+    };
     float lo = 3.4e38f, hi = -3.4e38f;
     for (int p = lane; p < pairs; p += 32) {
-        const float2 v = __half22float2(src[p]);
+        const float2 v = value(p);
         lo = fminf(lo, fminf(v.x, v.y));
         hi = fmaxf(hi, fmaxf(v.x, v.y));
     }
     lo = -detail::warpMax(-lo);
     hi = detail::warpMax(hi);
     const float qmax = L.quant == 8 ? 255.f : 15.f;
+    float s = (hi - lo) / qmax, z = lo;
+    // int4: least-squares refits of scale and zero to the codes, as the CPU cache does (kInt4FitRounds).
+    for (int round = 0; round < (L.quant == 4 ? 3 : 0) && s > 0.f; ++round) {
+        const float inv = 1.f / s;
+        float sc = 0.f, sx = 0.f, scc = 0.f, scx = 0.f;
+        for (int p = lane; p < pairs; p += 32) {
+            const float2 v = value(p);
+            const float a = fminf(fmaxf(rintf((v.x - z) * inv), 0.f), qmax), b = fminf(fmaxf(rintf((v.y - z) * inv), 0.f), qmax);
+            sc += a + b;
+            sx += v.x + v.y;
+            scc += a * a + b * b;
+            scx += a * v.x + b * v.y;
+        }
+        sc = detail::warpSum(sc);
+        sx = detail::warpSum(sx);
+        scc = detail::warpSum(scc);
+        scx = detail::warpSum(scx);
+        const float det = float(D) * scc - sc * sc;
+        const float ns = det > 0.f ? (float(D) * scx - sc * sx) / det : 0.f;
+        if (!(ns > 0.f)) break;
+        s = ns;
+        z = (sx - ns * sc) / float(D);
+    }
     // Quantize against the f16-rounded scale and zero so stored codes match what is decoded.
-    const __half sh = __float2half((hi - lo) / qmax), zh = __float2half(lo);
-    const float s = __half2float(sh), z = __half2float(zh);
+    const __half sh = __float2half(s), zh = __float2half(z);
+    s = __half2float(sh);
+    z = __half2float(zh);
     const float inv = s > 0.f ? 1.f / s : 0.f;
     auto code = [&](float x) { return fminf(fmaxf(rintf((x - z) * inv), 0.f), qmax); };
     for (int p = lane; p < pairs; p += 32) {
-        const float2 v = __half22float2(src[p]);
+        const float2 v = value(p);
         const uint32_t a = uint32_t(code(v.x)), b = uint32_t(code(v.y));
         if (L.quant == 8) {
             data[2 * p] = uint8_t(a);
@@ -62,13 +98,13 @@ __global__ void kvStoreKernel(uint8_t* cache, KvLayout L, int layer, const __hal
 
 int kvStore(void* cache, const KvLayout& layout, int layer, const void* qkv, const int32_t* positions,
             const int32_t* tokenSeq, const int32_t* blockTable, int maxBlocks, int numTokens, int heads,
-            void* stream) {
+            const float* keyOffsets, void* stream) {
     const int64_t warps = int64_t(numTokens) * 2 * layout.kvHeads;
     if (warps <= 0) return 0;
     if (layout.headDim % 2) return int(cudaErrorInvalidValue);
     kvStoreKernel<<<detail::ceilDiv(warps, 4), 128, 0, detail::asStream(stream)>>>(
         static_cast<uint8_t*>(cache), layout, layer, static_cast<const __half*>(qkv), positions, tokenSeq,
-        blockTable, maxBlocks, numTokens, heads);
+        blockTable, maxBlocks, numTokens, heads, keyOffsets);
     return detail::launchStatus();
 }
 

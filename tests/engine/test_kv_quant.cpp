@@ -71,11 +71,8 @@ private slots:
               100 * (p8 / p0 - 1), p4, 100 * (p4 / p0 - 1));
         QVERIFY(p0 > 1 && p0 < 100);  // a trained model on simple stories
         QVERIFY2(std::abs(p8 / p0 - 1) < 0.01, "int8 KV must stay within 1% of 16-bit");
-        QVERIFY2(p4 / p0 - 1 < 0.6, "int4 KV ran away from 16-bit");
-        // stories260K has head_dim 8: one scale and zero per 8 values at 16 levels costs this model
-        // +41% (a head_dim-128 model keeps far more of its precision per token). Kept as an expected
-        // failure so the day it passes is seen.
-        QEXPECT_FAIL("", "int4 KV on a head_dim-8 model is +41% perplexity, not within 5%", Continue);
+        // stories260K has head_dim 8: 16 levels over 8 values per token. Min/max alone cost it +41%;
+        // the key offsets and the least-squares refit of scale and zero bring it to about +3.4%.
         QVERIFY2(std::abs(p4 / p0 - 1) < 0.05, "int4 KV must stay within 5% of 16-bit");
         QVERIFY(p4 != p0);  // the int4 cache really is in use
     }

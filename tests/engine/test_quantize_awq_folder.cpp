@@ -146,7 +146,7 @@ private slots:
             };
             for (const Part& part : {Part{&L.qkv, {{"q_proj", 0}, {"k_proj", 64}, {"v_proj", 96}}}, Part{&L.o, {{"o_proj", 0}}}}) {
                 auto w = b->loadLinear(*part.lin);
-                b->beginStep(quant::sequenceBatch(cfg, 64));
+                b->beginStep(sequenceBatch(cfg, 64));
                 quant::Upload up;
                 Tensor x = quant::uploadRows(*b, eye.data(), 64, 64, up);
                 Tensor y = b->alloc(64, part.lin->out);
@@ -179,7 +179,7 @@ private slots:
             Transformer t(*b, src);
             b->allocKvCache({cfg.numLayers, cfg.numKvHeads, cfg.headDim, 64, 0}, 1);
             const std::vector<int32_t> ids = {1, 403, 407, 261, 378, 429, 36, 46, 10};
-            StepBatch sb = quant::sequenceBatch(cfg, int(ids.size()), ids.data());
+            StepBatch sb = sequenceBatch(cfg, int(ids.size()), ids.data());
             for (int i = 0; i < int(ids.size()); ++i) sb.logitRows.push_back(i);
             std::vector<float> logits(ids.size() * size_t(cfg.vocabSize));
             t.forward(sb, logits.data());

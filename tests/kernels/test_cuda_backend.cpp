@@ -56,7 +56,16 @@ struct Model {
     LinearSource qkv, o, gateUp, down, head;
 };
 
-Model buildModel(std::mt19937& rng) {
+// What keyChannels adds to the keys (k bias, every kv head): large, near-constant channels, as real
+// models have; they sit on the lowest-frequency rotary pair, which barely turns over 70 positions.
+std::vector<float> keyChannelShift() {
+    std::vector<float> shift(size_t(kHeadDim), 0.f);
+    shift[size_t(kHeadDim / 2 - 1)] = 6.f;
+    shift[size_t(kHeadDim - 1)] = -5.f;
+    return shift;
+}
+
+Model buildModel(std::mt19937& rng, bool keyChannels = false) {
     Model m;
     Store& s = m.store;
     m.embed = s.add("embed", DType::F32, {kVocab, kHidden}, randomF(size_t(kVocab * kHidden), rng, 1.f));
@@ -74,7 +83,11 @@ Model buildModel(std::mt19937& rng) {
     const auto* kv = s.add("kv", DType::F16, {kvRows, kHidden}, toHalf(randomF(size_t(kvRows * kHidden), rng, 0.1f)));
     m.qkv.segments = {{q, nullptr, nullptr, 0, qRows, 0}, {kv, nullptr, nullptr, 0, kvRows, qRows}};
     const auto* qb = s.add("qb", DType::F32, {qRows}, randomF(qRows, rng, 0.2f));
-    const auto* kvb = s.add("kvb", DType::F32, {kvRows}, randomF(kvRows, rng, 0.2f));
+    std::vector<float> kvBias = randomF(kvRows, rng, 0.2f);
+    if (keyChannels)
+        for (int h = 0; h < kKvHeads; ++h)
+            for (int d = 0; d < kHeadDim; ++d) kvBias[size_t(h * kHeadDim + d)] += keyChannelShift()[size_t(d)];
+    const auto* kvb = s.add("kvb", DType::F32, {kvRows}, kvBias);
     m.qkv.biasSegments = {{qb, nullptr, nullptr, 0, qRows, 0}, {kvb, nullptr, nullptr, 0, kvRows, qRows}};
 
     auto awq = [&](const std::string& name, int64_t in, int64_t out, int g) {
@@ -141,7 +154,7 @@ StepBatch makeStep(const std::vector<std::vector<int32_t>>& tokensPerSeq, const 
 }
 
 // Runs the op sequence and returns every intermediate, read back as f32.
-std::vector<std::vector<float>> runSequence(Backend& be, const Model& m, int quant) {
+std::vector<std::vector<float>> runSequence(Backend& be, const Model& m, int quant, bool keyOffsets) {
     auto embed = be.loadEmbedding(*m.embed);
     auto norm = be.loadNorm(*m.norm);
     auto qkv = be.loadLinear(m.qkv), o = be.loadLinear(m.o), gu = be.loadLinear(m.gateUp), down = be.loadLinear(m.down),
@@ -152,6 +165,14 @@ std::vector<std::vector<float>> runSequence(Backend& be, const Model& m, int qua
     shape.headDim = kHeadDim;
     shape.quantPolicy = quant;
     be.allocKvCache(shape, 12);
+    if (keyOffsets) {
+        std::vector<float> offsets;
+        for (int i = 0; i < kLayers * kKvHeads; ++i) {
+            const auto shift = keyChannelShift();
+            offsets.insert(offsets.end(), shift.begin(), shift.end());
+        }
+        be.setKvKeyOffsets(offsets);
+    }
 
     std::vector<std::vector<float>> outs;
     auto read = [&](Tensor t) {
@@ -198,6 +219,9 @@ std::vector<std::vector<float>> runSequence(Backend& be, const Model& m, int qua
             Tensor f = be.alloc(T, kFfn);
             be.siluMul(f, g);
             read(f);
+            std::vector<double> sums(size_t(kFfn), 0.5);  // added to, not overwritten
+            be.addColumnAbsSums(f, sums.data());
+            outs.emplace_back(sums.begin(), sums.end());
             Tensor d = be.alloc(T, kHidden);
             be.linear(d, f, *down);
             read(d);
@@ -290,20 +314,26 @@ private slots:
     void matchesCpu_data() {
         QTest::addColumn<int>("quant");
         QTest::addColumn<double>("tol");
-        QTest::newRow("f16-kv") << 0 << 1e-2;
-        QTest::newRow("int8-kv") << 8 << 1.5e-2;
-        QTest::newRow("int4-kv") << 4 << 5e-2;
+        QTest::addColumn<bool>("keyOffsets");
+        QTest::newRow("f16-kv") << 0 << 1e-2 << false;
+        QTest::newRow("int8-kv") << 8 << 1.5e-2 << false;
+        QTest::newRow("int4-kv") << 4 << 5e-2 << false;
+        QTest::newRow("int8-kv-key-offsets") << 8 << 1.5e-2 << true;
+        QTest::newRow("int4-kv-key-offsets") << 4 << 5e-2 << true;
     }
 
     void matchesCpu() {
         QFETCH(int, quant);
         QFETCH(double, tol);
+        QFETCH(bool, keyOffsets);
         std::mt19937 rng(42);
-        Model m = buildModel(rng);
+        // With offsets the keys get the constant channels the offsets take out: a backend that did
+        // not subtract them would quantize a 4x wider range and drift from the CPU.
+        Model m = buildModel(rng, keyOffsets);
         auto cpu = createBackend("cpu", 2);
         auto gpu = createBackend("cuda", 0);
-        const auto a = runSequence(*cpu, m, quant);
-        const auto b = runSequence(*gpu, m, quant);
+        const auto a = runSequence(*cpu, m, quant, keyOffsets);
+        const auto b = runSequence(*gpu, m, quant, keyOffsets);
         QCOMPARE(a.size(), b.size());
         for (size_t i = 0; i < a.size(); ++i) {
             QCOMPARE(a[i].size(), b[i].size());

@@ -19,11 +19,24 @@ void quantizeRow(float* x, int d, int quant) {
     float lo = x[0], hi = x[0];
     for (int i = 1; i < d; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
     const float qmax = quant == 8 ? 255.f : 15.f;
-    const float s = lmw::halfToFloat(lmw::floatToHalf((hi - lo) / qmax)), z = lmw::halfToFloat(lmw::floatToHalf(lo));
+    auto code = [&](float v, float z, float inv) { return std::min(std::max(std::rint((v - z) * inv), 0.f), qmax); };
+    float fs = (hi - lo) / qmax, fz = lo;
+    for (int round = 0; round < (quant == 4 ? 3 : 0) && fs > 0.f; ++round) {  // int4's least-squares refit
+        float sc = 0, sx = 0, scc = 0, scx = 0;
+        for (int i = 0; i < d; ++i) {
+            const float c = code(x[i], fz, 1.f / fs);
+            sc += c, sx += x[i], scc += c * c, scx += c * x[i];
+        }
+        const float det = float(d) * scc - sc * sc;
+        const float ns = det > 0 ? (float(d) * scx - sc * sx) / det : 0.f;
+        if (!(ns > 0.f)) break;
+        fs = ns;
+        fz = (sx - ns * sc) / float(d);
+    }
+    const float s = lmw::halfToFloat(lmw::floatToHalf(fs)), z = lmw::halfToFloat(lmw::floatToHalf(fz));
     const float inv = s > 0 ? 1.f / s : 0.f;
     for (int i = 0; i < d; ++i) {
-        const float c = std::min(std::max(std::rint((x[i] - z) * inv), 0.f), qmax);
-        x[i] = c * s + z;
+        x[i] = code(x[i], z, inv) * s + z;
     }
 }
 }  // namespace
@@ -43,6 +56,7 @@ private slots:
         QTest::addColumn<int>("headDim");
         QTest::addColumn<int>("quant");
         QTest::addColumn<bool>("prefill");
+        QTest::addColumn<bool>("keyOffsets");
         struct Shape {
             int h, kv, d;
             const char* name;
@@ -52,7 +66,12 @@ private slots:
             for (int q : {0, 8, 4})
                 for (bool pf : {false, true})
                     QTest::newRow(qPrintable(QString("%1-q%2-%3").arg(s.name).arg(q).arg(pf ? "prefill" : "decode")))
-                        << s.h << s.kv << s.d << q << pf;
+                        << s.h << s.kv << s.d << q << pf << false;
+        // Keys stored minus per-(layer, kv head) offsets: the reference quantizes k - offset too.
+        for (int q : {8, 4}) {
+            QTest::newRow(qPrintable(QString("llama7b-q%1-key-offsets").arg(q))) << 32 << 32 << 128 << q << true << true;
+            QTest::newRow(qPrintable(QString("stories-q%1-key-offsets").arg(q))) << 8 << 4 << 8 << q << false << true;
+        }
     }
 
     void attention() {
@@ -61,7 +80,10 @@ private slots:
         QFETCH(int, headDim);
         QFETCH(int, quant);
         QFETCH(bool, prefill);
+        QFETCH(bool, keyOffsets);
         const int D = headDim, layers = 3, layer = 1, bs = 64;
+        const std::vector<float> offsets =
+            keyOffsets ? randomHalfValues(size_t(layers * kvHeads * D), m_rng, -1.5f, 1.5f) : std::vector<float>{};
         const std::vector<int> ctx = {1, 63, 64, 65, 300, 700};
         const int S = int(ctx.size());
         const int maxCtx = *std::max_element(ctx.begin(), ctx.end());
@@ -99,15 +121,22 @@ private slots:
             auto dq = upload(toHalf(qkvAll));
             auto dp = upload(allPos);
             auto ds = upload(allSeq);
+            std::unique_ptr<DeviceMem> dOff;
+            if (keyOffsets) dOff = upload(offsets);
             GPU_OK(k::kvStore(cache.get(), L, layer, dq->get(), dp->as<int32_t>(), ds->as<int32_t>(), dTable->as<int32_t>(),
-                              maxBlocks, TA, heads, nullptr));
+                              maxBlocks, TA, heads, dOff ? dOff->as<float>() : nullptr, nullptr));
             GPU_OK(cudaDeviceSynchronize());
         }
         // Reference K/V per (seq, pos, kv head) as stored.
         auto kvRef = [&](int t, int which, int h) {
             std::vector<float> v(qkvAll.begin() + int64_t(t) * width + (heads + which * kvHeads + h) * D,
                                  qkvAll.begin() + int64_t(t) * width + (heads + which * kvHeads + h + 1) * D);
+            const float* off = which == 0 && keyOffsets ? offsets.data() + (layer * kvHeads + h) * D : nullptr;
+            if (off)
+                for (int d = 0; d < D; ++d) v[size_t(d)] -= off[d];
             quantizeRow(v.data(), D, quant);
+            if (off)  // attention cannot tell: every score of a query moves by q . offset
+                for (int d = 0; d < D; ++d) v[size_t(d)] += off[d];
             return v;
         };
         std::vector<std::vector<float>> kq(size_t(TA * kvHeads)), vq(size_t(TA * kvHeads));

@@ -91,7 +91,8 @@ struct LinearQuantReport {
 struct LayerQuantReport {
     int layer = 0;
     std::vector<LinearQuantReport> linears;
-    double seconds = 0;
+    double seconds = 0;             // the whole layer
+    double calibrationSeconds = 0;  // of which running it over the calibration tokens (awq)
 };
 
 struct QuantizeReport {

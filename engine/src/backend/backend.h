@@ -70,6 +70,11 @@ public:
     virtual void allocKvCache(const KvCacheShape& shape, int64_t numBlocks) = 0;
     // Copies the contents of one block to another (prefix caching copy-on-write).
     virtual void copyKvBlock(int32_t from, int32_t to) = 0;
+    // Quantized caches (policy 8, 4) store every key minus the offset of its (layer, kv head):
+    // offsets [layers][kvHeads][headDim], empty = none; set after allocKvCache (which clears them).
+    // Attention does not change: all scores of a query shift by the same q . offset, which softmax
+    // ignores; but the per-token range shrinks, as keys carry large near-constant channels.
+    virtual void setKvKeyOffsets(const std::vector<float>& offsets) = 0;
 
     // One step: upload batch metadata, reset the activation arena.
     virtual void beginStep(const StepBatch& batch) = 0;
@@ -89,6 +94,8 @@ public:
     virtual void siluMul(Tensor out, Tensor gateUp) = 0;  // out[T, F] = silu(gateUp[:, :F]) * gateUp[:, F:]
     virtual void add(Tensor x, Tensor y) = 0;             // x += y
     virtual void gatherRows(Tensor out, Tensor in) = 0;   // out[i] = in[batch.logitRows[i]]
+    // dst[c] += sum over rows of |t[r, c]| (waits for the device): AWQ's activation statistics.
+    virtual void addColumnAbsSums(Tensor t, double* dst) = 0;
     // Copies a [rows, cols] tensor to host f32 (waits for the device).
     virtual void readF32(Tensor t, float* dst) = 0;
 };

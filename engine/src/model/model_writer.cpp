@@ -2,11 +2,13 @@
 // SafetensorsWriter so peak memory is one tensor (or one chunk), not the whole model.
 #include "model/model_writer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "model/safetensors.h"
@@ -233,27 +235,38 @@ void writeRandomLlama(const std::string& dir, const ModelConfig& cfgIn, DType dt
     for (const auto& s : specs) entries.push_back(s.entry);
     SafetensorsWriter w(dir + "/model.safetensors", entries);
     const size_t es = dtypeSize(dtype);
-    constexpr size_t kChunk = size_t(1) << 20;  // elements per write
-    std::vector<uint8_t> buf;
+    constexpr int64_t kChunk = int64_t(1) << 20;  // elements per generated piece
+    const int threads = int(std::max(1u, std::thread::hardware_concurrency()));
+    std::vector<std::vector<uint8_t>> bufs(static_cast<size_t>(threads));
     for (size_t ti = 0; ti < specs.size(); ++ti) {
         int64_t n = 1;
         for (int64_t d : specs[ti].entry.shape) n *= d;
-        // Each tensor has its own stream, so changing one shape does not reshuffle the others.
-        Rng rng{seed ^ (0x632be59bd9b4e019ull * (ti + 1))};
-        for (int64_t done = 0; done < n;) {
-            const size_t m = size_t(std::min<int64_t>(int64_t(kChunk), n - done));
-            buf.resize(m * es);
-            for (size_t i = 0; i < m; i += 2) {
-                // Box-Muller: two N(0, 1) per pair of uniforms.
-                const double r = std::sqrt(-2.0 * std::log(rng.uniform()));
-                const double a = 6.283185307179586 * rng.uniform();
-                const float z0 = specs[ti].ones ? 1.0f : float(0.02 * r * std::cos(a));
-                const float z1 = specs[ti].ones ? 1.0f : float(0.02 * r * std::sin(a));
-                storeFloat(buf.data() + i * es, dtype, z0);
-                if (i + 1 < m) storeFloat(buf.data() + (i + 1) * es, dtype, z1);
-            }
-            w.write(buf.data(), buf.size());
-            done += int64_t(m);
+        const int64_t pieces = (n + kChunk - 1) / kChunk;
+        // Pieces are generated in parallel, each from its own stream (seed, tensor, piece), so the
+        // values do not depend on the thread count; a changed shape does not reshuffle other tensors.
+        for (int64_t first = 0; first < pieces; first += threads) {
+            const int batch = int(std::min<int64_t>(threads, pieces - first));
+            auto gen = [&](int k) {
+                const int64_t piece = first + k, done = piece * kChunk;
+                const size_t m = size_t(std::min(kChunk, n - done));
+                std::vector<uint8_t>& buf = bufs[size_t(k)];
+                buf.resize(m * es);
+                Rng rng{seed ^ (0x632be59bd9b4e019ull * (ti + 1)) ^ (0x9e3779b97f4a7c15ull * uint64_t(piece + 1))};
+                for (size_t i = 0; i < m; i += 2) {
+                    // Box-Muller: two N(0, 1) per pair of uniforms.
+                    const double r = std::sqrt(-2.0 * std::log(rng.uniform()));
+                    const double a = 6.283185307179586 * rng.uniform();
+                    const float z0 = specs[ti].ones ? 1.0f : float(0.02 * r * std::cos(a));
+                    const float z1 = specs[ti].ones ? 1.0f : float(0.02 * r * std::sin(a));
+                    storeFloat(buf.data() + i * es, dtype, z0);
+                    if (i + 1 < m) storeFloat(buf.data() + (i + 1) * es, dtype, z1);
+                }
+            };
+            std::vector<std::thread> pool;
+            for (int k = 1; k < batch; ++k) pool.emplace_back(gen, k);
+            gen(0);
+            for (auto& t : pool) t.join();
+            for (int k = 0; k < batch; ++k) w.write(bufs[size_t(k)].data(), bufs[size_t(k)].size());
         }
     }
     w.finish();

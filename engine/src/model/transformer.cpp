@@ -1,5 +1,6 @@
 #include "model/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "lmw/error.h"
@@ -30,6 +31,7 @@ void decoderLayer(Backend& b, const ModelConfig& cfg, const LayerWeights& w, int
     Tensor qkv = b.alloc(T, int64_t(H + 2 * KVH) * D);        // [T, (H + 2 KVH) D]
     b.linear(qkv, h, *w.qkv);
     b.rope(qkv, H, KVH, D);
+    if (tap) tap->onRotatedQkv(layer, qkv, b);
     Tensor att = b.alloc(T, int64_t(H) * D);                  // [T, H D]
     b.attention(att, qkv, kvLayer, H, KVH, D);
     if (tap) tap->onLinearInput(layer, LinearKind::O, att, b);
@@ -102,6 +104,23 @@ Transformer::Transformer(Backend& backend, const ModelSources& src, const Progre
     m_weightBytes += m_finalNorm->bytes() + m_lmHead->bytes();
 }
 
+StepBatch sequenceBatch(const ModelConfig& cfg, int len, const int32_t* tokens) {
+    StepBatch b;
+    b.tokens.resize(size_t(len));
+    b.positions.resize(size_t(len));
+    for (int i = 0; i < len; ++i) {
+        b.tokens[size_t(i)] = tokens ? tokens[i] : i;
+        b.positions[size_t(i)] = i;
+    }
+    b.seqStart = {0, len};
+    b.contextLen = {len};
+    b.maxBlocks = (len + 63) / 64;
+    for (int i = 0; i < b.maxBlocks; ++i) b.blockTable.push_back(i);
+    b.invFreq.resize(size_t(cfg.headDim / 2));
+    ropeInvFreq(cfg, len, b.invFreq.data());
+    return b;
+}
+
 void Transformer::forward(const StepBatch& batch, float* logits) {
     Backend& b = m_backend;
     b.beginStep(batch);
@@ -119,6 +138,55 @@ void Transformer::forward(const StepBatch& batch, float* logits) {
     Tensor out = b.alloc(R, m_cfg.vocabSize);    // [R, vocab]
     b.linear(out, last, *m_lmHead);
     b.readF32(out, logits);
+}
+
+namespace {
+// Plain prose for the key offsets: what matters is the model's typical key, not the content.
+constexpr const char* kKvCalibrationText =
+    "Once upon a time, a little girl named Lily lived in a small house near the woods. Every morning "
+    "she walked to school with her dog and her best friend Tom. The weather today is sunny and warm, "
+    "and the city park is full of people. Please explain in a few sentences how a computer stores "
+    "numbers, why the sky looks blue, and what you would cook for dinner with rice, beans and tomatoes.";
+
+// Sums the keys (after rotary) of every (layer, kv head) over the rows of the step.
+struct KeySumTap final : LinearTap {
+    explicit KeySumTap(const ModelConfig& c) : cfg(c), sums(size_t(c.numLayers * c.numKvHeads * c.headDim), 0.0) {}
+    void onLinearInput(int, LinearKind, Tensor, Backend&) override {}
+    void onRotatedQkv(int layer, Tensor qkv, Backend& b) override {
+        const int64_t H = cfg.numHeads, KVD = int64_t(cfg.numKvHeads) * cfg.headDim;
+        buf.resize(size_t(qkv.rows * qkv.cols));
+        b.readF32(qkv, buf.data());
+        // Row 0 (the first token, often BOS) is an outlier key many models attend to as a sink: skip it.
+        for (int64_t t = qkv.rows > 1 ? 1 : 0; t < qkv.rows; ++t)
+            for (int64_t j = 0; j < KVD; ++j)
+                sums[size_t(layer * KVD + j)] += double(buf[size_t(t * qkv.cols + H * cfg.headDim + j)]);
+        rows = std::max<int64_t>(1, qkv.rows - 1);
+    }
+    const ModelConfig& cfg;
+    std::vector<double> sums;
+    int64_t rows = 0;
+    std::vector<float> buf;
+};
+}  // namespace
+
+void Transformer::calibrateKvKeyOffsets(const Tokenizer& tokenizer, int64_t cacheTokens) {
+    std::vector<int32_t> tokens = tokenizer.encode(kKvCalibrationText);
+    tokens.resize(size_t(std::clamp<int64_t>(int64_t(tokens.size()), 0, std::min<int64_t>(128, cacheTokens))));
+    if (tokens.empty()) return;
+    const StepBatch b = sequenceBatch(m_cfg, int(tokens.size()), tokens.data());
+    KeySumTap tap(m_cfg);
+    LinearTap* const saved = m_tap;
+    m_tap = &tap;
+    try {
+        forward(b, nullptr);  // no logit rows: the pass ends after the last layer
+    } catch (...) {
+        m_tap = saved;
+        throw;
+    }
+    m_tap = saved;
+    std::vector<float> offsets(tap.sums.size());
+    for (size_t i = 0; i < offsets.size(); ++i) offsets[i] = float(tap.sums[i] / double(tap.rows));
+    m_backend.setKvKeyOffsets(offsets);
 }
 
 }  // namespace lmw::engine

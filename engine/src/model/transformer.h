@@ -5,17 +5,20 @@
 
 #include "backend/backend.h"
 #include "lmw/engine.h"
+#include "lmw/tokenizer.h"
 #include "model/weights.h"
 
 namespace lmw::engine {
 
 enum class LinearKind { Qkv, O, GateUp, Down };
 
-// Sees the input of every linear layer (AWQ calibration). Called during forward on the engine thread.
+// Sees activations inside the forward pass (AWQ and KV-cache calibration), on the engine thread.
 class LinearTap {
 public:
     virtual ~LinearTap() = default;
     virtual void onLinearInput(int layer, LinearKind kind, Tensor in, Backend& backend) = 0;
+    // qkv [T, (H + 2 KVH) D] after the rotary embedding, before attention stores K and V.
+    virtual void onRotatedQkv(int /*layer*/, Tensor /*qkv*/, Backend& /*backend*/) {}
 };
 
 // A decoder layer's weights, prepared by a backend.
@@ -33,6 +36,10 @@ void decoderLayer(Backend& backend, const ModelConfig& cfg, const LayerWeights& 
 // contextLen (dynamic NTK depends on it; linear and llama3 scaling do not).
 void ropeInvFreq(const ModelConfig& cfg, int contextLen, float* out);
 
+// A one-sequence step of `len` tokens at positions 0..len-1 in blocks 0..ceil(len/64)-1, no logit
+// rows; token ids from `tokens`, or 0..len-1 when null (uploadRows in quantization relies on that).
+StepBatch sequenceBatch(const ModelConfig& cfg, int len, const int32_t* tokens = nullptr);
+
 class Transformer {
 public:
     // Uploads every weight to the backend (progress over layers; returns false -> Cancelled).
@@ -42,6 +49,10 @@ public:
     // Runs one step; writes logits [batch.logitRows.size(), vocab] to host memory `logits`.
     void forward(const StepBatch& batch, float* logits);
     void setTap(LinearTap* tap) { m_tap = tap; }
+    // For quantized KV caches: runs a short built-in text (at most 128 tokens and cacheTokens, in
+    // the cache's first blocks, which the caller does not use yet) and gives the backend the mean key
+    // of every (layer, kv head) over it as the key offsets (Backend::setKvKeyOffsets).
+    void calibrateKvKeyOffsets(const Tokenizer& tokenizer, int64_t cacheTokens);
     Backend& backend() { return m_backend; }
 
 private:

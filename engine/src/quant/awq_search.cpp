@@ -24,6 +24,15 @@ void parallelFor(int64_t n, const std::function<void(int64_t)>& f) {
     for (auto& t : pool) t.join();
 }
 
+double parallelSum(int64_t n, const std::function<double(int64_t, int64_t)>& f) {
+    constexpr int64_t kChunk = 1 << 16;
+    std::vector<double> part(size_t((n + kChunk - 1) / kChunk), 0.0);
+    parallelFor(int64_t(part.size()), [&](int64_t c) { part[size_t(c)] = f(c * kChunk, std::min(n, c * kChunk + kChunk)); });
+    double total = 0;
+    for (double p : part) total += p;
+    return total;
+}
+
 std::vector<float> awqScales(const std::vector<double>& meanAbs, double alpha) {
     std::vector<float> s(meanAbs.size());
     double mx = 0, mn = INFINITY;
@@ -39,21 +48,30 @@ std::vector<float> awqScales(const std::vector<double>& meanAbs, double alpha) {
     return s;
 }
 
-std::vector<float> quantError(const float* w, int64_t out, int64_t in, int group, const std::vector<uint8_t>& rowQuantized,
-                              const std::vector<float>& scales) {
-    std::vector<float> diff(size_t(out * in), 0.0f);
+void quantError(const float* w, int64_t out, int64_t in, int group, const std::vector<uint8_t>& rowQuantized,
+                const std::vector<float>& scales, std::vector<float>& diff) {
+    diff.resize(size_t(out * in));
     parallelFor((out + 63) / 64, [&](int64_t task) {
         std::vector<float> row(static_cast<size_t>(in));
         for (int64_t r = task * 64; r < std::min(out, task * 64 + 64); ++r) {
-            if (!rowQuantized.empty() && !rowQuantized[size_t(r)]) continue;
+            float* d = diff.data() + r * in;
+            if (!rowQuantized.empty() && !rowQuantized[size_t(r)]) {
+                std::fill(d, d + in, 0.0f);
+                continue;
+            }
             const float* src = w + r * in;
             for (int64_t c = 0; c < in; ++c) row[size_t(c)] = scales.empty() ? src[c] : src[c] * scales[size_t(c)];
             fakeQuantize(row.data(), 1, in, group, row.data());
-            float* d = diff.data() + r * in;
             for (int64_t c = 0; c < in; ++c)
                 d[c] = src[c] - (scales.empty() ? row[size_t(c)] : row[size_t(c)] / scales[size_t(c)]);
         }
     });
+}
+
+std::vector<float> quantError(const float* w, int64_t out, int64_t in, int group, const std::vector<uint8_t>& rowQuantized,
+                              const std::vector<float>& scales) {
+    std::vector<float> diff;
+    quantError(w, out, in, group, rowQuantized, scales, diff);
     return diff;
 }
 
@@ -62,9 +80,11 @@ ScaleSearch searchScale(const float* w, int64_t out, int64_t in, int group, cons
     ScaleSearch best;
     best.errorBest = INFINITY;
     bool haveRtn = false;
+    std::vector<float> diff;
     for (double alpha : alphas) {
         std::vector<float> s = awqScales(meanAbs, alpha);
-        const double e = error(quantError(w, out, in, group, rowQuantized, alpha == 0 ? std::vector<float>{} : s));
+        quantError(w, out, in, group, rowQuantized, alpha == 0 ? std::vector<float>{} : s, diff);
+        const double e = error(diff);
         if (alpha == 0) {
             best.errorRtn = e;
             haveRtn = true;
@@ -75,7 +95,10 @@ ScaleSearch searchScale(const float* w, int64_t out, int64_t in, int group, cons
             best.scales = std::move(s);
         }
     }
-    if (!haveRtn) best.errorRtn = error(quantError(w, out, in, group, rowQuantized, {}));
+    if (!haveRtn) {
+        quantError(w, out, in, group, rowQuantized, {}, diff);
+        best.errorRtn = error(diff);
+    }
     if (best.alpha == 0) best.scales.assign(size_t(in), 1.0f);
     return best;
 }
@@ -100,7 +123,7 @@ double searchClip(float* w, int64_t out, int64_t in, int group, const std::vecto
     parallelFor(out, [&](int64_t r) {
         if (!rowQuantized.empty() && !rowQuantized[size_t(r)]) return;
         std::vector<float> cur(static_cast<size_t>(group)), q(static_cast<size_t>(group));
-        std::vector<double> d(static_cast<size_t>(group));
+        std::vector<double> d(static_cast<size_t>(group)), y(static_cast<size_t>(group));
         for (int64_t k = 0; k < G; ++k) {
             float* wg = w + r * in + k * group;
             float maxAbs = 0;
@@ -113,12 +136,16 @@ double searchClip(float* w, int64_t out, int64_t in, int group, const std::vecto
                 for (int i = 0; i < group; ++i) cur[size_t(i)] = std::clamp(wg[i], -m, m);
                 fakeQuantize(cur.data(), 1, group, group, q.data());
                 for (int i = 0; i < group; ++i) d[size_t(i)] = double(q[size_t(i)]) - double(wg[i]);
-                double e = 0;
+                // e = d^T G d with y = G d accumulated column by column (G is symmetric): the inner
+                // loop is an axpy the compiler vectorises, unlike a dot-product reduction.
+                std::fill(y.begin(), y.end(), 0.0);
                 for (int a = 0; a < group; ++a) {
-                    double acc = 0;
-                    for (int b = 0; b < group; ++b) acc += gk[a * group + b] * d[size_t(b)];
-                    e += d[size_t(a)] * acc;
+                    const double da = d[size_t(a)];
+                    const double* ga = gk + a * group;
+                    for (int b = 0; b < group; ++b) y[size_t(b)] += ga[b] * da;
                 }
+                double e = 0;
+                for (int b = 0; b < group; ++b) e += d[size_t(b)] * y[size_t(b)];
                 if (e < bestErr) {
                     bestErr = e;
                     bestStep = s;

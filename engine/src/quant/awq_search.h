@@ -26,7 +26,10 @@ struct ScaleSearch {
 ScaleSearch searchScale(const float* w, int64_t out, int64_t in, int group, const std::vector<uint8_t>& rowQuantized,
                         const std::vector<double>& meanAbs, const std::vector<double>& alphas, const WeightErrorFn& error);
 
-// The weight difference W - Q(W diag(s)) diag(1/s) (scales empty = all 1).
+// The weight difference W - Q(W diag(s)) diag(1/s) (scales empty = all 1), into `diff` (resized to
+// out * in; reusing one buffer across candidates saves faulting in fresh pages for each).
+void quantError(const float* w, int64_t out, int64_t in, int group, const std::vector<uint8_t>& rowQuantized,
+                const std::vector<float>& scales, std::vector<float>& diff);
 std::vector<float> quantError(const float* w, int64_t out, int64_t in, int group, const std::vector<uint8_t>& rowQuantized,
                               const std::vector<float>& scales);
 
@@ -41,5 +44,8 @@ double hostWeightError(const float* x, int64_t n, int64_t in, const std::vector<
 
 // Runs f(i) for i in [0, n) on up to hardware_concurrency threads.
 void parallelFor(int64_t n, const std::function<void(int64_t)>& f);
+// Sum of f(begin, end) over chunks covering [0, n), run on parallelFor; the result does not depend
+// on the thread count.
+double parallelSum(int64_t n, const std::function<double(int64_t begin, int64_t end)>& f);
 
 }  // namespace lmw::engine::quant

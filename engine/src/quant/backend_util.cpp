@@ -2,26 +2,8 @@
 
 #include <algorithm>
 
-#include "model/transformer.h"
 
 namespace lmw::engine::quant {
-
-StepBatch sequenceBatch(const ModelConfig& cfg, int len, const int32_t* tokens) {
-    StepBatch b;
-    b.tokens.resize(size_t(len));
-    b.positions.resize(size_t(len));
-    for (int i = 0; i < len; ++i) {
-        b.tokens[size_t(i)] = tokens ? tokens[i] : i;
-        b.positions[size_t(i)] = i;
-    }
-    b.seqStart = {0, len};
-    b.contextLen = {len};
-    b.maxBlocks = (len + 63) / 64;
-    for (int i = 0; i < b.maxBlocks; ++i) b.blockTable.push_back(i);
-    b.invFreq.resize(size_t(cfg.headDim / 2));
-    ropeInvFreq(cfg, len, b.invFreq.data());
-    return b;
-}
 
 Tensor uploadRows(Backend& b, const float* rows, int64_t n, int64_t cols, Upload& holder) {
     holder.ref = TensorRef{};

@@ -7,15 +7,13 @@
 #include "backend/backend.h"
 #include "lmw/model_info.h"
 #include "model/safetensors.h"
+#include "model/transformer.h"
 
 namespace lmw::engine::quant {
 
-// A one-sequence step of `len` tokens at positions 0..len-1 with token ids 0..len-1 (so that
-// `embed` over an uploaded table copies rows in order) and blocks 0..ceil(len/64)-1.
-StepBatch sequenceBatch(const ModelConfig& cfg, int len, const int32_t* tokens = nullptr);
-
 // Host rows -> backend tensor. The backend interface has no upload op, so the rows are loaded as an
-// embedding table and gathered with `embed` (the batch's tokens must be 0..rows-1). Keep the returned
+// embedding table and gathered with `embed` (the batch's tokens must be 0..rows-1, as
+// sequenceBatch without tokens gives). Keep the returned
 // holder alive until the tensor's step is over.
 struct Upload {
     TensorRef ref;

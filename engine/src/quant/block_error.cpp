@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "lmw/error.h"
+#include "quant/awq_search.h"
 #include "quant/layer_quant.h"
 #include "quant/tensor_io.h"
 
@@ -34,9 +35,13 @@ double LayerErrorModel::norm(int k) { return m_norm[k]; }
 
 double LayerErrorModel::error(int k, const std::vector<float>& diff) {
     if (k == kO || k == kDown) return run(k, diff.data(), nullptr);  // a single linear: score X diff^T directly
-    std::vector<float> w(m_orig[k].size());
-    for (size_t i = 0; i < w.size(); ++i) w[i] = m_orig[k][i] - diff[i];
-    return run(k, w.data(), nullptr);
+    m_cand.resize(m_orig[k].size());
+    const int64_t n = int64_t(m_cand.size()), chunk = 1 << 16;
+    parallelFor((n + chunk - 1) / chunk, [&](int64_t c) {
+        for (int64_t i = c * chunk; i < std::min(n, c * chunk + chunk); ++i)
+            m_cand[size_t(i)] = m_orig[k][size_t(i)] - diff[size_t(i)];
+    });
+    return run(k, m_cand.data(), nullptr);
 }
 
 double LayerErrorModel::run(int k, const float* w, std::vector<float>* store) {
@@ -88,12 +93,22 @@ double LayerErrorModel::run(int k, const float* w, std::vector<float>* store) {
         if (store) {
             store->insert(store->end(), m_buf.begin(), m_buf.end());
         } else if (k == kO || k == kDown) {
-            for (float v : m_buf) total += double(v) * double(v);  // output of diff = the error itself
+            // The output of diff is the error itself.
+            total += parallelSum(int64_t(m_buf.size()), [&](int64_t b, int64_t e) {
+                double s = 0;
+                for (int64_t i = b; i < e; ++i) s += double(m_buf[size_t(i)]) * double(m_buf[size_t(i)]);
+                return s;
+            });
         } else {
-            for (size_t i = 0; i < m_buf.size(); ++i) {
-                const double d = double(m_buf[i]) - double(m_ref[k][refPos + i]);
-                total += d * d;
-            }
+            const float* ref = m_ref[k].data() + refPos;
+            total += parallelSum(int64_t(m_buf.size()), [&](int64_t b, int64_t e) {
+                double s = 0;
+                for (int64_t i = b; i < e; ++i) {
+                    const double d = double(m_buf[size_t(i)]) - double(ref[i]);
+                    s += d * d;
+                }
+                return s;
+            });
         }
         refPos += m_buf.size();
     }

@@ -49,6 +49,7 @@ private:
     std::vector<float> m_qkvBias;  // [out] or empty
     std::unique_ptr<Weight> m_o, m_down;  // original o / down for the block runs
     std::vector<float> m_buf;
+    std::vector<float> m_cand;  // candidate weights W - diff, reused across candidates
 };
 
 }  // namespace lmw::engine::quant

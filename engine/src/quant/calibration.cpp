@@ -151,37 +151,35 @@ namespace {
 
 class StatsTap final : public LinearTap {
 public:
-    StatsTap(LinearStats* stats, int64_t keepEvery) : m_stats(stats), m_keepEvery(keepEvery) {}
-    int64_t firstRow = 0;  // global token index of this step's row 0
+    explicit StatsTap(LinearStats* stats) : m_stats(stats) {}
+    int keptRows = 0;        // rows of this step picked by the batch's logitRows for the searches
     bool keepWhole = false;  // keep this sequence's qkv input whole
 
+    // The column sums run on the backend; only the kept rows travel to the host.
     void onLinearInput(int, LinearKind kind, Tensor in, Backend& b) override {
         LinearStats& s = m_stats[int(kind)];
         if (s.in == 0) {
             s.in = in.cols;
             s.sumAbs.assign(size_t(in.cols), 0.0);
         }
-        m_buf.resize(size_t(in.rows * in.cols));
-        b.readF32(in, m_buf.data());
-        for (int64_t t = 0; t < in.rows; ++t) {
-            const float* r = m_buf.data() + t * in.cols;
-            for (int64_t c = 0; c < in.cols; ++c) s.sumAbs[size_t(c)] += std::fabs(double(r[c]));
-            if ((firstRow + t) % m_keepEvery == 0) {
-                s.rows.insert(s.rows.end(), r, r + in.cols);
-                ++s.nRows;
-            }
-        }
+        b.addColumnAbsSums(in, s.sumAbs.data());
         s.count += in.rows;
+        if (keptRows > 0) {
+            Tensor kept = b.alloc(keptRows, in.cols);
+            b.gatherRows(kept, in);
+            s.rows.resize(size_t((s.nRows + keptRows) * in.cols));
+            b.readF32(kept, s.rows.data() + s.nRows * in.cols);
+            s.nRows += keptRows;
+        }
         if (keepWhole && kind == LinearKind::Qkv) {
-            s.seqRows.insert(s.seqRows.end(), m_buf.begin(), m_buf.end());
+            s.seqRows.resize(s.seqRows.size() + size_t(in.rows * in.cols));
+            b.readF32(in, s.seqRows.data() + s.seqRows.size() - size_t(in.rows * in.cols));
             s.seqLens.push_back(int(in.rows));
         }
     }
 
 private:
     LinearStats* m_stats;
-    int64_t m_keepEvery;
-    std::vector<float> m_buf;
 };
 
 }  // namespace
@@ -191,14 +189,18 @@ void runCalibrationLayer(Backend& b, const ModelSources& src, int layer, CalibAc
     const ModelConfig& cfg = src.config;
     const int64_t hidden = cfg.hiddenSize;
     LayerWeights w = loadLayer(b, src.layers[size_t(layer)]);
-    StatsTap tap(stats, std::max<int64_t>(1, keepEvery));
+    StatsTap tap(stats);
+    keepEvery = std::max<int64_t>(1, keepEvery);
     for (size_t s = 0; s < acts.lengths.size(); ++s) {
         const int len = acts.lengths[s];
         float* rows = acts.x.data() + acts.offsets[s] * hidden;
-        b.beginStep(sequenceBatch(cfg, len));
+        StepBatch batch = sequenceBatch(cfg, len);
+        for (int t = 0; t < len; ++t)
+            if ((acts.offsets[s] + t) % keepEvery == 0) batch.logitRows.push_back(t);
+        b.beginStep(batch);
         Upload up;
         Tensor x = uploadRows(b, rows, len, hidden, up);
-        tap.firstRow = acts.offsets[s];
+        tap.keptRows = int(batch.logitRows.size());
         tap.keepWhole = int(s) < wholeSeqs;
         decoderLayer(b, cfg, w, layer, 0, x, &tap);
         b.readF32(x, rows);

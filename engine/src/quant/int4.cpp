@@ -5,6 +5,7 @@
 
 #include "lmw/dtype.h"
 #include "lmw/error.h"
+#include "quant/awq_search.h"
 
 namespace lmw::engine::quant {
 
@@ -15,6 +16,8 @@ int chooseGroupSize(int64_t in, int requested) {
 }
 
 namespace {
+
+constexpr int64_t kRowsPerTask = 64;
 
 // One group: returns the f16 scale bits and zero point; writes q.
 void quantizeGroup(const float* w, int n, uint8_t* q, uint16_t& scaleBits, uint8_t& zero) {
@@ -47,10 +50,12 @@ GroupQuantized quantizeGroups(const float* w, int64_t rows, int64_t cols, int gr
     g.q.resize(size_t(rows * cols));
     g.zeros.resize(size_t(rows * G));
     g.scales.resize(size_t(rows * G));
-    for (int64_t r = 0; r < rows; ++r)
-        for (int64_t k = 0; k < G; ++k)
-            quantizeGroup(w + r * cols + k * group, group, g.q.data() + r * cols + k * group, g.scales[size_t(r * G + k)],
-                          g.zeros[size_t(r * G + k)]);
+    parallelFor((rows + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task) {
+        for (int64_t r = task * kRowsPerTask; r < std::min(rows, (task + 1) * kRowsPerTask); ++r)
+            for (int64_t k = 0; k < G; ++k)
+                quantizeGroup(w + r * cols + k * group, group, g.q.data() + r * cols + k * group,
+                              g.scales[size_t(r * G + k)], g.zeros[size_t(r * G + k)]);
+    });
     return g;
 }
 
@@ -71,11 +76,14 @@ void fakeQuantize(const float* w, int64_t rows, int64_t cols, int group, float* 
 std::vector<float> dequantize(const GroupQuantized& g) {
     std::vector<float> w(size_t(g.rows * g.cols));
     const int64_t G = g.groups();
-    for (int64_t r = 0; r < g.rows; ++r)
-        for (int64_t i = 0; i < g.cols; ++i) {
-            const size_t gi = size_t(r * G + i / g.group);
-            w[size_t(r * g.cols + i)] = (float(g.q[size_t(r * g.cols + i)]) - float(g.zeros[gi])) * halfToFloat(g.scales[gi]);
-        }
+    parallelFor((g.rows + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task) {
+        for (int64_t r = task * kRowsPerTask; r < std::min(g.rows, (task + 1) * kRowsPerTask); ++r)
+            for (int64_t i = 0; i < g.cols; ++i) {
+                const size_t gi = size_t(r * G + i / g.group);
+                w[size_t(r * g.cols + i)] =
+                    (float(g.q[size_t(r * g.cols + i)]) - float(g.zeros[gi])) * halfToFloat(g.scales[gi]);
+            }
+    });
     return w;
 }
 
@@ -87,11 +95,18 @@ AwqPacked packAwq(const GroupQuantized& g, const std::vector<int64_t>& rowOrder)
     p.qweight.assign(size_t(in * packs), 0);
     p.qzeros.assign(size_t(G * packs), 0);
     p.scales.resize(size_t(G * n));
+    // Tasks own disjoint input rows i of qweight (whole cache lines but at their edges).
+    parallelFor((in + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task) {
+        const int64_t i0 = task * kRowsPerTask, i1 = std::min(in, i0 + kRowsPerTask);
+        for (int64_t j = 0; j < packs; ++j)
+            for (int k = 0; k < 8; ++k) {
+                const uint8_t* q = g.q.data() + rowOrder[size_t(8 * j + kAwqOrder[k])] * in;
+                for (int64_t i = i0; i < i1; ++i) p.qweight[size_t(i * packs + j)] |= int32_t(uint32_t(q[i]) << (4 * k));
+            }
+    });
     for (int64_t j = 0; j < packs; ++j)
         for (int k = 0; k < 8; ++k) {
             const int64_t r = rowOrder[size_t(8 * j + kAwqOrder[k])];
-            const uint8_t* q = g.q.data() + r * in;
-            for (int64_t i = 0; i < in; ++i) p.qweight[size_t(i * packs + j)] |= int32_t(uint32_t(q[i]) << (4 * k));
             for (int64_t gi = 0; gi < G; ++gi)
                 p.qzeros[size_t(gi * packs + j)] |= int32_t(uint32_t(g.zeros[size_t(r * G + gi)]) << (4 * k));
         }

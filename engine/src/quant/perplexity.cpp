@@ -28,6 +28,7 @@ Result<PerplexityResult> perplexity(const PerplexityOptions& opts) {
         Transformer model(*backend, src);
         const int blocks = (r.seqLen + 63) / 64;
         backend->allocKvCache({cfg.numLayers, cfg.numKvHeads, cfg.headDim, 64, opts.quantPolicy}, blocks);
+        if (opts.quantPolicy != 0) model.calibrateKvKeyOffsets(*tok, int64_t(blocks) * 64);
 
         const int total = int((ids.size() + size_t(r.seqLen) - 1) / size_t(r.seqLen));
         double nll = 0;
@@ -36,18 +37,8 @@ Result<PerplexityResult> perplexity(const PerplexityOptions& opts) {
             const size_t start = size_t(w) * size_t(r.seqLen);
             const int len = int(std::min(ids.size() - start, size_t(r.seqLen)));
             if (len < 2) continue;
-            StepBatch b;
-            b.tokens.assign(ids.begin() + long(start), ids.begin() + long(start) + len);
-            for (int i = 0; i < len; ++i) {
-                b.positions.push_back(i);
-                b.logitRows.push_back(i);
-            }
-            b.seqStart = {0, len};
-            b.contextLen = {len};
-            b.maxBlocks = blocks;
-            for (int i = 0; i < blocks; ++i) b.blockTable.push_back(i);
-            b.invFreq.resize(size_t(cfg.headDim / 2));
-            ropeInvFreq(cfg, len, b.invFreq.data());
+            StepBatch b = sequenceBatch(cfg, len, ids.data() + start);
+            for (int i = 0; i < len; ++i) b.logitRows.push_back(i);
             logits.resize(size_t(len) * size_t(cfg.vocabSize));
             model.forward(b, logits.data());
             for (int i = 0; i + 1 < len; ++i) {

@@ -364,8 +364,10 @@ private:
             report(QuantizeStage::Layer, i, "layer " + std::to_string(i + 1) + " of " + std::to_string(N));
             LinearStats stats[4];
             std::unique_ptr<LayerErrorModel> errors;
+            LayerQuantReport lr;
             if (awq) {
                 runCalibrationLayer(*backend, m_src, i, acts, keepEvery, wholeSeqs, stats);
+                lr.calibrationSeconds = std::chrono::duration<double>(Clock::now() - t).count();
                 errors = std::make_unique<LayerErrorModel>(*backend, m_cfg, m_src.layers[size_t(i)], stats, seqLen);
             }
             LayerQuantResult r = quantizeLayer(m_cfg, m_src.layers[size_t(i)], m_plans[size_t(i)].data(), settings,
@@ -376,7 +378,6 @@ private:
                 if (k == kGateUp) putF16(m_src.layers[size_t(i)].ffnNorm->name, r.layer.ffnNorm);
                 writeLinear(m_plans[size_t(i)][k], r, k);
             }
-            LayerQuantReport lr;
             lr.layer = i;
             for (int k = 0; k < 4; ++k) lr.linears.push_back(r.report[k]);
             lr.seconds = std::chrono::duration<double>(Clock::now() - t).count();

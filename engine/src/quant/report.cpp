@@ -45,7 +45,8 @@ std::string formatQuantizeReport(const QuantizeReport& r) {
         s << "  per layer: relative output error on calibration tokens, plain RTN -> with AWQ scales (alpha, scale range);\n"
              "  qkv judged at the attention block output, o and down at their own output\n";
         for (const auto& l : r.layers) {
-            s << "    layer " << l.layer << ":";
+            s << "    layer " << l.layer << " (" << fmt("%.1f", l.seconds) << " s, calibration " << fmt("%.1f", l.calibrationSeconds)
+              << " s):";
             for (const auto& lin : l.linears) {
                 const std::string shortName = lin.name.substr(lin.name.rfind('.') + 1);
                 if (!lin.quantized) {
@@ -83,6 +84,7 @@ std::string quantizeReportJson(const QuantizeReport& r) {
         nlohmann::ordered_json jl;
         jl["layer"] = l.layer;
         jl["seconds"] = l.seconds;
+        jl["calibration_seconds"] = l.calibrationSeconds;
         jl["linears"] = nlohmann::ordered_json::array();
         for (const auto& lin : l.linears)
             jl["linears"].push_back({{"name", lin.name},

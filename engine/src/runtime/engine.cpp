@@ -127,6 +127,7 @@ void Engine::Impl::load(const ProgressFn& progress) {
         throw Error(ErrorCode::OutOfMemory, "no memory left for the KV cache after the weights (" +
                                                 formatBytes(dev.freeBytes) + " free on " + dev.name + ")");
     backend->allocKvCache(shape, numBlocks);
+    if (config.quantPolicy != 0) model->calibrateKvKeyOffsets(*tokenizer, numBlocks * kBlockSize);
     blocks = std::make_unique<BlockManager>(numBlocks, kBlockSize, config.enablePrefixCaching);
     scheduler = std::make_unique<Scheduler>(*blocks, config.maxBatchSize, config.maxPrefillTokenNum);
     logits.resize(size_t(cfg.vocabSize) * size_t(std::max(1, config.maxBatchSize)));
@@ -154,15 +155,8 @@ void Engine::Impl::reserveActivations(const KvCacheShape& shape) {
     const int tokens = std::max(1, std::min(config.maxPrefillTokenNum, sessionLen));
     const int blocksNeeded = (tokens + kBlockSize - 1) / kBlockSize;
     backend->allocKvCache(shape, blocksNeeded);
-    StepBatch b;
-    b.tokens.assign(size_t(tokens), 0);
-    for (int i = 0; i < tokens; ++i) b.positions.push_back(i);
-    b.seqStart = {0, tokens};
-    b.contextLen = {tokens};
-    for (int i = 0; i < blocksNeeded; ++i) b.blockTable.push_back(i);
-    b.maxBlocks = blocksNeeded;
-    b.invFreq.resize(size_t(info.config.headDim / 2));
-    ropeInvFreq(info.config, tokens, b.invFreq.data());
+    const std::vector<int32_t> zeros(static_cast<size_t>(tokens), 0);
+    StepBatch b = sequenceBatch(info.config, tokens, zeros.data());
     for (int i = 0; i < std::min(tokens, std::max(1, config.maxBatchSize)); ++i) b.logitRows.push_back(tokens - 1 - i);
     logits.resize(b.logitRows.size() * size_t(info.config.vocabSize));
     model->forward(b, logits.data());

@@ -318,6 +318,12 @@ void CpuBackend::gatherRows(Tensor out, Tensor in) {
     }
 }
 
+void CpuBackend::addColumnAbsSums(Tensor t, double* dst) {
+    const float* x = f(t);
+    for (int64_t r = 0; r < t.rows; ++r)
+        for (int64_t c = 0; c < t.cols; ++c) dst[c] += std::fabs(double(x[r * t.cols + c]));
+}
+
 void CpuBackend::readF32(Tensor t, float* dst) { std::memcpy(dst, t.data, size_t(t.rows * t.cols) * 4); }
 
 }  // namespace lmw::engine

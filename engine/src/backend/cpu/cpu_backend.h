@@ -36,6 +36,8 @@ public:
     void siluMul(Tensor out, Tensor gateUp) override;
     void add(Tensor x, Tensor y) override;
     void gatherRows(Tensor out, Tensor in) override;
+    void addColumnAbsSums(Tensor t, double* dst) override;
+    void setKvKeyOffsets(const std::vector<float>& offsets) override { m_kv.setKeyOffsets(offsets); }
     void readF32(Tensor t, float* dst) override;
 
     int threads() const { return m_pool.size(); }

@@ -11,6 +11,8 @@
 namespace lmw::engine {
 
 namespace {
+constexpr int kInt4FitRounds = 3;
+
 uint64_t rowBytesOf(const KvCacheShape& s) {
     switch (s.quantPolicy) {
         case 0: return uint64_t(s.headDim) * 4;
@@ -51,10 +53,20 @@ void CpuKvCache::allocate(const KvCacheShape& shape, int64_t numBlocks) {
                                                 " blocks of " + std::to_string(bb) + " bytes");
     }
     m_shape = shape;
+    m_keyOffsets.clear();
     m_numBlocks = numBlocks;
     m_blockBytes = bb;
     m_rowBytes = rowBytesOf(shape);
     m_regionBytes = regionBytesOf(shape);
+}
+
+void CpuKvCache::setKeyOffsets(const std::vector<float>& offsets) {
+    const size_t want = size_t(m_shape.layers) * size_t(m_shape.kvHeads) * size_t(m_shape.headDim);
+    if (!m_data) throw Error(ErrorCode::Internal, "kv cache: setKvKeyOffsets before allocKvCache");
+    if (!offsets.empty() && offsets.size() != want)
+        throw Error(ErrorCode::InvalidArgument, "kv cache: " + std::to_string(offsets.size()) +
+                                                    " key offsets, want layers * kv heads * head dim = " + std::to_string(want));
+    m_keyOffsets = offsets;
 }
 
 void CpuKvCache::copyBlock(int32_t from, int32_t to) {
@@ -81,24 +93,49 @@ void CpuKvCache::store(int64_t block, int slot, int layer, int kind, int kvHead,
         std::memcpy(dst, src, size_t(d) * 4);
         return;
     }
-    float lo = src[0], hi = src[0];
+    thread_local std::vector<float> x;  // store() runs on the pool's threads
+    x.assign(src, src + d);
+    if (kind == 0 && !m_keyOffsets.empty()) {
+        const float* off = m_keyOffsets.data() + (size_t(layer) * size_t(m_shape.kvHeads) + size_t(kvHead)) * size_t(d);
+        for (int i = 0; i < d; ++i) x[size_t(i)] -= off[i];
+    }
+    float lo = x[0], hi = x[0];
     for (int i = 1; i < d; ++i) {
-        lo = std::min(lo, src[i]);
-        hi = std::max(hi, src[i]);
+        lo = std::min(lo, x[size_t(i)]);
+        hi = std::max(hi, x[size_t(i)]);
     }
     const int levels = m_shape.quantPolicy == 8 ? 255 : 15;
-    const float scale = (hi - lo) / float(levels);
-    const float inv = scale > 0.f ? 1.f / scale : 0.f;
+    float scale = (hi - lo) / float(levels);
+    float inv = scale > 0.f ? 1.f / scale : 0.f;
     auto quant = [&](float v) {
         const float q = std::nearbyint((v - lo) * inv);
         return uint8_t(std::clamp(q, 0.f, float(levels)));
     };
+    // int4: 16 levels over the min..max range round the middle values coarsely. A few rounds of
+    // least squares (fit scale and zero to the codes, re-round) lower the row's error; each round can
+    // only lower it, and min/max stay representable within half a step.
+    for (int round = 0; round < kInt4FitRounds && levels == 15 && scale > 0.f; ++round) {
+        double sc = 0, sx = 0, scc = 0, scx = 0;
+        for (int i = 0; i < d; ++i) {
+            const double c = quant(x[size_t(i)]), v = x[size_t(i)];
+            sc += c;
+            sx += v;
+            scc += c * c;
+            scx += c * v;
+        }
+        const double det = d * scc - sc * sc;
+        const double s = det > 0 ? (d * scx - sc * sx) / det : 0.0;
+        if (!(s > 0)) break;
+        scale = float(s);
+        lo = float((sx - s * sc) / d);
+        inv = 1.f / scale;
+    }
     if (m_shape.quantPolicy == 8) {
-        for (int i = 0; i < d; ++i) dst[i] = quant(src[i]);
+        for (int i = 0; i < d; ++i) dst[i] = quant(x[size_t(i)]);
     } else {
         for (int i = 0; i < d; i += 2) {
-            const uint8_t a = quant(src[i]);
-            const uint8_t b = i + 1 < d ? quant(src[i + 1]) : 0;
+            const uint8_t a = quant(x[size_t(i)]);
+            const uint8_t b = i + 1 < d ? quant(x[size_t(i + 1)]) : 0;
             dst[i / 2] = uint8_t(a | (b << 4));
         }
     }

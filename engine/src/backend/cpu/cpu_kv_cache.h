@@ -3,9 +3,12 @@
 //   for layer l, for K then V: values [kvHeads][blockSize][rowBytes], then (quantized policies)
 //   params [kvHeads][blockSize][2] f32 (scale, zero).
 // Policy 0 keeps f32 (the reference keeps full precision); 8 = uint8, 4 = two 4-bit values per byte
-// (element 2i in the low nibble), asymmetric per (head, token): value = q * scale + zero.
+// (element 2i in the low nibble), asymmetric per (head, token): value = q * scale + zero. Scale and
+// zero come from the row's min/max; int4 then refines them by least squares (see fitInt4).
+// Quantized keys are stored minus the key offset of their (layer, kv head) (Backend::setKvKeyOffsets).
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "backend/backend.h"
 
@@ -15,7 +18,8 @@ class CpuKvCache {
 public:
     static uint64_t blockBytes(const KvCacheShape& shape);  // throws on a bad shape
 
-    void allocate(const KvCacheShape& shape, int64_t numBlocks);
+    void allocate(const KvCacheShape& shape, int64_t numBlocks);  // clears the key offsets
+    void setKeyOffsets(const std::vector<float>& offsets);         // [layers][kvHeads][headDim] or empty
     bool allocated() const { return m_data != nullptr; }
     const KvCacheShape& shape() const { return m_shape; }
     int64_t numBlocks() const { return m_numBlocks; }
@@ -36,6 +40,7 @@ private:
     uint64_t m_rowBytes = 0;     // bytes of one (head, token) row of values
     uint64_t m_regionBytes = 0;  // one layer's K (or V) of one block
     std::unique_ptr<uint8_t[]> m_data;
+    std::vector<float> m_keyOffsets;
 };
 
 }  // namespace lmw::engine

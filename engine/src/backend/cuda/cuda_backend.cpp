@@ -16,6 +16,7 @@
 #include "lmw/error.h"
 #include "lmw/kernels/add.h"
 #include "lmw/kernels/awq_gemm.h"
+#include "lmw/kernels/column_stats.h"
 #include "lmw/kernels/convert.h"
 #include "lmw/kernels/embedding.h"
 #include "lmw/kernels/gather_rows.h"
@@ -110,6 +111,7 @@ public:
         if (numBlocks <= 0) badArg("KV cache needs at least one block, got " + std::to_string(numBlocks));
         LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
         m_kv = DeviceBuffer();
+        m_keyOffsets = DeviceBuffer();
         m_kvLayout = layoutOf(shape);
         m_kvShape = shape;
         m_kvBlocks = numBlocks;
@@ -117,6 +119,18 @@ public:
         // Never read stale memory as numbers (an unwritten slot is a bug, but should not be NaN garbage).
         LMW_CUDA_CHECK(cudaMemsetAsync(m_kv.get(), 0, m_kv.bytes(), m_stream));
         LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+    }
+
+    void setKvKeyOffsets(const std::vector<float>& offsets) override {
+        if (!m_kv) badArg("setKvKeyOffsets before allocKvCache");
+        const size_t want = size_t(m_kvShape.layers) * size_t(m_kvShape.kvHeads) * size_t(m_kvShape.headDim);
+        if (!offsets.empty() && offsets.size() != want)
+            badArg(std::to_string(offsets.size()) + " key offsets, want layers * kv heads * head dim = " + std::to_string(want));
+        LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+        m_keyOffsets = DeviceBuffer();
+        if (offsets.empty()) return;
+        m_keyOffsets = DeviceBuffer(want * 4);
+        LMW_CUDA_CHECK(cudaMemcpy(m_keyOffsets.get(), offsets.data(), want * 4, cudaMemcpyHostToDevice));
     }
 
     void copyKvBlock(int32_t from, int32_t to) override {
@@ -254,7 +268,8 @@ public:
             badArg("attention: qkv " + shapeOf(qkv) + ", out " + shapeOf(out));
         if (m_tokens == 0) return;
         LMW_CUDA_CHECK(k::kvStore(m_kv.get(), m_kvLayout, layer, qkv.data, m_dPositions, m_dTokenSeq, m_dBlockTable,
-                                  m_maxBlocks, m_tokens, heads, m_stream));
+                                  m_maxBlocks, m_tokens, heads, m_keyOffsets ? m_keyOffsets.as<float>() : nullptr,
+                                  m_stream));
         k::PagedAttentionParams p;
         p.out = out.data;
         p.qkv = qkv.data;
@@ -289,6 +304,16 @@ public:
         if (out.rows != m_logitRows || out.cols != in.cols)
             badArg("gatherRows: out " + shapeOf(out) + ", in " + shapeOf(in) + " for " + std::to_string(m_logitRows) + " logit rows");
         LMW_CUDA_CHECK(k::gatherRows(out.data, in.data, m_dLogitRows, int(out.rows), int(out.cols), m_stream));
+    }
+
+    void addColumnAbsSums(Tensor t, double* dst) override {
+        if (t.cols <= 0) return;
+        auto* sums = static_cast<float*>(m_arena->alloc(size_t(t.cols) * 4));
+        LMW_CUDA_CHECK(k::columnAbsSums(sums, t.data, int(t.rows), int(t.cols), m_stream));
+        m_colSums.resize(size_t(t.cols));
+        LMW_CUDA_CHECK(cudaMemcpyAsync(m_colSums.data(), sums, size_t(t.cols) * 4, cudaMemcpyDeviceToHost, m_stream));
+        LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+        for (int64_t c = 0; c < t.cols; ++c) dst[c] += double(m_colSums[size_t(c)]);
     }
 
     void readF32(Tensor t, float* dst) override {
@@ -330,6 +355,7 @@ private:
     std::unique_ptr<Arena> m_arena;
 
     DeviceBuffer m_kv;
+    DeviceBuffer m_keyOffsets;  // f32 [layers][kvHeads][headDim], empty = none
     k::KvLayout m_kvLayout;
     KvCacheShape m_kvShape;
     int64_t m_kvBlocks = 0;
@@ -340,6 +366,7 @@ private:
     int32_t *m_dTokens = nullptr, *m_dPositions = nullptr, *m_dTokenSeq = nullptr, *m_dBlockTable = nullptr,
             *m_dLogitRows = nullptr;
     float* m_dInvFreq = nullptr;
+    std::vector<float> m_colSums;  // addColumnAbsSums' host landing buffer
 };
 }  // namespace
 

@@ -29,10 +29,12 @@ struct KvLayout {
 
 // Writes the K and V rows of this step (heads [H, H+KVH) and [H+KVH, H+2KVH) of qkv
 // [T, (H+2*KVH)*D], f16) into the cache of `layer` at each token's position. Tokens whose block id
-// is negative are skipped. Requires headDim even.
+// is negative are skipped. Requires headDim even. Quantized caches: keys minus keyOffsets
+// [layers][kvHeads][headDim] f32 (device, or null = none); int4 scale and zero are refined by
+// least squares after min/max.
 int kvStore(void* cache, const KvLayout& layout, int layer, const void* qkv, const int32_t* positions,
             const int32_t* tokenSeq, const int32_t* blockTable, int maxBlocks, int numTokens, int heads,
-            void* stream);
+            const float* keyOffsets, void* stream);
 
 // Copies block `from` to block `to` (all layers).
 int kvCopyBlock(void* cache, const KvLayout& layout, int32_t from, int32_t to, void* stream);
