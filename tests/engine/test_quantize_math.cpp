@@ -2,6 +2,8 @@
 // quantization, the group-size / keep-16-bit rule, the AWQ scale search and the clipping search.
 #include <QTest>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <random>
 
@@ -10,6 +12,7 @@
 #include "quant/awq_search.h"
 #include "quant/int4.h"
 #include "quant/layer_quant.h"
+#include "quant/parallel.h"
 #include "test_util.h"
 
 using namespace lmw;
@@ -40,6 +43,25 @@ std::vector<float> randn(size_t n, uint64_t seed, float sd = 1.0f) {
 class TestQuantizeMath : public QObject {
     Q_OBJECT
 private slots:
+    void parallelLoopsCoverEveryIndexOnce() {
+        const int64_t n = 3 * 65536 + 17;  // several chunks of parallelSum, the last one short
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        parallelFor(n, [&](int64_t i) { hits[size_t(i)]++; });
+        for (int64_t i = 0; i < n; ++i) QCOMPARE(hits[size_t(i)].load(), 1);
+        std::vector<int> seen(static_cast<size_t>(n), 0);
+        const double sum = parallelSum(n, [&](int64_t b, int64_t e) {
+            double s = 0;
+            for (int64_t i = b; i < e; ++i) {
+                ++seen[size_t(i)];
+                s += double(i);
+            }
+            return s;
+        });
+        QCOMPARE(sum, double(n) * double(n - 1) / 2);
+        QVERIFY(std::all_of(seen.begin(), seen.end(), [](int v) { return v == 1; }));
+        parallelFor(0, [](int64_t) { QFAIL("called for an empty range"); });
+    }
+
     void packKnownWord() {
         // Output channel o holds the value o everywhere: every packed word must read 0x75316420.
         GroupQuantized g;

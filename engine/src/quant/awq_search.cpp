@@ -1,37 +1,12 @@
 #include "quant/awq_search.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <thread>
 
 #include "quant/int4.h"
+#include "quant/parallel.h"
 
 namespace lmw::engine::quant {
-
-void parallelFor(int64_t n, const std::function<void(int64_t)>& f) {
-    const int64_t threads = std::min<int64_t>(n, std::max(1u, std::thread::hardware_concurrency()));
-    if (threads <= 1) {
-        for (int64_t i = 0; i < n; ++i) f(i);
-        return;
-    }
-    std::atomic<int64_t> next{0};
-    std::vector<std::thread> pool;
-    for (int64_t t = 0; t < threads; ++t)
-        pool.emplace_back([&] {
-            for (int64_t i; (i = next.fetch_add(1)) < n;) f(i);
-        });
-    for (auto& t : pool) t.join();
-}
-
-double parallelSum(int64_t n, const std::function<double(int64_t, int64_t)>& f) {
-    constexpr int64_t kChunk = 1 << 16;
-    std::vector<double> part(size_t((n + kChunk - 1) / kChunk), 0.0);
-    parallelFor(int64_t(part.size()), [&](int64_t c) { part[size_t(c)] = f(c * kChunk, std::min(n, c * kChunk + kChunk)); });
-    double total = 0;
-    for (double p : part) total += p;
-    return total;
-}
 
 std::vector<float> awqScales(const std::vector<double>& meanAbs, double alpha) {
     std::vector<float> s(meanAbs.size());

@@ -42,10 +42,4 @@ double searchClip(float* w, int64_t out, int64_t in, int group, const std::vecto
 // ||X * wdiff^T||^2 on the host (tests, and small matrices).
 double hostWeightError(const float* x, int64_t n, int64_t in, const std::vector<float>& wdiff, int64_t out);
 
-// Runs f(i) for i in [0, n) on up to hardware_concurrency threads.
-void parallelFor(int64_t n, const std::function<void(int64_t)>& f);
-// Sum of f(begin, end) over chunks covering [0, n), run on parallelFor; the result does not depend
-// on the thread count.
-double parallelSum(int64_t n, const std::function<double(int64_t begin, int64_t end)>& f);
-
 }  // namespace lmw::engine::quant

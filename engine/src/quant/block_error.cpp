@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "lmw/error.h"
-#include "quant/awq_search.h"
+#include "quant/parallel.h"
 #include "quant/layer_quant.h"
 #include "quant/tensor_io.h"
 

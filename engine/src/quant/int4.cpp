@@ -5,7 +5,7 @@
 
 #include "lmw/dtype.h"
 #include "lmw/error.h"
-#include "quant/awq_search.h"
+#include "quant/parallel.h"
 
 namespace lmw::engine::quant {
 

@@ -6,6 +6,7 @@
 #include "lmw/error.h"
 #include "quant/awq_search.h"
 #include "quant/block_error.h"
+#include "quant/parallel.h"
 #include "quant/tensor_io.h"
 
 namespace lmw::engine::quant {
