@@ -4,7 +4,7 @@
 //   params [kvHeads][blockSize][2] f32 (scale, zero).
 // Policy 0 keeps f32 (the reference keeps full precision); 8 = uint8, 4 = two 4-bit values per byte
 // (element 2i in the low nibble), asymmetric per (head, token): value = q * scale + zero. Scale and
-// zero come from the row's min/max; int4 then refines them by least squares (see fitInt4).
+// zero come from the row's min/max; int4 then refines them by least squares (kInt4FitRounds, store()).
 // Quantized keys are stored minus the key offset of their (layer, kv head) (Backend::setKvKeyOffsets).
 #include <cstdint>
 #include <memory>
