@@ -3,6 +3,8 @@
 
 namespace lmw::kernels {
 namespace {
+constexpr int kInt4FitRounds = 3;  // as the CPU cache (cpu_kv_cache.cpp)
+
 // One warp per (token, K|V, kv head). Lanes own element pairs so int4 codes pack without sharing bytes.
 __global__ void kvStoreKernel(uint8_t* cache, KvLayout L, int layer, const __half* qkv, const int32_t* positions,
                               const int32_t* tokenSeq, const int32_t* blockTable, int maxBlocks, int numTokens,
@@ -50,14 +52,15 @@ __global__ void kvStoreKernel(uint8_t* cache, KvLayout L, int layer, const __hal
     lo = -detail::warpMax(-lo);
     hi = detail::warpMax(hi);
     const float qmax = L.quant == 8 ? 255.f : 15.f;
+    auto codeOf = [&](float x, float z, float inv) { return fminf(fmaxf(rintf((x - z) * inv), 0.f), qmax); };
     float s = (hi - lo) / qmax, z = lo;
-    // int4: least-squares refits of scale and zero to the codes, as the CPU cache does (kInt4FitRounds).
-    for (int round = 0; round < (L.quant == 4 ? 3 : 0) && s > 0.f; ++round) {
+    // int4: least-squares refits of scale and zero to the codes, as the CPU cache does.
+    for (int round = 0; round < (L.quant == 4 ? kInt4FitRounds : 0) && s > 0.f; ++round) {
         const float inv = 1.f / s;
         float sc = 0.f, sx = 0.f, scc = 0.f, scx = 0.f;
         for (int p = lane; p < pairs; p += 32) {
             const float2 v = value(p);
-            const float a = fminf(fmaxf(rintf((v.x - z) * inv), 0.f), qmax), b = fminf(fmaxf(rintf((v.y - z) * inv), 0.f), qmax);
+            const float a = codeOf(v.x, z, inv), b = codeOf(v.y, z, inv);
             sc += a + b;
             sx += v.x + v.y;
             scc += a * a + b * b;
@@ -78,10 +81,9 @@ __global__ void kvStoreKernel(uint8_t* cache, KvLayout L, int layer, const __hal
     s = __half2float(sh);
     z = __half2float(zh);
     const float inv = s > 0.f ? 1.f / s : 0.f;
-    auto code = [&](float x) { return fminf(fmaxf(rintf((x - z) * inv), 0.f), qmax); };
     for (int p = lane; p < pairs; p += 32) {
         const float2 v = value(p);
-        const uint32_t a = uint32_t(code(v.x)), b = uint32_t(code(v.y));
+        const uint32_t a = uint32_t(codeOf(v.x, z, inv)), b = uint32_t(codeOf(v.y, z, inv));
         if (L.quant == 8) {
             data[2 * p] = uint8_t(a);
             data[2 * p + 1] = uint8_t(b);

@@ -9,6 +9,13 @@
 
 namespace lmw::engine {
 
+void checkKvKeyOffsets(const KvCacheShape& s, size_t count) {
+    const size_t want = size_t(s.layers) * size_t(s.kvHeads) * size_t(s.headDim);
+    if (count != 0 && count != want)
+        throw Error(ErrorCode::InvalidArgument, "kv cache: " + std::to_string(count) +
+                                                    " key offsets, want layers * kv heads * head dim = " + std::to_string(want));
+}
+
 bool cudaAvailable() {
 #ifdef LMW_HAVE_CUDA
     try {

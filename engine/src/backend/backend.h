@@ -100,6 +100,9 @@ public:
     virtual void readF32(Tensor t, float* dst) = 0;
 };
 
+// Throws InvalidArgument unless `count` key offsets fit `shape` (layers * kvHeads * headDim, or 0).
+void checkKvKeyOffsets(const KvCacheShape& shape, size_t count);
+
 // "cpu", "cuda" or "auto". Throws lmw::Error when "cuda" is asked and no device is usable.
 std::unique_ptr<Backend> createBackend(const std::string& name, int threads);
 bool cudaAvailable();  // false when built without CUDA or no device answers

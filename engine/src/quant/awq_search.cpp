@@ -26,9 +26,9 @@ std::vector<float> awqScales(const std::vector<double>& meanAbs, double alpha) {
 void quantError(const float* w, int64_t out, int64_t in, int group, const std::vector<uint8_t>& rowQuantized,
                 const std::vector<float>& scales, std::vector<float>& diff) {
     diff.resize(size_t(out * in));
-    parallelFor((out + 63) / 64, [&](int64_t task) {
+    parallelRanges(out, 64, [&](int64_t r0, int64_t r1) {
         std::vector<float> row(static_cast<size_t>(in));
-        for (int64_t r = task * 64; r < std::min(out, task * 64 + 64); ++r) {
+        for (int64_t r = r0; r < r1; ++r) {
             float* d = diff.data() + r * in;
             if (!rowQuantized.empty() && !rowQuantized[size_t(r)]) {
                 std::fill(d, d + in, 0.0f);

@@ -1,8 +1,5 @@
 #include "quant/backend_util.h"
 
-#include <algorithm>
-
-
 namespace lmw::engine::quant {
 
 Tensor uploadRows(Backend& b, const float* rows, int64_t n, int64_t cols, Upload& holder) {

@@ -12,9 +12,8 @@
 namespace lmw::engine::quant {
 
 // Host rows -> backend tensor. The backend interface has no upload op, so the rows are loaded as an
-// embedding table and gathered with `embed` (the batch's tokens must be 0..rows-1, as
-// sequenceBatch without tokens gives). Keep the returned
-// holder alive until the tensor's step is over.
+// embedding table and gathered with `embed` (the batch's tokens must be 0..rows-1, as sequenceBatch
+// without tokens gives). Keep the returned holder alive until the tensor's step is over.
 struct Upload {
     TensorRef ref;
     std::unique_ptr<Weight> table;

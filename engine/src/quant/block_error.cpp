@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include "lmw/error.h"
-#include "quant/parallel.h"
 #include "quant/layer_quant.h"
+#include "quant/parallel.h"
 #include "quant/tensor_io.h"
 
 namespace lmw::engine::quant {
@@ -36,10 +36,8 @@ double LayerErrorModel::norm(int k) { return m_norm[k]; }
 double LayerErrorModel::error(int k, const std::vector<float>& diff) {
     if (k == kO || k == kDown) return run(k, diff.data(), nullptr);  // a single linear: score X diff^T directly
     m_cand.resize(m_orig[k].size());
-    const int64_t n = int64_t(m_cand.size()), chunk = 1 << 16;
-    parallelFor((n + chunk - 1) / chunk, [&](int64_t c) {
-        for (int64_t i = c * chunk; i < std::min(n, c * chunk + chunk); ++i)
-            m_cand[size_t(i)] = m_orig[k][size_t(i)] - diff[size_t(i)];
+    parallelRanges(int64_t(m_cand.size()), 1 << 16, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) m_cand[size_t(i)] = m_orig[k][size_t(i)] - diff[size_t(i)];
     });
     return run(k, m_cand.data(), nullptr);
 }

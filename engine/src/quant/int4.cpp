@@ -50,8 +50,8 @@ GroupQuantized quantizeGroups(const float* w, int64_t rows, int64_t cols, int gr
     g.q.resize(size_t(rows * cols));
     g.zeros.resize(size_t(rows * G));
     g.scales.resize(size_t(rows * G));
-    parallelFor((rows + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task) {
-        for (int64_t r = task * kRowsPerTask; r < std::min(rows, (task + 1) * kRowsPerTask); ++r)
+    parallelRanges(rows, kRowsPerTask, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
             for (int64_t k = 0; k < G; ++k)
                 quantizeGroup(w + r * cols + k * group, group, g.q.data() + r * cols + k * group,
                               g.scales[size_t(r * G + k)], g.zeros[size_t(r * G + k)]);
@@ -76,8 +76,8 @@ void fakeQuantize(const float* w, int64_t rows, int64_t cols, int group, float* 
 std::vector<float> dequantize(const GroupQuantized& g) {
     std::vector<float> w(size_t(g.rows * g.cols));
     const int64_t G = g.groups();
-    parallelFor((g.rows + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task) {
-        for (int64_t r = task * kRowsPerTask; r < std::min(g.rows, (task + 1) * kRowsPerTask); ++r)
+    parallelRanges(g.rows, kRowsPerTask, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
             for (int64_t i = 0; i < g.cols; ++i) {
                 const size_t gi = size_t(r * G + i / g.group);
                 w[size_t(r * g.cols + i)] =
@@ -96,8 +96,7 @@ AwqPacked packAwq(const GroupQuantized& g, const std::vector<int64_t>& rowOrder)
     p.qzeros.assign(size_t(G * packs), 0);
     p.scales.resize(size_t(G * n));
     // Tasks own disjoint input rows i of qweight (whole cache lines but at their edges).
-    parallelFor((in + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task) {
-        const int64_t i0 = task * kRowsPerTask, i1 = std::min(in, i0 + kRowsPerTask);
+    parallelRanges(in, kRowsPerTask, [&](int64_t i0, int64_t i1) {
         for (int64_t j = 0; j < packs; ++j)
             for (int k = 0; k < 8; ++k) {
                 const uint8_t* q = g.q.data() + rowOrder[size_t(8 * j + kAwqOrder[k])] * in;

@@ -73,9 +73,8 @@ HostLayer readHostLayer(const LayerSources& src) {
         if (l.awq) throw Error(ErrorCode::Unsupported, l.name + ": the model is already AWQ-quantized");
         h.w[k].resize(size_t(l.out * l.in));
         for (const WeightSegment& seg : l.segments)  // in pieces of 64 rows on all cores (f16/bf16 -> f32)
-            parallelFor((seg.count + 63) / 64, [&](int64_t p) {
-                const int64_t n = std::min<int64_t>(64, seg.count - 64 * p);
-                readRowsF32(*seg.src, seg.srcStart + 64 * p, n, h.w[k].data() + (seg.dstStart + 64 * p) * l.in);
+            parallelRanges(seg.count, 64, [&](int64_t r0, int64_t r1) {
+                readRowsF32(*seg.src, seg.srcStart + r0, r1 - r0, h.w[k].data() + (seg.dstStart + r0) * l.in);
             });
         if (!l.biasSegments.empty()) {
             h.bias[k].assign(size_t(l.out), 0.0f);

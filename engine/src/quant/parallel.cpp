@@ -22,10 +22,14 @@ void parallelFor(int64_t n, const std::function<void(int64_t)>& f) {
     for (auto& t : pool) t.join();
 }
 
+void parallelRanges(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& f) {
+    parallelFor((n + chunk - 1) / chunk, [&](int64_t c) { f(c * chunk, std::min(n, c * chunk + chunk)); });
+}
+
 double parallelSum(int64_t n, const std::function<double(int64_t, int64_t)>& f) {
     constexpr int64_t kChunk = 1 << 16;
     std::vector<double> part(size_t((n + kChunk - 1) / kChunk), 0.0);
-    parallelFor(int64_t(part.size()), [&](int64_t c) { part[size_t(c)] = f(c * kChunk, std::min(n, c * kChunk + kChunk)); });
+    parallelRanges(n, kChunk, [&](int64_t b, int64_t e) { part[size_t(b / kChunk)] = f(b, e); });
     double total = 0;
     for (double p : part) total += p;
     return total;

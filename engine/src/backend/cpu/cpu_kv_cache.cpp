@@ -11,7 +11,7 @@
 namespace lmw::engine {
 
 namespace {
-constexpr int kInt4FitRounds = 3;
+constexpr int kInt4FitRounds = 3;  // as the CUDA cache (kernels/src/kv_store.cu)
 
 uint64_t rowBytesOf(const KvCacheShape& s) {
     switch (s.quantPolicy) {
@@ -61,11 +61,8 @@ void CpuKvCache::allocate(const KvCacheShape& shape, int64_t numBlocks) {
 }
 
 void CpuKvCache::setKeyOffsets(const std::vector<float>& offsets) {
-    const size_t want = size_t(m_shape.layers) * size_t(m_shape.kvHeads) * size_t(m_shape.headDim);
     if (!m_data) throw Error(ErrorCode::Internal, "kv cache: setKvKeyOffsets before allocKvCache");
-    if (!offsets.empty() && offsets.size() != want)
-        throw Error(ErrorCode::InvalidArgument, "kv cache: " + std::to_string(offsets.size()) +
-                                                    " key offsets, want layers * kv heads * head dim = " + std::to_string(want));
+    checkKvKeyOffsets(m_shape, offsets.size());
     m_keyOffsets = offsets;
 }
 

@@ -123,14 +123,12 @@ public:
 
     void setKvKeyOffsets(const std::vector<float>& offsets) override {
         if (!m_kv) badArg("setKvKeyOffsets before allocKvCache");
-        const size_t want = size_t(m_kvShape.layers) * size_t(m_kvShape.kvHeads) * size_t(m_kvShape.headDim);
-        if (!offsets.empty() && offsets.size() != want)
-            badArg(std::to_string(offsets.size()) + " key offsets, want layers * kv heads * head dim = " + std::to_string(want));
+        checkKvKeyOffsets(m_kvShape, offsets.size());
         LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
         m_keyOffsets = DeviceBuffer();
         if (offsets.empty()) return;
-        m_keyOffsets = DeviceBuffer(want * 4);
-        LMW_CUDA_CHECK(cudaMemcpy(m_keyOffsets.get(), offsets.data(), want * 4, cudaMemcpyHostToDevice));
+        m_keyOffsets = DeviceBuffer(offsets.size() * 4);
+        LMW_CUDA_CHECK(cudaMemcpy(m_keyOffsets.get(), offsets.data(), offsets.size() * 4, cudaMemcpyHostToDevice));
     }
 
     void copyKvBlock(int32_t from, int32_t to) override {
