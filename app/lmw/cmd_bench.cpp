@@ -151,7 +151,7 @@ void benchThroughput(engine::Engine& e, int requests, int concurrency, int promp
 std::string writeSyntheticModel(const std::string& tokenizerFrom, const std::string& size, const std::string& dtypeName) {
     engine::ModelConfig cfg = engine::parseModelConfig(tokenizerFrom);
     cfg.architecture = "LlamaForCausalLM";
-    cfg.family = "llama";
+    cfg.family = engine::ModelFamily::Llama;
     if (size == "7b") {
         cfg.hiddenSize = 4096, cfg.intermediateSize = 11008, cfg.numLayers = 32;
         cfg.numHeads = 32, cfg.numKvHeads = 32, cfg.headDim = 128, cfg.maxPositionEmbeddings = 4096;

@@ -67,14 +67,19 @@ void setupGenerate(CLI::App& app) {
     static engine::EngineConfig config;
     static engine::Request req;
     static bool quiet = false, printIds = false, chatMode = false;
+    static std::string templateKwargs;
     req.sampling.temperature = 0.7f;
     addEngineOptions(cmd, config);
     cmd->add_option("--prompt,-p", req.prompt, "prompt text")->required();
     cmd->add_flag("--chat", chatMode, "treat the prompt as a user message and apply the chat template");
+    addTemplateKwargsOption(cmd, templateKwargs);
     addSamplingOptions(cmd, req.sampling);
     cmd->add_flag("--print-ids", printIds, "print generated token ids to stderr");
     cmd->add_flag("--quiet,-q", quiet, "no progress or statistics on stderr");
     cmd->callback([&] {
+        req.templateKwargs = parseTemplateKwargs(templateKwargs);
+        if (!templateKwargs.empty() && !chatMode)
+            throw Error(ErrorCode::InvalidArgument, "--chat-template-kwargs applies to chat prompts: add --chat");
         config.maxBatchSize = std::min(config.maxBatchSize, 8);
         auto e = loadEngine(config, !quiet);
         if (chatMode) req.messages = {{"user", req.prompt}};
@@ -93,12 +98,14 @@ void setupChat(CLI::App& app) {
     auto* cmd = app.add_subcommand("chat", "Chat with a model in the terminal (multi-turn)");
     static engine::EngineConfig config;
     static engine::SamplingParams sampling;
-    static std::string system;
+    static std::string system, templateKwargs;
     sampling.temperature = 0.7f;
     addEngineOptions(cmd, config);
     addSamplingOptions(cmd, sampling);
     cmd->add_option("--system", system, "system prompt");
+    addTemplateKwargsOption(cmd, templateKwargs);
     cmd->callback([&] {
+        const nlohmann::ordered_json kwargs = parseTemplateKwargs(templateKwargs);
         config.maxBatchSize = std::min(config.maxBatchSize, 8);
         auto e = loadEngine(config, true);
         std::fprintf(stderr, "%s loaded (%s, template %s). Empty line or Ctrl-D quits; /reset starts over.\n",
@@ -117,6 +124,7 @@ void setupChat(CLI::App& app) {
             engine::Request req;
             req.messages = history;
             req.sampling = sampling;
+            req.templateKwargs = kwargs;
             const GenerateResult r = runAndStream(*e, req, false);
             if (r.finish == engine::FinishReason::Error) {
                 std::fprintf(stderr, "\nerror: %s\n", r.error.c_str());

@@ -19,7 +19,7 @@ void printText(const engine::ModelInfo& m) {
     const auto& c = m.config;
     std::printf("model           %s\n", m.dir.c_str());
     std::printf("architecture    %s\n", c.architecture.c_str());
-    std::printf("family          %s\n", c.family.c_str());
+    std::printf("family          %s\n", engine::familyName(c.family));
     std::printf("parameters      %s (%lld)\n", engine::formatParameters(m.parameters).c_str(),
                 static_cast<long long>(m.parameters));
     std::printf("dtype           %s\n", m.dtype.c_str());
@@ -27,6 +27,8 @@ void printText(const engine::ModelInfo& m) {
     std::printf("size on disk    %s (weights %s)\n", engine::formatBytes(m.diskBytes).c_str(),
                 engine::formatBytes(m.weightBytes).c_str());
     std::printf("context length  %d\n", m.contextLength);
+    std::printf("tokenizer       %s\n", m.tokenizerFile.empty() ? "none found" : m.tokenizerFile.c_str());
+    std::printf("chat template   %s\n", m.chatTemplate.c_str());
     std::printf("layers          %d\n", c.numLayers);
     std::printf("heads           %d\n", c.numHeads);
     std::printf("kv heads        %d\n", c.numKvHeads);
@@ -49,7 +51,7 @@ void printJson(const engine::ModelInfo& m) {
     j["model"] = m.dir;
     j["name"] = m.name;
     j["architecture"] = c.architecture;
-    j["family"] = c.family;
+    j["family"] = engine::familyName(c.family);
     j["parameters"] = m.parameters;
     j["parameters_text"] = engine::formatParameters(m.parameters);
     j["dtype"] = m.dtype;
@@ -57,6 +59,8 @@ void printJson(const engine::ModelInfo& m) {
     j["disk_bytes"] = m.diskBytes;
     j["weight_bytes"] = m.weightBytes;
     j["context_length"] = m.contextLength;
+    j["tokenizer"] = m.tokenizerFile;
+    j["chat_template"] = m.chatTemplate;
     j["layers"] = c.numLayers;
     j["heads"] = c.numHeads;
     j["kv_heads"] = c.numKvHeads;

@@ -38,6 +38,33 @@ inline void addSamplingOptions(CLI::App* cmd, engine::SamplingParams& p) {
     cmd->add_flag("--ignore-eos", p.ignoreEos, "do not stop at the end-of-sequence token");
 }
 
+// --chat-template-kwargs: Hugging Face's chat_template_kwargs, kept as the text given; parse it
+// with parseTemplateKwargs.
+inline void addTemplateKwargsOption(CLI::App* cmd, std::string& text) {
+    cmd->add_option("--chat-template-kwargs", text,
+                    "JSON object of extra chat template variables, e.g. '{\"enable_thinking\": false}'");
+}
+
+// The option's JSON object (null when not given). Throws lmw::Error naming the option.
+inline nlohmann::ordered_json parseTemplateKwargs(const std::string& text) {
+    if (text.empty()) return nullptr;
+    const std::string option = "--chat-template-kwargs";
+    nlohmann::ordered_json kwargs;
+    try {
+        kwargs = nlohmann::ordered_json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(ErrorCode::InvalidArgument, option + " is not valid JSON: " + e.what());
+    }
+    if (!kwargs.is_object())
+        throw Error(ErrorCode::InvalidArgument, option + " must be a JSON object, e.g. '{\"enable_thinking\": false}'");
+    try {
+        engine::ChatTemplate::checkKwargs(kwargs);
+    } catch (const Error& e) {
+        throw Error(e.code(), option + ": " + e.what());
+    }
+    return kwargs;
+}
+
 // Loads an engine, printing progress to stderr when asked. Throws lmw::Error on failure.
 std::unique_ptr<engine::Engine> loadEngine(const engine::EngineConfig& c, bool verbose);
 

@@ -1,7 +1,10 @@
 #include "lmw/gui/chat_controller.h"
 
+#include <QJsonDocument>
 #include <QRandomGenerator>
 #include <QUuid>
+
+#include "lmw/chat_template.h"
 
 namespace lmw::gui {
 
@@ -53,6 +56,7 @@ QString ChatController::newConversation(const QString& title) {
     if (!m_conversations.isEmpty()) {  // a new tab starts from the settings of the last one
         c.systemPrompt = m_conversations.last().systemPrompt;
         c.sampling = m_conversations.last().sampling;
+        c.templateKwargs = m_conversations.last().templateKwargs;
     }
     m_conversations.append(c);
     touchAndSave(m_conversations.last());
@@ -99,6 +103,47 @@ void ChatController::setSampling(const QString& id, const SamplingSettings& s) {
     emit conversationChanged(id);
 }
 
+namespace {
+
+nlohmann::ordered_json toKwargs(const QJsonObject& o) {
+    return nlohmann::ordered_json::parse(QJsonDocument(o).toJson(QJsonDocument::Compact).toStdString());
+}
+
+}  // namespace
+
+bool ChatController::setTemplateOptions(const QString& id, const QString& json, QString* error) {
+    Conversation* c = find(id);
+    if (!c) return false;
+    QJsonObject kwargs;
+    if (!json.trimmed().isEmpty()) {
+        QJsonParseError pe;
+        const QJsonDocument doc = QJsonDocument::fromJson(json.toUtf8(), &pe);
+        QString problem;
+        if (pe.error != QJsonParseError::NoError)
+            problem = tr("Not valid JSON: %1 (at character %2).").arg(pe.errorString()).arg(pe.offset + 1);
+        else if (!doc.isObject())
+            problem = tr("Write a JSON object, for example {\"enable_thinking\": false}.");
+        if (problem.isEmpty()) {
+            kwargs = doc.object();
+            try {
+                lmw::engine::ChatTemplate::checkKwargs(toKwargs(kwargs));
+            } catch (const lmw::Error& e) {
+                problem = QString::fromStdString(e.what());
+            }
+        }
+        if (!problem.isEmpty()) {
+            if (error) *error = problem;
+            return false;
+        }
+    }
+    if (c->templateKwargs != kwargs) {
+        c->templateKwargs = kwargs;
+        touchAndSave(*c);
+        emit conversationChanged(id);
+    }
+    return true;
+}
+
 bool ChatController::send(const QString& id, const QString& text) {
     Conversation* c = find(id);
     if (!c) return false;
@@ -127,6 +172,7 @@ bool ChatController::startReply(const QString& id) {
     if (!c->systemPrompt.trimmed().isEmpty()) req.messages.push_back({"system", c->systemPrompt.toStdString()});
     for (const auto& m : c->messages) req.messages.push_back({m.role.toStdString(), m.content.toStdString()});
     req.sampling = c->sampling.toParams();
+    if (!c->templateKwargs.isEmpty()) req.templateKwargs = toKwargs(c->templateKwargs);
     if (!req.sampling.seed) req.sampling.seed = QRandomGenerator::global()->generate64() >> 1;
 
     c->messages.append({QStringLiteral("assistant"), QString(), QDateTime::currentDateTime(), std::nullopt, {}});

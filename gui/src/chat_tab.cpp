@@ -7,8 +7,10 @@
 #include <QGroupBox>
 #include <QGuiApplication>
 #include <QHBoxLayout>
+#include <QJsonDocument>
 #include <QKeyEvent>
 #include <QLabel>
+#include <QLineEdit>
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QRegularExpression>
@@ -160,6 +162,24 @@ QWidget* ChatTab::buildSettings() {
         connect(s, &QDoubleSpinBox::valueChanged, this, &ChatTab::applySampling);
     for (auto* s : {m_topK, m_maxTokens, m_seed}) connect(s, &QSpinBox::valueChanged, this, &ChatTab::applySampling);
 
+    auto* tmplBox = new QGroupBox(tr("Chat template"));
+    auto* tv = new QVBoxLayout(tmplBox);
+    tv->addWidget(new QLabel(tr("Template options (JSON)")));
+    m_templateOptions = new QLineEdit;
+    m_templateOptions->setPlaceholderText(QStringLiteral("{\"enable_thinking\": false}"));
+    m_templateOptions->setToolTip(
+        tr("Extra variables for the model's chat template, as Hugging Face's chat_template_kwargs.\n"
+           "{\"enable_thinking\": false} turns thinking off for Qwen3; other templates read other names."));
+    tv->addWidget(m_templateOptions);
+    m_templateError = new QLabel;
+    m_templateError->setObjectName(QStringLiteral("warning"));
+    m_templateError->setWordWrap(true);
+    m_templateError->hide();
+    tv->addWidget(m_templateError);
+    v->addWidget(tmplBox);
+    // Applied when editing ends (Enter, or focus moving to Send or the input box), not per keystroke.
+    connect(m_templateOptions, &QLineEdit::editingFinished, this, &ChatTab::applyTemplateOptions);
+
     auto* exportButton = new QPushButton(tr("Export as Markdown…"));
     connect(exportButton, &QPushButton::clicked, this, &ChatTab::exportMarkdown);
     v->addWidget(exportButton);
@@ -178,7 +198,20 @@ void ChatTab::loadSettings() {
     m_maxTokens->setValue(c->sampling.maxTokens);
     m_repetition->setValue(c->sampling.repetitionPenalty);
     m_seed->setValue(int(std::clamp<qint64>(c->sampling.seed, -1, std::numeric_limits<int>::max())));
+    if (m_templateError->isHidden()) {  // an invalid text being fixed is the user's, not replaced
+        const QString text = c->templateKwargs.isEmpty()
+                                 ? QString()
+                                 : QString::fromUtf8(QJsonDocument(c->templateKwargs).toJson(QJsonDocument::Compact));
+        if (m_templateOptions->text() != text && !m_templateOptions->hasFocus()) m_templateOptions->setText(text);
+    }
     m_loading = false;
+}
+
+void ChatTab::applyTemplateOptions() {
+    QString error;
+    const bool ok = m_chat->setTemplateOptions(m_id, m_templateOptions->text(), &error);
+    m_templateError->setText(error);
+    m_templateError->setVisible(!ok);
 }
 
 void ChatTab::applySampling() {

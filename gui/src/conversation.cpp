@@ -56,14 +56,16 @@ QJsonObject Conversation::toJson() const {
         if (!m.error.isEmpty()) o.insert("error", m.error);
         msgs.append(o);
     }
-    return {{"version", 1},
-            {"id", id},
-            {"title", title},
-            {"system_prompt", systemPrompt},
-            {"sampling", sampling.toJson()},
-            {"created", created.toString(Qt::ISODateWithMs)},
-            {"updated", updated.toString(Qt::ISODateWithMs)},
-            {"messages", msgs}};
+    QJsonObject o{{"version", 1},
+                  {"id", id},
+                  {"title", title},
+                  {"system_prompt", systemPrompt},
+                  {"sampling", sampling.toJson()},
+                  {"created", created.toString(Qt::ISODateWithMs)},
+                  {"updated", updated.toString(Qt::ISODateWithMs)},
+                  {"messages", msgs}};
+    if (!templateKwargs.isEmpty()) o.insert("template_kwargs", templateKwargs);
+    return o;
 }
 
 Conversation Conversation::fromJson(const QJsonObject& o) {
@@ -72,6 +74,7 @@ Conversation Conversation::fromJson(const QJsonObject& o) {
     c.title = o.value("title").toString();
     c.systemPrompt = o.value("system_prompt").toString();
     c.sampling = SamplingSettings::fromJson(o.value("sampling").toObject());
+    c.templateKwargs = o.value("template_kwargs").toObject();
     c.created = QDateTime::fromString(o.value("created").toString(), Qt::ISODateWithMs);
     c.updated = QDateTime::fromString(o.value("updated").toString(), Qt::ISODateWithMs);
     for (const auto& v : o.value("messages").toArray()) {

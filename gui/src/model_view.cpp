@@ -88,7 +88,7 @@ void ModelView::buildUi() {
     main->setContentsMargins(0, 0, 0, 0);
     m_title = new QLabel(tr("No model opened"));
     m_title->setObjectName(QStringLiteral("pageTitle"));
-    m_path = new QLabel(tr("Open a Hugging Face model folder (config.json, *.safetensors, tokenizer.model)."));
+    m_path = new QLabel(tr("Open a Hugging Face model folder (config.json, *.safetensors, tokenizer.json or tokenizer.model)."));
     m_path->setObjectName(QStringLiteral("muted"));
     m_path->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_path->setWordWrap(true);
@@ -250,7 +250,7 @@ void ModelView::showInfo() {
         l->setTextInteractionFlags(Qt::TextSelectableByMouse);
         m_card->addRow(k, l);
     };
-    add(tr("Architecture"), QStringLiteral("%1 (%2)").arg(QString::fromStdString(c.architecture), QString::fromStdString(c.family)));
+    add(tr("Architecture"), QStringLiteral("%1 (%2)").arg(QString::fromStdString(c.architecture), QString::fromLatin1(engine::familyName(c.family))));
     add(tr("Parameters"), QString::fromStdString(lmw::engine::formatParameters(i.parameters)));
     add(tr("Weights dtype"), QString::fromStdString(i.dtype));
     add(tr("Quantization"), QString::fromStdString(i.quantization));
@@ -258,6 +258,9 @@ void ModelView::showInfo() {
     add(tr("Context length"), tr("%1 tokens").arg(i.contextLength));
     add(tr("Layers / heads"), tr("%1 layers, %2 query / %3 KV heads, hidden %4")
                                   .arg(c.numLayers).arg(c.numHeads).arg(c.numKvHeads).arg(c.hiddenSize));
+    add(tr("Tokenizer"), i.tokenizerFile.empty() ? tr("none found (tokenizer.json or tokenizer.model)")
+                                                 : QString::fromStdString(i.tokenizerFile));
+    add(tr("Chat template"), QString::fromStdString(i.chatTemplate));
     updatePlan();
     updateButtons();
 }

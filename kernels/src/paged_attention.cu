@@ -95,11 +95,12 @@ __global__ void __launch_bounds__(kThreads) pagedAttentionKernel(PagedAttentionP
                                                                   int tpt1, int maxParts) {
     extern __shared__ float smem[];
     const KvLayout& L = p.layout;
-    const int D = L.headDim;
-    float* qs = smem;                     // [GC][D]
-    float* logits = qs + GC * D;          // [GC][kPart]
-    float* red = logits + GC * kPart;     // [kWarps][GC][D]
-    float* stats = red + kWarps * GC * D; // [GC][2] max, sum
+    const int D = L.headDim;        // q, out and workspace rows
+    const int Dp = L.storedDim();   // cached rows and the shared buffers: whole vectors of 8
+    float* qs = smem;                      // [GC][Dp], zero past D
+    float* logits = qs + GC * Dp;          // [GC][kPart]
+    float* red = logits + GC * kPart;      // [kWarps][GC][Dp]
+    float* stats = red + kWarps * GC * Dp; // [GC][2] max, sum
 
     const int t = blockIdx.x;
     const int kvh = blockIdx.y / chunks;
@@ -127,7 +128,10 @@ __global__ void __launch_bounds__(kThreads) pagedAttentionKernel(PagedAttentionP
 
     const int stride = (p.heads + 2 * L.kvHeads) * D;
     const __half* q = static_cast<const __half*>(p.qkv) + int64_t(t) * stride + int64_t(h0) * D;
-    for (int i = threadIdx.x; i < GC * D; i += kThreads) qs[i] = __half2float(q[i]) * p.scale;
+    for (int i = threadIdx.x; i < GC * Dp; i += kThreads) {
+        const int g = i / Dp, d = i % Dp;
+        qs[i] = d < D ? __half2float(q[g * D + d]) * p.scale : 0.f;
+    }
     __syncthreads();
 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -151,7 +155,7 @@ __global__ void __launch_bounds__(kThreads) pagedAttentionKernel(PagedAttentionP
 #pragma unroll
                 for (int e = 0; e < 8; ++e) {
                     const int d = (sub1 * kV1 + v) * 8 + e;
-                    q1[g][v * 8 + e] = d < D ? qs[g * D + d] : 0.f;
+                    q1[g][v * 8 + e] = d < Dp ? qs[g * Dp + d] : 0.f;
                 }
         // Loop bounds stay warp-uniform (the shuffles below need every lane).
         for (int base = grp1 - grp1 % (32 / tpt1); base < n; base += groups1 * kU1) {
@@ -165,7 +169,7 @@ __global__ void __launch_bounds__(kThreads) pagedAttentionKernel(PagedAttentionP
 #pragma unroll
                 for (int v = 0; v < kV1; ++v) {
                     raw[u][v] = zeroRow<Q>();
-                    if (row && (sub1 * kV1 + v) * 8 < D)
+                    if (row && (sub1 * kV1 + v) * 8 < Dp)
                         raw[u][v] = loadRow<Q>(row, paramDelta(L, dpt, kvhRow, slot), slot, sub1 * kV1 + v);
                 }
             }
@@ -226,7 +230,7 @@ __global__ void __launch_bounds__(kThreads) pagedAttentionKernel(PagedAttentionP
 #pragma unroll
             for (int v = 0; v < kV3; ++v) {
                 raw[u][v] = zeroRow<Q>();
-                if (row && (sub * kV3 + v) * 8 < D)
+                if (row && (sub * kV3 + v) * 8 < Dp)
                     raw[u][v] = loadRow<Q>(row, paramDelta(L, dpt, kvhRow, slot), slot, sub * kV3 + v);
             }
         }
@@ -258,7 +262,7 @@ __global__ void __launch_bounds__(kThreads) pagedAttentionKernel(PagedAttentionP
 #pragma unroll
             for (int e = 0; e < kV3 * 8; ++e) {
                 const int d = sub * kV3 * 8 + e;
-                if (d < D) red[(warp * GC + g) * D + d] = acc[g][e];
+                if (d < Dp) red[(warp * GC + g) * Dp + d] = acc[g][e];
             }
     }
     __syncthreads();
@@ -266,7 +270,7 @@ __global__ void __launch_bounds__(kThreads) pagedAttentionKernel(PagedAttentionP
         const int g = i / D, d = i % D;
         float s = 0.f;
 #pragma unroll
-        for (int w = 0; w < kWarps; ++w) s += red[(w * GC + g) * D + d];
+        for (int w = 0; w < kWarps; ++w) s += red[(w * GC + g) * Dp + d];
         const int h = h0 + g;
         if (nParts == 1) {
             static_cast<__half*>(p.out)[int64_t(t) * p.heads * D + int64_t(h) * D + d] =
@@ -306,16 +310,16 @@ __global__ void combineKernel(PagedAttentionParams p, int maxParts) {
 
 template <int Q, int GC>
 int launch(const PagedAttentionParams& p, int group, cudaStream_t stream) {
-    const int D = p.layout.headDim;
+    const int Dp = p.layout.storedDim();
     const int chunks = group / GC;
     constexpr int kV3 = GC <= 2 ? 2 : 1;  // must match the kernel's phase 3
     int tpt = 1;  // lanes per token in phase 3 (kV3 * 8 elements each)
-    while (tpt * 8 * kV3 < D) tpt <<= 1;
+    while (tpt * 8 * kV3 < Dp) tpt <<= 1;
     constexpr int kV1 = GC <= 4 ? 2 : 1;  // must match the kernel's phase 1
     int tpt1 = 1;
-    while (tpt1 * 8 * kV1 < D) tpt1 <<= 1;
+    while (tpt1 * 8 * kV1 < Dp) tpt1 <<= 1;
     const int maxParts = (p.maxContext + kPart - 1) / kPart;
-    const size_t smem = size_t(GC * D + GC * kPart + kWarps * GC * D + 2 * GC) * sizeof(float);
+    const size_t smem = size_t(GC * Dp + GC * kPart + kWarps * GC * Dp + 2 * GC) * sizeof(float);
     static bool raised = false;  // the opt-in above 48 KB is per kernel, once
     if (!raised && smem > 48 * 1024) {
         const cudaError_t e =
@@ -352,7 +356,7 @@ int dispatchGroup(const PagedAttentionParams& p, cudaStream_t stream) {
 }  // namespace
 
 bool pagedAttentionSupports(int headDim, int heads, int kvHeads) {
-    return headDim > 0 && headDim % 8 == 0 && headDim <= 256 && kvHeads > 0 && heads % kvHeads == 0;
+    return headDim > 0 && headDim % 2 == 0 && headDim <= 256 && kvHeads > 0 && heads % kvHeads == 0;
 }
 
 size_t pagedAttentionWorkspaceBytes(int numTokens, int heads, int headDim, int maxContext) {

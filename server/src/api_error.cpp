@@ -62,6 +62,46 @@ ApiError contextLengthExceeded(int promptTokens, int sessionLen) {
                       "messages", "context_length_exceeded");
 }
 
+ApiError maxTokensTooLarge(int promptTokens, int maxTokens, int sessionLen) {
+    return badRequest("This model's maximum context length is " + std::to_string(sessionLen) +
+                          " tokens. However, you requested " + std::to_string(promptTokens + maxTokens) + " tokens (" +
+                          std::to_string(promptTokens) + " in the prompt, " + std::to_string(maxTokens) +
+                          " in the completion). Please reduce the prompt or max_tokens.",
+                      "max_tokens", "context_length_exceeded");
+}
+
+ApiError promptTooLong(size_t bytes, size_t boundBytes, int sessionLen, const std::string& param) {
+    return badRequest("This model's maximum context length is " + std::to_string(sessionLen) +
+                          " tokens. However, your prompt is " + std::to_string(bytes) +
+                          " bytes, more than such a context can hold (" + std::to_string(boundBytes) +
+                          " bytes at most for this tokenizer). Please shorten the prompt.",
+                      param, "context_length_exceeded");
+}
+
+ApiError responseTooLarge(size_t bound, size_t limit, const std::string& param) {
+    return badRequest("This request could produce a response of up to " + std::to_string(bound) +
+                          " bytes; the limit is " + std::to_string(limit) +
+                          " bytes. Lower n, max_tokens or top_logprobs.",
+                      param, "response_too_large");
+}
+
+ApiError tooManyInFlight(size_t used, size_t limit) {
+    return {429, "Too many large responses in flight (" + std::to_string(used) + " of " + std::to_string(limit) +
+                     " bytes reserved); retry later.",
+            "requests", "", "rate_limit_exceeded"};
+}
+
+ApiError shuttingDown() { return {503, "The server is shutting down.", "server_error", "", "shutting_down"}; }
+
+ApiError serverBusy() { return {503, "The server is busy; retry in a moment.", "server_error", "", "server_busy"}; }
+
+ApiError hostNotAllowed(const std::string& host) {
+    return {403, "Host '" + host + "' is not served: this server listens on loopback and answers only loopback names "
+                 "(localhost, 127.0.0.1, [::1]). Start it with --server-name 0.0.0.0 to serve the network, or name "
+                 "the host with --allowed-hosts.",
+            "invalid_request_error", "", "host_not_allowed"};
+}
+
 ApiError fromEngine(ErrorCode code, const std::string& message) {
     switch (code) {
     case ErrorCode::InvalidArgument:
@@ -80,18 +120,25 @@ ApiError fromEngine(ErrorCode code, const std::string& message) {
     }
 }
 
-ApiError fromHttpStatus(int status, const std::string& method, const std::string& path, size_t bodyLimit) {
+ApiError fromHttpStatus(int status, const std::string& method, const std::string& path, size_t bodyLimit,
+                        const std::string& detail) {
     switch (status) {
     case 404:
         return pathNotFound(method, path);
     case 405:
         return methodNotAllowed(method, path);
+    case 408:
+        return {408, "The request was not received in time.", "invalid_request_error", "", "request_timeout"};
     case 413:
         return payloadTooLarge(bodyLimit);
     case 414:
         return {414, "Request URI is too long.", "invalid_request_error", "", "uri_too_long"};
+    case 431:
+        return {431, "Request headers are too large.", "invalid_request_error", "", "headers_too_large"};
     case 400:
-        return badRequest("Malformed HTTP request.");
+        return badRequest(detail.empty() ? "Malformed HTTP request." : detail, "", "bad_request");
+    case 503:
+        return shuttingDown();
     default:
         if (status >= 500) return {status, "Internal server error.", "server_error", "", ""};
         return {status, "HTTP error " + std::to_string(status) + ".", "invalid_request_error", "", ""};

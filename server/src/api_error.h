@@ -33,10 +33,21 @@ ApiError methodNotAllowed(const std::string& method, const std::string& path);
 ApiError payloadTooLarge(size_t limit);
 ApiError serviceUnavailable(const std::string& status);
 ApiError contextLengthExceeded(int promptTokens, int sessionLen);
+// max_tokens asked for more than the context leaves after the prompt (OpenAI: 400, not clamped).
+ApiError maxTokensTooLarge(int promptTokens, int maxTokens, int sessionLen);
+// The prompt's bytes alone prove it cannot fit (see promptByteBound), checked before tokenizing.
+ApiError promptTooLong(size_t bytes, size_t boundBytes, int sessionLen, const std::string& param);
+ApiError responseTooLarge(size_t bound, size_t limit, const std::string& param);
+ApiError tooManyInFlight(size_t used, size_t limit);  // 429
+ApiError shuttingDown();
+ApiError serverBusy();
+ApiError hostNotAllowed(const std::string& host);
 // An engine failure (final Error event or a thrown lmw::Error).
 ApiError fromEngine(ErrorCode code, const std::string& message);
-// A status httplib set by itself (400 bad request line, 413, 414, 404 ...), when no handler ran.
-ApiError fromHttpStatus(int status, const std::string& method, const std::string& path, size_t bodyLimit);
+// A status the transport answers by itself (400 malformed, 408, 413, 414, 431, 503 ...), when no
+// handler ran. detail: what was wrong, when there is more to say than the status.
+ApiError fromHttpStatus(int status, const std::string& method, const std::string& path, size_t bodyLimit,
+                        const std::string& detail = {});
 
 [[noreturn]] inline void fail(ApiError e) { throw ApiException{std::move(e)}; }
 

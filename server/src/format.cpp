@@ -13,7 +13,7 @@ std::string finishReasonText(engine::FinishReason r) {
     switch (r) {
     case engine::FinishReason::Stop: return "stop";
     case engine::FinishReason::Length: return "length";
-    case engine::FinishReason::Cancelled: return "abort";
+    case engine::FinishReason::Cancelled: return "length";
     case engine::FinishReason::Error: return "error";
     default: return "";
     }
@@ -57,7 +57,7 @@ json completionLogprobs(const std::vector<engine::TokenLogprob>& lps, const Toke
         for (const auto& t : lp.top) top[text ? text(t.id) : std::to_string(t.id)] = t.logprob;
         tops.push_back(top);
         offsets.push_back(textOffset);
-        textOffset += lp.text.size();
+        textOffset += utf8Chars(lp.text);
     }
     return {{"tokens", tokens}, {"token_logprobs", tokenLps}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
@@ -126,6 +126,12 @@ json usageChunk(const std::string& object, const std::string& id, int64_t create
     return {{"id", id},       {"object", object},         {"created", created},
             {"model", model}, {"system_fingerprint", nullptr}, {"choices", json::array()},
             {"usage", usageJson(usage)}};
+}
+
+size_t utf8Chars(const std::string& s) {
+    size_t n = 0;
+    for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+    return n;
 }
 
 std::string sseEvent(const json& j) { return "data: " + dumpJson(j) + "\n\n"; }

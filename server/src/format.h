@@ -26,12 +26,14 @@ struct ChoiceResult {
 // Text of a token id (for top-logprob alternatives, which carry only ids).
 using TokenText = std::function<std::string(int32_t)>;
 
-// OpenAI's finish_reason: "stop", "length"; a cancelled request (server shutting down) is "abort".
+// OpenAI's finish_reason: "stop" or "length". A request cancelled by the server (shutting down) was
+// cut short, which is what "length" tells a client; OpenAI has no other value for it.
 std::string finishReasonText(engine::FinishReason r);
 
 nlohmann::json usageJson(const UsageCounts& u);
 nlohmann::json chatLogprobs(const std::vector<engine::TokenLogprob>& lps, const TokenText& text);
-// textOffset: characters of choice text before the first of these tokens.
+// Each token's text is its raw bytes (a leading space stays; "bytes" is exact even for half a
+// character). textOffset: characters (code points) of choice text before the first of these tokens.
 nlohmann::json completionLogprobs(const std::vector<engine::TokenLogprob>& lps, const TokenText& text,
                                   size_t textOffset);
 
@@ -57,6 +59,9 @@ nlohmann::json usageChunk(const std::string& object, const std::string& id, int6
 // "data: <json>\n\n"
 std::string sseEvent(const nlohmann::json& j);
 inline constexpr const char* kSseDone = "data: [DONE]\n\n";
+
+// Code points in s (bytes that do not continue a UTF-8 sequence).
+size_t utf8Chars(const std::string& s);
 
 // "chatcmpl-" + 24 random alphanumerics
 std::string newCompletionId(const std::string& prefix);

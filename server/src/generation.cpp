@@ -2,66 +2,147 @@
 
 #include <algorithm>
 
-#include "connection.h"
+#include "worker_pool.h"
 
 namespace lmw::server {
 
-GenerationJob::GenerationJob(Server::Impl& server, std::shared_ptr<engine::Engine> engine,
-                             std::shared_ptr<CallLog> call, int socketFd)
-    : m_server(server), m_engine(std::move(engine)), m_call(std::move(call)), m_socket(socketFd) {}
+using nlohmann::json;
 
-GenerationJob::~GenerationJob() {
-    m_server.unregisterJob(this);
-    for (size_t i = 0; i < m_ids.size(); ++i)
-        if (!m_choices[i].finished) m_engine->cancel(m_ids[i]);
+namespace {
+
+constexpr size_t kLargeAnswer = 1u << 20;  // after answers this big, free memory goes back to the system
+
+json eventLogprobs(const Shape& s, const ChoiceState& c, const engine::Event& e) {
+    if (!s.logprobs || e.logprobs.empty()) return nullptr;
+    if (s.chat) return chatLogprobs(e.logprobs, s.tokenText);
+    return completionLogprobs(e.logprobs, s.tokenText, c.streamedBytes);
 }
 
-void GenerationJob::submit(std::vector<engine::Request> requests, std::vector<ChoiceState> choices) {
+std::string startChunks(const Shape& s, std::vector<ChoiceState>& choices) {
+    std::string out;
+    for (auto& c : choices) {
+        if (s.chat)
+            out += sseEvent(chatChunk(s.id, s.created, s.model, c.index, {{"role", "assistant"}, {"content", ""}},
+                                      nullptr, nullptr, s.includeUsage));
+        else if (!c.echo.empty())
+            out += sseEvent(textChunk(s.id, s.created, s.model, c.index, c.echo, nullptr, nullptr, s.includeUsage));
+    }
+    return out;
+}
+
+std::string eventChunks(const Shape& s, ChoiceState& c, const engine::Event& e) {
+    std::string out;
+    if (e.final && e.finish == engine::FinishReason::Error) return sseEvent(fromEngine(e.errorCode, e.error).toJson());
+    json lp = eventLogprobs(s, c, e);
+    for (const auto& t : e.logprobs) c.streamedBytes += utf8Chars(t.text);  // text_offset counts characters
+    if (!e.text.empty() || !lp.is_null()) {
+        if (s.chat)
+            out += sseEvent(chatChunk(s.id, s.created, s.model, c.index, {{"content", e.text}}, lp, nullptr, s.includeUsage));
+        else
+            out += sseEvent(textChunk(s.id, s.created, s.model, c.index, e.text, lp, nullptr, s.includeUsage));
+    }
+    if (e.final) {
+        json reason = finishReasonText(e.finish);
+        if (s.chat)
+            out += sseEvent(chatChunk(s.id, s.created, s.model, c.index, json::object(), nullptr, reason, s.includeUsage));
+        else
+            out += sseEvent(textChunk(s.id, s.created, s.model, c.index, "", nullptr, reason, s.includeUsage));
+    }
+    return out;
+}
+
+// The body of a whole answer. Choices are dumped one at a time: the JSON tree of an answer with
+// logprobs takes about ten times its text, so the tree never holds more than one choice.
+std::string wholeBody(const Shape& s, std::vector<ChoiceState>& choices, const UsageCounts& usage) {
+    auto envelope = [&](std::vector<ChoiceResult> rs) {
+        return s.chat ? chatCompletion(s.id, s.created, s.model, rs, usage, s.logprobs, s.tokenText)
+                      : textCompletion(s.id, s.created, s.model, rs, usage, s.logprobs, s.tokenText);
+    };
+    std::string out = dumpJson(envelope({}));
+    const std::string empty = "\"choices\":[]";  // nlohmann writes keys sorted: this comes first
+    const size_t at = out.find(empty);
+    std::string list;
+    for (auto& c : choices) {
+        std::vector<ChoiceResult> one;
+        one.push_back({c.index, c.echo + c.text, finishReasonText(c.finish), std::move(c.logprobs)});
+        c.text.clear();
+        c.text.shrink_to_fit();
+        json j = envelope(std::move(one));
+        if (!list.empty()) list += ',';
+        list += dumpJson(j["choices"][0]);
+    }
+    out.insert(at + empty.size() - 1, list);
+    return out;
+}
+
+}  // namespace
+
+GenerationJob::GenerationJob(Server::Impl& server, std::shared_ptr<engine::Engine> engine, std::shared_ptr<CallLog> call,
+                             std::shared_ptr<Exchange> exchange, Shape shape, HeaderList headers, size_t reserved)
+    : m_server(server),
+      m_engine(std::move(engine)),
+      m_call(std::move(call)),
+      m_exchange(std::move(exchange)),
+      m_shape(std::move(shape)),
+      m_headers(std::move(headers)),
+      m_reserved(reserved) {}
+
+GenerationJob::~GenerationJob() {
+    m_mailbox->close();
+    for (size_t i = 0; i < m_ids.size() && i < m_choices.size(); ++i)
+        if (!m_choices[i].finished) m_engine->cancel(m_ids[i]);
+    m_server.budget->release(m_reserved);
+    if (m_reserved >= kLargeAnswer) m_server.releaseMemory();
+}
+
+void GenerationJob::start(std::vector<engine::Request> requests, std::vector<ChoiceState> choices) {
     m_choices = std::move(choices);
+    m_self = shared_from_this();
+    std::weak_ptr<GenerationJob> weak = m_self;
+    m_exchange->onFinished([weak](bool ok) {
+        if (auto j = weak.lock()) j->onFinished(ok);
+    });
     m_ids.reserve(requests.size());
     for (size_t i = 0; i < requests.size(); ++i)
         m_ids.push_back(m_engine->submit(std::move(requests[i]), m_mailbox->sinkFor(static_cast<int>(i))));
-    m_server.registerJob(this);  // only now: stop() reads m_ids from another thread
+    // Only now (m_ids is complete): shutdown may cancel from another thread.
+    m_server.registerJob(m_self);
+    // The first drain may run at once on the strand: nothing below may touch the job.
+    m_mailbox->arm([weak, ex = m_exchange] {
+        ex->post([weak] {
+            if (auto j = weak.lock()) j->drain();
+        });
+    });
 }
 
-bool GenerationJob::pump(std::deque<ChoiceEvent>& events, std::chrono::milliseconds poll) {
-    if (m_clientGone) return false;
-    size_t before = events.size();
-    m_mailbox->wait(events, poll);
-    // Checked on every wake-up, i.e. after every engine step that produced a token for us, so a
-    // vanished client is cancelled within a step.
-    apply(events, before);
-    if (peerGone(m_socket)) {
-        abandon();
-        return false;
+void GenerationJob::cancelForShutdown() {
+    m_shutdown = true;
+    for (auto id : m_ids) m_engine->cancel(id);
+}
+
+void GenerationJob::drain() {
+    std::deque<ChoiceEvent> events;
+    m_mailbox->take(events);
+    if (m_state == State::Gone) {
+        apply(events);
+        if (allFinished()) finishGone();
+        return;
     }
-    return true;
+    if (m_state != State::Running) return;
+    apply(events);
+    if (m_shape.stream) streamEvents(events);
+    else if (allFinished()) finishWhole();
 }
 
-void GenerationJob::abandon() {
-    if (m_abandoned) return;
-    m_abandoned = true;
-    m_clientGone = true;
-    m_tokensAtCancel = usage().completion;
-    for (size_t i = 0; i < m_ids.size(); ++i)
-        if (!m_choices[i].finished) m_engine->cancel(m_ids[i]);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    std::deque<ChoiceEvent> rest;
-    while (!allFinished() && std::chrono::steady_clock::now() < deadline) {
-        size_t before = rest.size();
-        m_mailbox->wait(rest, std::chrono::milliseconds(20));
-        apply(rest, before);
-    }
-    // Counted once the engine confirmed, so /metrics never shows the disconnect before the cancel.
-    m_server.metrics.clientDisconnected();
-}
-
-void GenerationJob::apply(const std::deque<ChoiceEvent>& events, size_t from) {
-    for (size_t k = from; k < events.size(); ++k) {
-        const engine::Event& e = events[k].event;
-        ChoiceState& c = m_choices.at(static_cast<size_t>(events[k].choice));
-        c.text += e.text;
-        c.logprobs.insert(c.logprobs.end(), e.logprobs.begin(), e.logprobs.end());
+void GenerationJob::apply(const std::deque<ChoiceEvent>& events) {
+    const bool keep = !m_shape.stream;  // a stream sent its text already: keeping it would only cost memory
+    for (const auto& ce : events) {
+        const engine::Event& e = ce.event;
+        ChoiceState& c = m_choices.at(static_cast<size_t>(ce.choice));
+        if (keep) {
+            c.text += e.text;
+            c.logprobs.insert(c.logprobs.end(), e.logprobs.begin(), e.logprobs.end());
+        }
         c.completionTokens += static_cast<int>(e.tokens.size());
         if (e.final) {
             c.finished = true;
@@ -76,6 +157,125 @@ void GenerationJob::apply(const std::deque<ChoiceEvent>& events, size_t from) {
     }
 }
 
+// Headers wait for the first engine event, so a request the engine refuses (too long, bad
+// parameters) still gets a proper error status instead of a broken stream.
+void GenerationJob::streamEvents(const std::deque<ChoiceEvent>& events) {
+    std::string out;
+    if (!m_headersSent) {
+        if (events.empty()) return;
+        const bool onlyErrors = std::all_of(events.begin(), events.end(), [](const ChoiceEvent& ce) {
+            return ce.event.final && ce.event.finish == engine::FinishReason::Error;
+        });
+        if (const ChoiceState* f = failed(); f && onlyErrors) return answerError(fromEngine(f->errorCode, f->error));
+        if (m_shutdown && allFinished() && usage().completion == 0) return answerError(shuttingDown());
+        HttpResponse head;
+        head.headers = m_headers;
+        head.contentType = "text/event-stream";
+        head.setHeader("Cache-Control", "no-cache");
+        head.setHeader("X-Accel-Buffering", "no");
+        m_call->entry.status = 200;
+        m_exchange->beginStream(std::move(head));
+        m_headersSent = true;
+        out = startChunks(m_shape, m_choices);
+        for (auto& c : m_choices) c.streamedBytes = 0;
+    }
+    for (const auto& ce : events) {
+        out += eventChunks(m_shape, m_choices.at(static_cast<size_t>(ce.choice)), ce.event);
+        if (ce.event.final && ce.event.finish == engine::FinishReason::Error && !m_errored) {
+            m_errored = true;  // one error ends the whole answer
+            for (size_t i = 0; i < m_ids.size(); ++i)
+                if (!m_choices[i].finished) m_engine->cancel(m_ids[i]);
+        }
+    }
+    if (allFinished()) {
+        if (m_shape.includeUsage)
+            out += sseEvent(usageChunk(m_shape.chat ? "chat.completion.chunk" : "text_completion", m_shape.id,
+                                       m_shape.created, m_shape.model, usage()));
+        out += kSseDone;
+        record(200);
+        m_state = State::Ending;
+        m_exchange->write(std::move(out));
+        m_exchange->end();
+        return;
+    }
+    m_exchange->write(std::move(out));
+}
+
+void GenerationJob::finishWhole() {
+    if (const ChoiceState* f = failed()) return answerError(fromEngine(f->errorCode, f->error));
+    const bool cut = std::any_of(m_choices.begin(), m_choices.end(),
+                                 [](const ChoiceState& c) { return c.finish == engine::FinishReason::Cancelled; });
+    if (m_shutdown && cut) return answerError(shuttingDown());
+    record(200);
+    m_call->entry.status = 200;
+    m_state = State::Building;
+    // A body with logprobs can be tens of MB: it is built off the I/O threads, from choices the
+    // strand no longer touches.
+    const UsageCounts u = usage();
+    std::function<void()> task = [self = shared_from_this(), choices = std::move(m_choices), u]() mutable {
+        std::string body = wholeBody(self->m_shape, choices, u);
+        choices.clear();
+        self->m_exchange->post([self, body = std::move(body)]() mutable {
+            if (self->m_state != State::Building) return;
+            HttpResponse res;
+            res.headers = self->m_headers;
+            res.setContent(std::move(body), "application/json");
+            self->m_state = State::Ending;
+            self->m_exchange->respond(std::move(res));
+        });
+    };
+    m_choices.clear();
+    if (!m_server.pool->post(std::move(task))) task();
+}
+
+void GenerationJob::answerError(const ApiError& e) {
+    for (size_t i = 0; i < m_ids.size(); ++i)
+        if (!m_choices[i].finished) m_engine->cancel(m_ids[i]);
+    record(e.status);
+    m_call->entry.status = e.status;
+    m_call->entry.error = e.message;
+    HttpResponse res;
+    res.status = e.status;
+    res.headers = m_headers;
+    if (e.status == 503) res.setHeader("Retry-After", "1");
+    res.setContent(e.body(), "application/json");
+    m_state = State::Ending;
+    m_exchange->respond(std::move(res));
+}
+
+void GenerationJob::onFinished(bool ok) {
+    if (m_state == State::Done || m_state == State::Gone) return;
+    if (ok || m_state == State::Ending || m_state == State::Building) {
+        if (!ok) {  // the end of the answer did not reach the client
+            m_call->entry.status = 499;
+            m_call->entry.error = "client closed the request before the end of the answer";
+        }
+        complete();
+        return;
+    }
+    // The client went away while tokens were coming: cancel now, report once the engine confirmed.
+    m_state = State::Gone;
+    m_tokensAtCancel = usage().completion;
+    for (size_t i = 0; i < m_ids.size(); ++i)
+        if (!m_choices[i].finished) m_engine->cancel(m_ids[i]);
+    if (allFinished()) finishGone();
+}
+
+void GenerationJob::finishGone() {
+    record(499);
+    m_call->entry.status = 499;
+    m_server.metrics.clientDisconnected();  // counted once the engine confirmed the cancel
+    complete();
+}
+
+void GenerationJob::complete() {
+    m_state = State::Done;
+    m_mailbox->close();  // choices cancelled after an error may still send events: nobody needs them
+    m_server.finishCall(*m_call);
+    auto keep = std::move(m_self);  // may be the last reference: nothing after this line
+    m_server.unregisterJob(this);
+}
+
 bool GenerationJob::allFinished() const {
     return std::all_of(m_choices.begin(), m_choices.end(), [](const ChoiceState& c) { return c.finished; });
 }
@@ -84,10 +284,6 @@ const ChoiceState* GenerationJob::failed() const {
     for (const auto& c : m_choices)
         if (c.finished && c.finish == engine::FinishReason::Error) return &c;
     return nullptr;
-}
-
-void GenerationJob::cancelAll() {
-    for (size_t i = 0; i < m_ids.size(); ++i) m_engine->cancel(m_ids[i]);
 }
 
 UsageCounts GenerationJob::usage() const {
@@ -116,9 +312,9 @@ void GenerationJob::record(int status) {
     }
     e.ttftSeconds = ttft;
     e.tokensPerSecond = decode > 0 && u.completion > 1 ? (u.completion - static_cast<int>(m_choices.size())) / decode : 0;
-    if (!m_choices.empty()) e.finishReason = finishReasonText(m_choices.front().finish);
-    if (m_clientGone) {
-        e.finishReason = "abort";
+    if (!m_choices.empty()) e.finishReason = engine::finishReasonName(m_choices.front().finish);
+    if (m_state == State::Gone) {
+        e.finishReason = "cancelled";
         e.error = "client closed the request after " + std::to_string(m_tokensAtCancel) + " tokens; " +
                   std::to_string(u.completion - m_tokensAtCancel) + " more were generated before the cancel took effect";
     }

@@ -1,6 +1,10 @@
 #pragma once
-// One generation HTTP request (chat or completions, n choices) from submit to the last event:
-// submits to the engine, waits on the mailbox, notices a vanished client and cancels.
+// One generation HTTP request (chat or completions, n choices) from submit to its last byte,
+// without a thread of its own: the engine's sink queues events in the mailbox, which posts a drain
+// onto the connection's strand; the drain applies them and writes chunks (a stream) or, once all
+// choices are done, the whole body (built on the worker pool). A client that goes away is
+// cancelled at once; the job lives until the engine confirmed every choice's end.
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -8,6 +12,7 @@
 #include <vector>
 
 #include "format.h"
+#include "http_message.h"
 #include "lmw/engine.h"
 #include "mailbox.h"
 #include "server_impl.h"
@@ -18,9 +23,9 @@ struct ChoiceState {
     int index = 0;          // OpenAI choice index
     int promptIndex = 0;    // completions with several prompts
     std::string echo;       // completions echo: prompt text put before the answer
-    std::string text;
+    std::string text;       // whole answers only (a stream does not keep what it sent)
     size_t streamedBytes = 0;  // echo + text already sent as chunks (completions text_offset)
-    std::vector<engine::TokenLogprob> logprobs;
+    std::vector<engine::TokenLogprob> logprobs;  // whole answers only
     bool finished = false;
     engine::FinishReason finish = engine::FinishReason::None;
     std::string error;
@@ -31,50 +36,68 @@ struct ChoiceState {
     double totalSeconds = 0;
 };
 
-class GenerationJob {
+// What the answer looks like: chat or text completion, and the per-request options.
+struct Shape {
+    bool chat = true;
+    bool stream = false;
+    std::string id;
+    int64_t created = 0;
+    std::string model;
+    bool includeUsage = false;
+    bool logprobs = false;
+    TokenText tokenText;
+};
+
+class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
 public:
+    // headers: what the handler set already (CORS); reserved: bytes held in the response budget.
     GenerationJob(Server::Impl& server, std::shared_ptr<engine::Engine> engine, std::shared_ptr<CallLog> call,
-                  int socketFd);
-    ~GenerationJob();  // cancels what still runs
-    GenerationJob(const GenerationJob&) = delete;
-    GenerationJob& operator=(const GenerationJob&) = delete;
+                  std::shared_ptr<Exchange> exchange, Shape shape, HeaderList headers, size_t reserved);
+    ~GenerationJob();  // cancels what still runs, gives the reservation back
 
-    // One engine request per choice; choices[i] describes requests[i].
-    void submit(std::vector<engine::Request> requests, std::vector<ChoiceState> choices);
-    // Waits (polling the client every `poll`) until events arrive; applies them to the choices
-    // and returns them. Returns false when the client went away: all is cancelled then.
-    bool pump(std::deque<ChoiceEvent>& events, std::chrono::milliseconds poll);
-    bool allFinished() const;
-    // The first choice that ended in an engine error, or null.
-    const ChoiceState* failed() const;
-    void cancelAll();  // server shutdown: events keep coming, ending with "abort"
-    // The client went away: cancel everything, then wait (briefly) for the engine's final events
-    // so the log can say how many tokens were generated after the cancel (should be <= 1 step).
-    void abandon();
-
-    std::vector<ChoiceState>& choices() { return m_choices; }
-    UsageCounts usage() const;
-    CallLog& call() { return *m_call; }
-    const std::shared_ptr<engine::Engine>& engine() const { return m_engine; }
-    bool clientGone() const { return m_clientGone; }
-    // Fills the call log from the choices (tokens, ttft, tokens/s, finish reason) and records
-    // the generation in the metrics.
-    void record(int status);
+    // One engine request per choice; choices[i] describes requests[i]. Called once, on the
+    // handler's thread; from then on the job runs on the connection's strand.
+    void start(std::vector<engine::Request> requests, std::vector<ChoiceState> choices);
+    // Server shutdown after the grace period: cancels every choice (thread-safe). Streams end
+    // with a final chunk and [DONE]; a whole answer becomes a 503.
+    void cancelForShutdown();
+    // No more posts into the I/O threads (server stopping).
+    void closeMailbox() { m_mailbox->close(); }
 
 private:
-    void apply(const std::deque<ChoiceEvent>& events, size_t from);
+    enum class State { Running, Building, Ending, Gone, Done };
+
+    void drain();
+    void apply(const std::deque<ChoiceEvent>& events);
+    void streamEvents(const std::deque<ChoiceEvent>& events);
+    void finishWhole();
+    void answerError(const ApiError& e);
+    void onFinished(bool ok);
+    void finishGone();
+    void complete();  // the call is reported; the job lets go of itself
+    bool allFinished() const;
+    const ChoiceState* failed() const;
+    UsageCounts usage() const;
+    // Fills the call log from the choices and records the generation in the metrics.
+    void record(int status);
 
     Server::Impl& m_server;
     std::shared_ptr<engine::Engine> m_engine;
     std::shared_ptr<CallLog> m_call;
+    std::shared_ptr<Exchange> m_exchange;
+    Shape m_shape;
+    HeaderList m_headers;
+    size_t m_reserved;
     std::shared_ptr<Mailbox> m_mailbox = std::make_shared<Mailbox>();
     std::vector<engine::RequestId> m_ids;
     std::vector<ChoiceState> m_choices;
-    int m_socket = -1;
-    bool m_clientGone = false;
+    std::shared_ptr<GenerationJob> m_self;  // alive until complete()
+    State m_state = State::Running;
+    bool m_headersSent = false;
+    bool m_errored = false;
+    std::atomic<bool> m_shutdown{false};
     bool m_recorded = false;
-    bool m_abandoned = false;
-    int m_tokensAtCancel = 0;  // completion tokens received when the client was found gone
+    int m_tokensAtCancel = 0;
 };
 
 }  // namespace lmw::server

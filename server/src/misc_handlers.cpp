@@ -9,7 +9,7 @@ namespace lmw::server {
 
 using nlohmann::json;
 
-void Server::Impl::handleModels(const httplib::Request& req, httplib::Response& res, CallLog&) {
+void Server::Impl::handleModels(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>&) {
     auto engine = requireEngine();
     json model = {{"id", modelName()},
                   {"object", "model"},
@@ -19,46 +19,46 @@ void Server::Impl::handleModels(const httplib::Request& req, httplib::Response& 
                   {"parent", nullptr},
                   {"max_model_len", engine->sessionLen()},
                   {"permission", json::array()}};
-    if (req.matches.size() > 1) {  // GET /v1/models/{model}
-        std::string wanted = req.matches[1].str();
+    if (!req.pathParam.empty()) {  // GET /v1/models/{model}
+        const std::string& wanted = req.pathParam;
         if (wanted != modelName() && wanted != engine->info().name) fail(modelNotFound(wanted));
-        res.set_content(dumpJson(model), "application/json");
+        res.setContent(dumpJson(model), "application/json");
         return;
     }
-    res.set_content(dumpJson({{"object", "list"}, {"data", json::array({model})}}), "application/json");
+    res.setContent(dumpJson({{"object", "list"}, {"data", json::array({model})}}), "application/json");
 }
 
-void Server::Impl::handleEncode(const httplib::Request& req, httplib::Response& res, CallLog& call) {
+void Server::Impl::handleEncode(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call) {
     auto engine = requireEngine();
     EncodeRequest r = parseEncodeRequest(parseBody(req.body));
     json ids = json::array(), lengths = json::array();
     for (const auto& text : r.inputs) {
         std::vector<int32_t> tokens;
-        if (r.doPreprocess) tokens = chatPrompt(*engine, {{"user", text}}, true).ids;
+        if (r.doPreprocess) tokens = chatPrompt(*engine, {{"user", text}}, true, nullptr).ids;
         else tokens = engine->tokenizer().encode(text, r.addBos);
         lengths.push_back(tokens.size());
         ids.push_back(tokens);
-        call.entry.promptTokens += static_cast<int>(tokens.size());
+        call->entry.promptTokens += static_cast<int>(tokens.size());
     }
     json body = r.batch ? json{{"input_ids", ids}, {"length", lengths}}
                         : json{{"input_ids", ids[0]}, {"length", lengths[0]}};
-    res.set_content(dumpJson(body), "application/json");
+    res.setContent(dumpJson(body), "application/json");
 }
 
-void Server::Impl::handleHealth(const httplib::Request&, httplib::Response& res, CallLog&) {
+void Server::Impl::handleHealth(const HttpRequest&, HttpResponse& res, const std::shared_ptr<CallLog>&) {
     // Healthy means "answers and has a model": load balancers should not route to a loading server.
     auto engine = currentEngine();
     if (!engine || stopping) {
         std::lock_guard lock(engineMutex);
         res.status = 503;
-        res.set_content(dumpJson({{"status", stopping ? "stopping" : "loading"}, {"detail", loadingStatus}}),
+        res.setContent(dumpJson({{"status", stopping ? "stopping" : "loading"}, {"detail", loadingStatus}}),
                         "application/json");
         return;
     }
-    res.set_content(dumpJson({{"status", "ok"}, {"model", modelName()}}), "application/json");
+    res.setContent(dumpJson({{"status", "ok"}, {"model", modelName()}}), "application/json");
 }
 
-void Server::Impl::handleMetrics(const httplib::Request&, httplib::Response& res, CallLog&) {
+void Server::Impl::handleMetrics(const HttpRequest&, HttpResponse& res, const std::shared_ptr<CallLog>&) {
     auto engine = currentEngine();
     std::string text;
     if (engine) {
@@ -67,15 +67,15 @@ void Server::Impl::handleMetrics(const httplib::Request&, httplib::Response& res
     } else {
         text = metrics.render(nullptr, modelName());
     }
-    res.set_content(text, "text/plain; version=0.0.4; charset=utf-8");
+    res.setContent(text, "text/plain; version=0.0.4; charset=utf-8");
 }
 
-void Server::Impl::handleDocs(const httplib::Request& req, httplib::Response& res, CallLog&) {
+void Server::Impl::handleDocs(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>&) {
     std::string path = req.path == "/docs" ? "/" : req.path;
     const Asset* a = findAsset(path);
     if (!a) fail(pathNotFound(req.method, req.path));
-    res.set_content(std::string(a->data), std::string(a->contentType));
-    if (path != "/" && path != "/openapi.json") res.set_header("Cache-Control", "public, max-age=86400");
+    res.setContent(std::string(a->data), std::string(a->contentType));
+    if (path != "/" && path != "/openapi.json") res.setHeader("Cache-Control", "public, max-age=86400");
 }
 
 }  // namespace lmw::server

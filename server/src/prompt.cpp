@@ -6,15 +6,24 @@
 
 namespace lmw::server {
 
+namespace {
+
+void checkBytes(const engine::Engine& engine, const std::string& text, size_t maxBytes, const std::string& param) {
+    if (maxBytes > 0 && text.size() > maxBytes) fail(promptTooLong(text.size(), maxBytes, engine.sessionLen(), param));
+}
+
+}  // namespace
+
 BuiltPrompt chatPrompt(const engine::Engine& engine, const std::vector<engine::ChatMessage>& messages,
-                       bool addGenerationPrompt) {
+                       bool addGenerationPrompt, const nlohmann::ordered_json& templateKwargs, size_t maxBytes) {
     BuiltPrompt p;
-    p.text = engine.renderChat(messages, addGenerationPrompt);
+    p.text = engine.renderChat(messages, addGenerationPrompt, templateKwargs);
+    checkBytes(engine, p.text, maxBytes, "messages");
     p.ids = engine.encodeChat(p.text);
     return p;
 }
 
-BuiltPrompt textPrompt(const engine::Engine& engine, const PromptInput& input) {
+BuiltPrompt textPrompt(const engine::Engine& engine, const PromptInput& input, size_t maxBytes) {
     BuiltPrompt p;
     const auto& tok = engine.tokenizer();
     if (input.isIds) {
@@ -29,12 +38,13 @@ BuiltPrompt textPrompt(const engine::Engine& engine, const PromptInput& input) {
     }
     // Exactly what the engine does with Request::prompt (and `lmw generate --prompt`).
     p.text = input.text;
+    checkBytes(engine, input.text, maxBytes, "prompt");
     p.ids = tok.encode(input.text);
     return p;
 }
 
 engine::SamplingParams finalSampling(const GenerationFields& gen, int promptTokens, int sessionLen,
-                                     const std::string& promptParam) {
+                                     const std::string& promptParam, int defaultMaxTokens, int vocabSize) {
     engine::SamplingParams s = gen.sampling;
     int left = sessionLen - promptTokens;
     if (left <= 0) {
@@ -42,7 +52,13 @@ engine::SamplingParams finalSampling(const GenerationFields& gen, int promptToke
         e.param = promptParam;
         fail(e);
     }
-    s.maxNewTokens = gen.maxTokens ? std::min(*gen.maxTokens, left) : left;
+    if (gen.maxTokens && *gen.maxTokens > left) fail(maxTokensTooLarge(promptTokens, *gen.maxTokens, sessionLen));
+    s.maxNewTokens = gen.maxTokens ? *gen.maxTokens : defaultMaxTokens > 0 ? std::min(defaultMaxTokens, left) : left;
+    for (const auto& [id, bias] : s.logitBias)
+        if (id >= vocabSize)
+            fail(badRequest("Invalid value for 'logit_bias': token id " + std::to_string(id) +
+                                " is out of the vocabulary (size " + std::to_string(vocabSize) + ").",
+                            "logit_bias", "invalid_value"));
     std::string problem = engine::validate(s);
     if (!problem.empty()) fail(badRequest(problem));
     return s;

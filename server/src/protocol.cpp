@@ -1,6 +1,8 @@
 #include "protocol.h"
 
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "api_error.h"
@@ -152,6 +154,24 @@ GenerationFields parseGeneration(const json& body, bool chat) {
             g.includeUsage = iu->get<bool>();
         }
     }
+    if (const json* lb = field(body, "logit_bias")) {
+        // {"<token id>": bias}: ids as strings (JSON keys), biases in [-100, 100] as OpenAI takes them.
+        if (!lb->is_object()) wrongType("logit_bias", "an object mapping token ids to numbers", *lb);
+        if (lb->size() > static_cast<size_t>(kMaxLogitBias))
+            outOfRange("logit_bias", "at most " + std::to_string(kMaxLogitBias) + " entries");
+        for (const auto& [key, value] : lb->items()) {
+            char* end = nullptr;
+            errno = 0;
+            long long id = std::strtoll(key.c_str(), &end, 10);
+            if (key.empty() || *end != '\0' || errno != 0 || id < 0 || id > std::numeric_limits<int32_t>::max())
+                fail(badRequest("Invalid key in 'logit_bias': '" + key + "' is not a token id.", "logit_bias",
+                                "invalid_value"));
+            if (!value.is_number()) wrongType("logit_bias", "an object mapping token ids to numbers", value);
+            double v = value.get<double>();
+            if (!std::isfinite(v) || v < -100 || v > 100) outOfRange("logit_bias", "values between -100 and 100");
+            s.logitBias.emplace_back(static_cast<int32_t>(id), static_cast<float>(v));
+        }
+    }
     if (const json* u = field(body, "user"); u && !u->is_string()) wrongType("user", "a string", *u);
     return g;
 }
@@ -263,6 +283,16 @@ ChatRequest parseChatRequest(const json& body) {
                             "response_format", "unsupported_parameter"));
     }
     if (auto b = getBool(body, "add_generation_prompt")) r.addGenerationPrompt = *b;
+    if (const json* kw = field(body, "chat_template_kwargs")) {
+        if (!kw->is_object()) wrongType("chat_template_kwargs", "an object", *kw);
+        r.templateKwargs = *kw;
+        try {
+            engine::ChatTemplate::checkKwargs(r.templateKwargs);
+        } catch (const Error& e) {
+            fail(badRequest(std::string("Invalid value for 'chat_template_kwargs': ") + e.what() + ".",
+                            "chat_template_kwargs", "invalid_value"));
+        }
+    }
     return r;
 }
 

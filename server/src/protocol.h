@@ -16,6 +16,7 @@ constexpr int kMaxJsonDepth = 64;  // deeper bodies are refused before parsing
 constexpr int kMaxChoices = 64;    // n
 constexpr int kMaxStops = 16;
 constexpr int kMaxTopLogprobs = 20;
+constexpr int kMaxLogitBias = 1024;  // logit_bias entries
 
 // Parses a request body into a JSON object (400 on broken JSON, invalid UTF-8, too deep nesting,
 // or anything but an object at the top).
@@ -35,6 +36,7 @@ struct ChatRequest {
     GenerationFields gen;
     std::vector<engine::ChatMessage> messages;
     bool addGenerationPrompt = true;
+    nlohmann::ordered_json templateKwargs;  // chat_template_kwargs: null or an object
     bool logprobs = false;
     int topLogprobs = 0;
 };

@@ -1,16 +1,22 @@
-// lmw::server::Server: httplib setup, routing, auth, CORS, and the request log.
+// lmw::server::Server: the route table, auth, Host and CORS checks, the request log, start and
+// the draining stop.
 #include "lmw/server.h"
 
+#include <strings.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <chrono>
-#include <thread>
-
-#include <sys/socket.h>
-
 #include <csignal>
 #include <cstring>
+#include <thread>
 
 #include "generation.h"
+#include "log_escape.h"
 #include "server_impl.h"
+#include "transport.h"
+#include "worker_pool.h"
 
 namespace lmw::server {
 
@@ -23,23 +29,37 @@ bool sameKey(const std::string& a, const std::string& b) {
     return diff == 0;
 }
 
+// Where a handler runs: cheap ones on the I/O strand (so /health answers however busy the workers
+// are), the ones that parse, render templates or tokenize on the worker pool.
+enum class Runs { Inline, Pool };
+
 struct Route {
     const char* path;
+    bool prefix;          // path is a prefix with a non-empty rest (the rest is the path parameter)
     const char* methods;  // allowed, for 405 and CORS
+    bool auth;
+    Runs runs;
+    Server::Impl::Handler handler;
 };
 
-// Every known path, for telling 404 from 405 in one place.
+// The one route table: every known path, its methods, auth and handler (docs: resources/openapi.json).
 const Route kRoutes[] = {
-    {"/v1/models", "GET"},         {"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"},
-    {"/v1/encode", "POST"},        {"/health", "GET"},               {"/metrics", "GET"},
-    {"/openapi.json", "GET"},      {"/", "GET"},                     {"/docs", "GET"},
+    {"/v1/models", false, "GET", true, Runs::Inline, &Server::Impl::handleModels},
+    {"/v1/models/", true, "GET", true, Runs::Inline, &Server::Impl::handleModels},
+    {"/v1/chat/completions", false, "POST", true, Runs::Pool, &Server::Impl::handleChat},
+    {"/v1/completions", false, "POST", true, Runs::Pool, &Server::Impl::handleCompletions},
+    {"/v1/encode", false, "POST", true, Runs::Pool, &Server::Impl::handleEncode},
+    {"/health", false, "GET", false, Runs::Inline, &Server::Impl::handleHealth},
+    {"/metrics", false, "GET", true, Runs::Inline, &Server::Impl::handleMetrics},
+    {"/openapi.json", false, "GET", false, Runs::Inline, &Server::Impl::handleDocs},
+    {"/", false, "GET", false, Runs::Inline, &Server::Impl::handleDocs},
+    {"/docs", false, "GET", false, Runs::Inline, &Server::Impl::handleDocs},
+    {"/docs/", true, "GET", false, Runs::Inline, &Server::Impl::handleDocs},
 };
 
 const Route* findRoute(const std::string& path) {
     for (const auto& r : kRoutes)
-        if (path == r.path) return &r;
-    if (path.rfind("/v1/models/", 0) == 0) return &kRoutes[0];
-    if (path.rfind("/docs/", 0) == 0) return &kRoutes[8];
+        if (r.prefix ? path.size() > std::strlen(r.path) && path.rfind(r.path, 0) == 0 : path == r.path) return &r;
     return nullptr;
 }
 
@@ -47,8 +67,45 @@ const Route* findRoute(const std::string& path) {
 std::string endpointLabel(const std::string& path) {
     const Route* r = findRoute(path);
     if (!r) return "other";
-    if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{model}";
+    if (r->prefix && std::string(r->path) == "/v1/models/") return "/v1/models/{model}";
+    if (r->prefix) return std::string(r->path, std::strlen(r->path) - 1);  // "/docs"
     return r->path;
+}
+
+bool isLoopbackAddress(const std::string& host) {
+    return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
+// The name in a Host header, without the port and brackets, lower-cased.
+std::string hostName(const std::string& value) {
+    std::string h = value;
+    if (!h.empty() && h.front() == '[') {
+        size_t close = h.find(']');
+        h = close == std::string::npos ? h : h.substr(0, close + 1);
+    } else if (size_t colon = h.find(':'); colon != std::string::npos && h.find(':', colon + 1) == std::string::npos) {
+        h = h.substr(0, colon);
+    }
+    for (auto& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    while (!h.empty() && h.back() == '.') h.pop_back();  // "localhost." is localhost
+    return h;
+}
+
+bool isLoopbackName(const std::string& name) {
+    if (name == "localhost" || name == "[::1]") return true;
+    if (name.size() > 10 && name.compare(name.size() - 10, 10, ".localhost") == 0) return true;  // RFC 6761
+    if (name.rfind("127.", 0) != 0) return false;
+    int dots = 0;
+    for (char c : name) {
+        if (c == '.') ++dots;
+        else if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+    }
+    return dots == 3;
+}
+
+void escapeEntry(RequestLogEntry& e) {
+    e.method = escapeForLog(e.method);
+    e.endpoint = escapeForLog(e.endpoint);
+    e.error = escapeForLog(e.error);
 }
 
 }  // namespace
@@ -59,7 +116,7 @@ std::shared_ptr<engine::Engine> Server::Impl::currentEngine() const {
 }
 
 std::shared_ptr<engine::Engine> Server::Impl::requireEngine() const {
-    if (stopping) fail({503, "The server is shutting down.", "server_error", "", "shutting_down"});
+    if (stopping) fail(shuttingDown());
     std::lock_guard lock(engineMutex);
     if (!engine) fail(serviceUnavailable(loadingStatus));
     return engine;
@@ -78,6 +135,15 @@ void Server::Impl::checkModel(const std::string& requested) const {
     fail(modelNotFound(requested));
 }
 
+TokenFacts Server::Impl::tokenFactsOf(const std::shared_ptr<engine::Engine>& e) {
+    std::lock_guard lock(factsMutex);
+    if (factsEngine.lock() != e) {
+        facts = tokenFacts(e->tokenizer());
+        factsEngine = e;
+    }
+    return facts;
+}
+
 void Server::Impl::finishCall(CallLog& call) {
     if (call.done) return;
     call.done = true;
@@ -85,34 +151,55 @@ void Server::Impl::finishCall(CallLog& call) {
     metrics.requestFinished(endpointLabel(call.entry.endpoint), call.entry.status);
     if (opts.requestLog) {
         try {
-            opts.requestLog(call.entry);
+            RequestLogEntry e = call.entry;
+            escapeEntry(e);
+            opts.requestLog(e);
         } catch (...) {
             // the log is best effort; it must not break the answer
         }
     }
 }
 
-void Server::Impl::sendError(httplib::Response& res, CallLog& call, const ApiError& e) {
+void Server::Impl::sendError(HttpResponse& res, CallLog& call, const ApiError& e) {
     res.status = e.status;
-    res.set_content(e.body(), "application/json");
-    if (e.status == 401) res.set_header("WWW-Authenticate", "Bearer");
+    res.setContent(e.body(), "application/json");
+    if (e.status == 401) res.setHeader("WWW-Authenticate", "Bearer");
+    if (e.status == 429 || e.status == 503) res.setHeader("Retry-After", "1");
     call.entry.status = e.status;
     call.entry.error = e.message;
 }
 
-void Server::Impl::registerJob(GenerationJob* job) {
-    std::lock_guard lock(jobsMutex);
-    jobs.insert(job);
+void Server::Impl::registerJob(const std::shared_ptr<GenerationJob>& job) {
+    bool cancel;
+    {
+        std::lock_guard lock(jobsMutex);
+        jobs.emplace(job.get(), job);
+        cancel = jobsCancelled;
+    }
+    if (cancel) job->cancelForShutdown();
 }
 
 void Server::Impl::unregisterJob(GenerationJob* job) {
+    std::shared_ptr<GenerationJob> last;  // destroyed after the lock is released
     std::lock_guard lock(jobsMutex);
-    jobs.erase(job);
+    auto it = jobs.find(job);
+    if (it == jobs.end()) return;
+    last = std::move(it->second);
+    jobs.erase(it);
 }
 
-bool Server::Impl::authorized(const httplib::Request& req) const {
+void Server::Impl::releaseMemory() {
+    // malloc_trim returns free pages of every arena, not only the top of the heap: the RSS after a
+    // burst of large answers goes back to what the server holds.
+#ifdef __GLIBC__
+    std::function<void()> trim = [] { malloc_trim(0); };
+    if (pool) pool->post(std::move(trim));
+#endif
+}
+
+bool Server::Impl::authorized(const HttpRequest& req) const {
     if (opts.apiKeys.empty()) return true;
-    std::string auth = req.get_header_value("Authorization");
+    std::string auth = req.header("Authorization");
     const std::string prefix = "Bearer ";
     if (auth.size() <= prefix.size() || strncasecmp(auth.c_str(), prefix.c_str(), prefix.size()) != 0) return false;
     std::string key = auth.substr(prefix.size());
@@ -121,118 +208,119 @@ bool Server::Impl::authorized(const httplib::Request& req) const {
     return ok;
 }
 
-void Server::Impl::addCorsHeaders(const httplib::Request& req, httplib::Response& res) const {
-    if (opts.allowOrigins.empty() || !req.has_header("Origin")) return;
-    std::string origin = req.get_header_value("Origin");
+bool Server::Impl::hostAllowed(const HttpRequest& req) const {
+    // HTTP/1.0 may come without a Host (HTTP/1.1 without one is a 400 before this); a browser, the
+    // tool of a rebinding attack, always sends one.
+    if (!loopbackOnly || !req.hasHeader("Host")) return true;
+    const std::string name = hostName(req.header("Host"));
+    if (isLoopbackName(name)) return true;
+    for (const auto& h : opts.allowedHosts)
+        if (h == "*" || hostName(h) == name) return true;
+    return false;
+}
+
+void Server::Impl::addCorsHeaders(const HttpRequest& req, HttpResponse& res) const {
+    if (opts.allowOrigins.empty() || !req.hasHeader("Origin")) return;
+    std::string origin = req.header("Origin");
     bool any = false, match = false;
     for (const auto& o : opts.allowOrigins) {
         if (o == "*") any = true;
         else if (o == origin) match = true;
     }
     if (!any && !match) return;
-    res.set_header("Access-Control-Allow-Origin", match ? origin : "*");
-    if (match) res.set_header("Vary", "Origin");
-    res.set_header("Access-Control-Expose-Headers", "Content-Type");
+    res.setHeader("Access-Control-Allow-Origin", match ? origin : "*");
+    if (match) res.setHeader("Vary", "Origin");
+    res.setHeader("Access-Control-Expose-Headers", "Content-Type, x-request-id");
 }
 
-void Server::Impl::setupRoutes() {
-    using Req = const httplib::Request&;
-    using Res = httplib::Response&;
-    // Every handler runs inside this wrapper: the call log, auth, the body limit, and the one
-    // place where exceptions become error answers.
-    auto route = [this](bool needsAuth, std::function<void(Req, Res, const std::shared_ptr<CallLog>&)> f) {
-        return [this, needsAuth, f](Req req, Res res) {
-            auto call = std::make_shared<CallLog>();
-            call->entry.time = std::chrono::system_clock::now();
-            call->entry.method = req.method;
-            call->entry.endpoint = req.path;
-            call->entry.client = req.remote_addr + ":" + std::to_string(req.remote_port);
-            metrics.requestStarted();
-            addCorsHeaders(req, res);
-            try {
-                if (needsAuth && !authorized(req)) fail(unauthorized());
-                if (req.body.size() > opts.bodyLimit) fail(payloadTooLarge(opts.bodyLimit));
-                f(req, res, call);
-            } catch (const ApiException& e) {
-                sendError(res, *call, e.error);
-            } catch (const Error& e) {
-                sendError(res, *call, fromEngine(e.code(), e.what()));
-            } catch (const std::bad_alloc&) {
-                sendError(res, *call, fromEngine(ErrorCode::OutOfMemory, "while answering the request"));
-            } catch (const std::exception& e) {
-                sendError(res, *call, fromEngine(ErrorCode::Internal, e.what()));
-            } catch (...) {
-                sendError(res, *call, fromEngine(ErrorCode::Internal, "unknown exception"));
-            }
-            if (call->deferred) return;
-            if (call->entry.status == 0) call->entry.status = res.status > 0 ? res.status : 200;
-            finishCall(*call);
-        };
-    };
-    auto simple = [this, route](bool needsAuth, void (Server::Impl::*h)(Req, Res, CallLog&)) {
-        return route(needsAuth, [this, h](Req req, Res res, const std::shared_ptr<CallLog>& call) { (this->*h)(req, res, *call); });
-    };
-
-    http.Get("/v1/models", simple(true, &Impl::handleModels));
-    http.Get(R"(/v1/models/(.+))", simple(true, &Impl::handleModels));
-    http.Post("/v1/chat/completions",
-              route(true, [this](Req q, Res r, const std::shared_ptr<CallLog>& c) { handleChat(q, r, c); }));
-    http.Post("/v1/completions",
-              route(true, [this](Req q, Res r, const std::shared_ptr<CallLog>& c) { handleCompletions(q, r, c); }));
-    http.Post("/v1/encode", simple(true, &Impl::handleEncode));
-    http.Get("/health", simple(false, &Impl::handleHealth));
-    http.Get("/metrics", simple(true, &Impl::handleMetrics));
-    http.Get("/openapi.json", simple(false, &Impl::handleDocs));
-    http.Get("/", simple(false, &Impl::handleDocs));
-    http.Get("/docs", simple(false, &Impl::handleDocs));
-    http.Get(R"(/docs/.*)", simple(false, &Impl::handleDocs));
-
-    // Anything else: 404 for unknown paths, 405 for a known path with another method, and CORS
-    // preflight for OPTIONS.
-    auto fallback = route(false, [this](Req req, Res res, const std::shared_ptr<CallLog>& call) {
-        const Route* r = findRoute(req.path);
-        if (req.method == "OPTIONS") {
-            res.status = 204;
-            if (res.has_header("Access-Control-Allow-Origin")) {
-                res.set_header("Access-Control-Allow-Methods", r ? std::string(r->methods) + ", OPTIONS"
-                                                                 : std::string("GET, POST, OPTIONS"));
-                std::string asked = req.get_header_value("Access-Control-Request-Headers");
-                res.set_header("Access-Control-Allow-Headers", asked.empty() ? "Authorization, Content-Type" : asked);
-                res.set_header("Access-Control-Max-Age", "600");
-            }
-            res.set_header("Allow", r ? std::string(r->methods) + ", OPTIONS" : std::string("GET, POST, OPTIONS"));
-            return;
+// 404 for unknown paths, 405 for a known path with another method, and CORS preflight.
+void Server::Impl::handleOther(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>&) {
+    const Route* r = findRoute(req.path);
+    const std::string allow = r ? std::string(r->methods) + ", OPTIONS" : std::string("GET, POST, OPTIONS");
+    if (req.method == "OPTIONS") {
+        res.status = 204;
+        if (res.hasHeader("Access-Control-Allow-Origin")) {
+            res.setHeader("Access-Control-Allow-Methods", allow);
+            std::string asked = req.header("Access-Control-Request-Headers");
+            res.setHeader("Access-Control-Allow-Headers", asked.empty() ? "Authorization, Content-Type" : asked);
+            res.setHeader("Access-Control-Max-Age", "600");
         }
-        if (!r) fail(pathNotFound(req.method, req.path));
-        res.set_header("Allow", r->methods);
-        fail(methodNotAllowed(req.method, req.path));
-    });
-    http.Get(".*", fallback);
-    http.Post(".*", fallback);
-    http.Put(".*", fallback);
-    http.Patch(".*", fallback);
-    http.Delete(".*", fallback);
-    http.Options(".*", fallback);
+        res.setHeader("Allow", allow);
+        return;
+    }
+    if (!r) fail(pathNotFound(req.method, req.path));
+    res.setHeader("Allow", r->methods);
+    fail(methodNotAllowed(req.method, req.path));
+}
 
-    // Statuses httplib answers by itself (413 over the body limit, 400 for a broken request line,
-    // unknown methods): give them the same JSON error body.
-    http.set_error_handler(httplib::Server::HandlerWithResponse([this](Req req, Res res) {
-        if (!res.body.empty() || res.is_chunked_content_provider_ || res.content_length_ > 0)
-            return httplib::Server::HandlerResponse::Unhandled;
-        ApiError e = fromHttpStatus(res.status, req.method, req.path, opts.bodyLimit);
-        addCorsHeaders(req, res);
-        res.set_content(e.body(), "application/json");
-        CallLog call;
-        call.entry.time = std::chrono::system_clock::now();
-        call.entry.method = req.method;
-        call.entry.endpoint = req.path;
-        call.entry.client = req.remote_addr + ":" + std::to_string(req.remote_port);
-        call.entry.status = e.status;
-        call.entry.error = e.message;
+void Server::Impl::dispatch(HttpRequest reqIn, std::shared_ptr<Exchange> ex) {
+    auto req = std::make_shared<HttpRequest>(std::move(reqIn));
+    const Route* r = findRoute(req->path);
+    if (r && req->method != r->methods) r = nullptr;  // one method per route: anything else is handleOther's
+    if (r && r->prefix) req->pathParam = req->path.substr(std::strlen(r->path));
+
+    // Every handler runs inside this wrapper: the call log, Host, auth, and the one place where
+    // exceptions become error answers.
+    auto answer = [this, r, req, ex] {
+        auto call = std::make_shared<CallLog>();
+        call->entry.time = std::chrono::system_clock::now();
+        call->entry.method = req->method;
+        call->entry.endpoint = req->path;
+        call->entry.client = req->remoteAddr + ":" + std::to_string(req->remotePort);
+        call->entry.requestId = req->requestId;
         metrics.requestStarted();
-        finishCall(call);
-        return httplib::Server::HandlerResponse::Handled;
-    }));
+        HttpResponse res;
+        res.exchange = ex;
+        addCorsHeaders(*req, res);
+        try {
+            if (req->version >= 11 && !req->hasHeader("Host")) fail(badRequest("The Host header is missing."));
+            if (!hostAllowed(*req)) fail(hostNotAllowed(hostName(req->header("Host"))));
+            if (r && r->auth && !authorized(*req)) fail(unauthorized());
+            if (req->body.size() > opts.bodyLimit) fail(payloadTooLarge(opts.bodyLimit));
+            (this->*(r ? r->handler : &Impl::handleOther))(*req, res, call);
+        } catch (const ApiException& e) {
+            sendError(res, *call, e.error);
+        } catch (const Error& e) {
+            sendError(res, *call, fromEngine(e.code(), e.what()));
+        } catch (const std::bad_alloc&) {
+            sendError(res, *call, fromEngine(ErrorCode::OutOfMemory, "while answering the request"));
+        } catch (const std::exception& e) {
+            sendError(res, *call, fromEngine(ErrorCode::Internal, e.what()));
+        } catch (...) {
+            sendError(res, *call, fromEngine(ErrorCode::Internal, "unknown exception"));
+        }
+        if (res.deferred && !call->deferred) res.deferred = false;  // a handler may only defer by owning the call
+        if (res.deferred) return;
+        if (call->entry.status == 0) call->entry.status = res.status;
+        res.exchange.reset();
+        ex->respond(std::move(res));
+        finishCall(*call);
+    };
+    if (!r || r->runs == Runs::Inline) return answer();
+    std::function<void()> task = answer;
+    if (pool->post(std::move(task))) return;
+    HttpResponse busy;
+    ApiError e = serverBusy();
+    busy.status = e.status;
+    busy.setHeader("Retry-After", "1");
+    busy.setContent(e.body(), "application/json");
+    TransportReject rej{req->method, req->path, req->remoteAddr + ":" + std::to_string(req->remotePort),
+                        req->requestId, e.status, e.message};
+    logRejected(rej);
+    ex->respond(std::move(busy));
+}
+
+void Server::Impl::logRejected(const TransportReject& r) {
+    CallLog call;
+    call.entry.time = std::chrono::system_clock::now();
+    call.entry.method = r.method;
+    call.entry.endpoint = r.path;
+    call.entry.client = r.client;
+    call.entry.requestId = r.requestId;
+    call.entry.status = r.status;
+    call.entry.error = fromHttpStatus(r.status, r.method, r.path, opts.bodyLimit, r.message).message;
+    metrics.requestStarted();
+    finishCall(call);
 }
 
 Server::Server() : m(std::make_unique<Impl>()) {}
@@ -253,7 +341,7 @@ Result<int> Server::start(const std::string& host, int port, const ServerOptions
     if (m->running) return Error(ErrorCode::InvalidArgument, "the server is already running on " + url());
     if (port < 0 || port > 65535) return Error(ErrorCode::InvalidArgument, "port " + std::to_string(port) + " is out of range");
     std::signal(SIGPIPE, SIG_IGN);
-    // A fresh httplib::Server per start: it cannot be restarted after stop().
+    // A fresh Impl per start: metrics and state of a previous run do not leak into this one.
     auto fresh = std::make_unique<Impl>();
     {
         std::lock_guard lock(m->engineMutex);
@@ -263,47 +351,85 @@ Result<int> Server::start(const std::string& host, int port, const ServerOptions
     m = std::move(fresh);
     m->opts = options;
     m->host = host;
-    int threads = options.threads > 0 ? options.threads : 128;
-    if (options.threads <= 0) {
-        auto e = m->currentEngine();
-        if (e) threads = std::max(threads, 2 * e->config().maxBatchSize);
-    }
-    m->http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-    m->http.set_payload_max_length(options.bodyLimit);
-    m->http.set_read_timeout(options.readTimeoutSeconds, 0);
-    m->http.set_write_timeout(options.writeTimeoutSeconds, 0);
-    m->http.set_keep_alive_timeout(5);
-    m->http.set_tcp_nodelay(true);
-    // httplib's default also sets SO_REUSEPORT, which lets a second server bind the same port and
-    // silently take half the connections. REUSEADDR only: a port in use is an error.
-    m->http.set_socket_options([](socket_t sock) {
-        int yes = 1;
-        setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    });
-    m->setupRoutes();
-    bool bound = port == 0 ? (m->port = m->http.bind_to_any_port(host)) > 0 : m->http.bind_to_port(host, port);
-    if (!bound)
-        return Error(ErrorCode::Io, "cannot listen on " + host + ":" + std::to_string(port) +
-                                        " (address in use, or not an address of this machine)");
-    if (port != 0) m->port = port;
-    m->running = true;
+    m->loopbackOnly = isLoopbackAddress(host);
+    m->budget = std::make_unique<ResponseBudget>(options.maxInflightResponseBytes);
+    const int threads = options.threads > 0 ? options.threads
+                                            : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+    m->pool = std::make_unique<WorkerPool>(threads, 4096);
+
+    auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
+    TransportOptions t;
+    t.headerLimit = options.headerLimit;
+    t.bodyLimit = options.bodyLimit;
+    t.headTimeout = ms(options.headTimeoutSeconds);
+    t.bodyTimeout = ms(options.bodyTimeoutSeconds);
+    t.keepAliveTimeout = ms(options.keepAliveTimeoutSeconds);
+    t.writeTimeout = ms(options.writeTimeoutSeconds);
+    t.streamBufferLimit = options.streamBufferBytes;
+    t.maxConnections = options.maxConnections;
+    t.ioThreads = options.ioThreads;
     Impl* impl = m.get();
-    m->listenThread = std::thread([impl] { impl->http.listen_after_bind(); });
-    // httplib's stop() is a no-op until the listen loop runs: wait for it, so a stop() right after
-    // start() is never lost (and the join in stop() never hangs).
-    for (int i = 0; i < 5000 && !m->http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    TransportHooks hooks;
+    hooks.dispatch = [impl](HttpRequest req, std::shared_ptr<Exchange> ex) { impl->dispatch(std::move(req), std::move(ex)); };
+    hooks.rejected = [impl](const TransportReject& r) { impl->logRejected(r); };
+    hooks.reserveOutput = [impl](size_t n) { return impl->budget->reserve(n); };
+    hooks.releaseOutput = [impl](size_t n) { impl->budget->release(n); };
+    hooks.errorBody = [impl](int status, const std::string& detail) {
+        return fromHttpStatus(status, "", "", impl->opts.bodyLimit, detail).body();
+    };
+    m->transport = std::make_unique<Transport>(t, std::move(hooks));
+    auto bound = m->transport->start(host, port);
+    if (!bound) {
+        m->transport.reset();
+        m->pool.reset();
+        return bound.error();
+    }
+    m->port = bound.value();
+    m->running = true;
     return m->port;
 }
 
 void Server::stop() {
     if (!m->running) return;
+    using Clock = std::chrono::steady_clock;
+    const auto begin = Clock::now();
+    const auto grace = std::chrono::milliseconds(static_cast<int64_t>(std::max(0.0, m->opts.shutdownGraceSeconds) * 1000));
+    auto waitIdle = [&](Clock::time_point until) {
+        while (m->metrics.inFlight() > 0 && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    };
     m->stopping = true;
+    m->transport->beginDrain();
+    waitIdle(begin + grace);
+
+    // Grace is over: cancel what still runs; the engine's final events end the streams properly.
+    std::vector<std::shared_ptr<GenerationJob>> jobs;
     {
         std::lock_guard lock(m->jobsMutex);
-        for (GenerationJob* job : m->jobs) job->cancelAll();
+        m->jobsCancelled = true;
+        for (auto& [p, j] : m->jobs) jobs.push_back(j);
     }
-    m->http.stop();
-    if (m->listenThread.joinable()) m->listenThread.join();
+    for (auto& j : jobs) j->cancelForShutdown();
+    jobs.clear();
+    waitIdle(Clock::now() + std::chrono::seconds(1));
+
+    // Whatever is left (a client that does not read) is cut off now.
+    m->transport->closeAll();
+    m->pool->stop();
+    {
+        std::lock_guard lock(m->jobsMutex);
+        for (auto& [p, j] : m->jobs) jobs.push_back(j);
+    }
+    for (auto& j : jobs) j->closeMailbox();  // no engine event posts into the I/O threads any more
+    m->transport->stop();
+    jobs.clear();
+    m->transport.reset();  // destroys what was queued (answers never delivered)
+    {
+        std::lock_guard lock(m->jobsMutex);
+        jobs.reserve(m->jobs.size());
+        for (auto& [p, j] : m->jobs) jobs.push_back(std::move(j));
+        m->jobs.clear();
+    }
+    jobs.clear();
     m->running = false;
 }
 

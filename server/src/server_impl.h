@@ -1,38 +1,39 @@
 #pragma once
-// Internals shared by the server's source files (routing in server.cpp, endpoints in *_handler.cpp).
-#include <httplib.h>
-
+// Internals shared by the server's source files (routing in server.cpp, endpoints in *_handlers.cpp).
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
-#include <thread>
+#include <unordered_map>
 
 #include "api_error.h"
+#include "http_message.h"
 #include "lmw/engine.h"
 #include "lmw/server.h"
 #include "metrics.h"
+#include "response_budget.h"
 
 namespace lmw::server {
 
 class GenerationJob;
+class Transport;
+class WorkerPool;
+struct TransportReject;
 
 // One HTTP request from arrival to its last byte: what the request log and metrics get.
 struct CallLog {
     RequestLogEntry entry;
     std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
     bool done = false;      // reported already
-    bool deferred = false;  // a streaming response reports itself when its last chunk is out
+    bool deferred = false;  // a generation reports itself when its answer is out
 };
 
 struct Server::Impl {
-    httplib::Server http;
-    std::thread listenThread;
     ServerOptions opts;
     std::string host;
     int port = 0;
+    bool loopbackOnly = false;  // bound to a loopback address: only loopback Host names are served
     std::atomic<bool> running{false};
     std::atomic<bool> stopping{false};
 
@@ -41,37 +42,55 @@ struct Server::Impl {
     std::string loadingStatus;
 
     Metrics metrics;
+    std::unique_ptr<ResponseBudget> budget;
+    std::unique_ptr<WorkerPool> pool;
+    std::unique_ptr<Transport> transport;
+
+    std::mutex factsMutex;
+    std::weak_ptr<engine::Engine> factsEngine;
+    TokenFacts facts;
 
     std::mutex jobsMutex;
-    std::set<GenerationJob*> jobs;  // in flight, cancelled by stop()
+    std::unordered_map<GenerationJob*, std::shared_ptr<GenerationJob>> jobs;  // in flight
+    bool jobsCancelled = false;  // shutdown cancelled what ran: later jobs are cancelled at once
 
     std::shared_ptr<engine::Engine> currentEngine() const;
     // The engine or a 503 ApiException (also while stopping).
     std::shared_ptr<engine::Engine> requireEngine() const;
     std::string modelName() const;
-    // 404 unless `requested` is empty or the served name (or the model folder's name).
+    // 404 model_not_found unless `requested` is empty or the served name (or the model folder's name).
     void checkModel(const std::string& requested) const;
+    // Longest token of the engine's vocabulary (computed once per engine).
+    TokenFacts tokenFactsOf(const std::shared_ptr<engine::Engine>& e);
 
     // Ends a call: metrics, then the user's request-log callback (exceptions swallowed). Once only.
     void finishCall(CallLog& call);
     // Sends an error answer (JSON body, status) on res and records it in the call log.
-    void sendError(httplib::Response& res, CallLog& call, const ApiError& e);
+    void sendError(HttpResponse& res, CallLog& call, const ApiError& e);
 
-    void registerJob(GenerationJob* job);
+    void registerJob(const std::shared_ptr<GenerationJob>& job);
     void unregisterJob(GenerationJob* job);
+    // Gives free heap memory back to the system (after a large answer), on the worker pool.
+    void releaseMemory();
 
-    void setupRoutes();
-    void addCorsHeaders(const httplib::Request& req, httplib::Response& res) const;
-    bool authorized(const httplib::Request& req) const;
+    // Transport callbacks.
+    void dispatch(HttpRequest req, std::shared_ptr<Exchange> exchange);
+    void logRejected(const TransportReject& r);
+
+    void addCorsHeaders(const HttpRequest& req, HttpResponse& res) const;
+    bool authorized(const HttpRequest& req) const;
+    bool hostAllowed(const HttpRequest& req) const;
 
     // Endpoint handlers (they may throw ApiException; the route wrapper answers it).
-    void handleChat(const httplib::Request& req, httplib::Response& res, const std::shared_ptr<CallLog>& call);
-    void handleCompletions(const httplib::Request& req, httplib::Response& res, const std::shared_ptr<CallLog>& call);
-    void handleModels(const httplib::Request& req, httplib::Response& res, CallLog& call);
-    void handleEncode(const httplib::Request& req, httplib::Response& res, CallLog& call);
-    void handleHealth(const httplib::Request& req, httplib::Response& res, CallLog& call);
-    void handleMetrics(const httplib::Request& req, httplib::Response& res, CallLog& call);
-    void handleDocs(const httplib::Request& req, httplib::Response& res, CallLog& call);
+    using Handler = void (Impl::*)(const HttpRequest&, HttpResponse&, const std::shared_ptr<CallLog>&);
+    void handleChat(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
+    void handleCompletions(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
+    void handleModels(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
+    void handleEncode(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
+    void handleHealth(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
+    void handleMetrics(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
+    void handleDocs(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
+    void handleOther(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
 };
 
 }  // namespace lmw::server

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # curl against a real `lmw serve` on a free loopback port: models, simple chat, multi-turn chat
-# (temperature 0.7, max_tokens 1024, stream false), streaming chat, and a few error answers.
+# (temperature 0.7, stream false; max_tokens 1024 is a 400), streaming chat, and a few error answers.
 # Usage: curl_test.sh <lmw binary> <model dir>
 set -euo pipefail
 LMW=$1
@@ -43,17 +43,24 @@ curl -sS -f "$URL/v1/chat/completions" -H 'Content-Type: application/json' \
 [ "$(json "$WORK/chat.json" 'j.usage.completion_tokens <= 32')" = "true" ] || fail "max_tokens not honoured"
 ok "simple chat: $(json "$WORK/chat.json" 'JSON.stringify(j.choices[0].message.content.slice(0,60))')"
 
-# 3. multi-turn chat, temperature 0.7, max_tokens 1024, stream false
-curl -sS -f "$URL/v1/chat/completions" -H 'Content-Type: application/json' -d '{
-  "model": "stories260K", "temperature": 0.7, "max_tokens": 1024, "stream": false,
+# 3. multi-turn chat, temperature 0.7, stream false: max_tokens 1024 is more than the 512-token
+#    context, a 400 (as OpenAI answers); with max_tokens 400 it answers.
+multi() {
+  echo '{
+  "model": "stories260K", "temperature": 0.7, "max_tokens": '"$1"', "stream": false,
   "messages": [
     {"role": "system", "content": "You are a storyteller."},
     {"role": "user", "content": "Tell me about a cat."},
     {"role": "assistant", "content": "Once upon a time there was a cat named Tom."},
-    {"role": "user", "content": "What did Tom do?"}]}' -o "$WORK/multi.json"
+    {"role": "user", "content": "What did Tom do?"}]}'
+}
+code=$(curl -sS -o "$WORK/multi.json" -w '%{http_code}' "$URL/v1/chat/completions" -H 'Content-Type: application/json' -d "$(multi 1024)")
+[ "$code" = 400 ] && [ "$(json "$WORK/multi.json" 'j.error.param + " " + j.error.code')" = "max_tokens context_length_exceeded" ] \
+  || fail "max_tokens 1024: $code $(cat "$WORK/multi.json")"
+curl -sS -f "$URL/v1/chat/completions" -H 'Content-Type: application/json' -d "$(multi 400)" -o "$WORK/multi.json"
 [ "$(json "$WORK/multi.json" '["stop","length"].includes(j.choices[0].finish_reason)')" = "true" ] || fail "multi-turn: $(cat "$WORK/multi.json")"
 [ "$(json "$WORK/multi.json" 'j.usage.total_tokens <= 512 && j.usage.prompt_tokens > 20')" = "true" ] || fail "multi-turn usage"
-ok "multi-turn chat (temperature 0.7, max_tokens 1024): finish_reason $(json "$WORK/multi.json" 'j.choices[0].finish_reason')"
+ok "multi-turn chat (temperature 0.7): max_tokens 1024 is a 400, 400 answers with finish_reason $(json "$WORK/multi.json" 'j.choices[0].finish_reason')"
 
 # 4. streaming chat
 curl -sS -N -f "$URL/v1/chat/completions" -H 'Content-Type: application/json' \

@@ -4,9 +4,11 @@ import { spawn } from 'node:child_process';
 export const LMW = process.env.LMW_BIN;
 export const MODEL_DIR = process.env.LMW_MODEL;
 
-export async function startServer(extraArgs = []) {
-  if (!LMW || !MODEL_DIR) throw new Error('set LMW_BIN and LMW_MODEL');
-  const args = ['serve', MODEL_DIR, '--server-name', '127.0.0.1', '--server-port', '0', '--backend', 'cpu', ...extraArgs];
+export async function startServer(extraArgs = [], modelDir = MODEL_DIR) {
+  if (!LMW || !modelDir) throw new Error('set LMW_BIN and LMW_MODEL');
+  // extraArgs may name the address itself (e.g. to test the default or 0.0.0.0).
+  const host = extraArgs.includes('--server-name') ? [] : ['--server-name', '127.0.0.1'];
+  const args = ['serve', modelDir, ...host, '--server-port', '0', '--backend', 'cpu', ...extraArgs];
   const proc = spawn(LMW, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   const server = { proc, url: null, stderr: '', exited: null };

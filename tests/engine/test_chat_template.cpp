@@ -1,15 +1,21 @@
 // Chat templates: built-ins against exact strings, real models' Jinja templates (fixtures in
-// tests/data/templates) against the built-ins, template selection, and the Jinja features.
+// tests/data/templates) against the built-ins, the Qwen3 and Llama 3.2 templates against
+// transformers' renders (reference.json), template kwargs, selection, and the Jinja features.
 #include <QtTest>
+
+#include <ctime>
+#include <map>
 
 #include "lmw/chat_template.h"
 #include "lmw/error.h"
+#include "lmw/tokenizer.h"
 #include "nlohmann/json.hpp"
 #include "test_util.h"
 
 using namespace lmw;
 using namespace lmw::engine;
 using json = nlohmann::json;
+using ojson = nlohmann::ordered_json;
 
 namespace {
 
@@ -50,6 +56,31 @@ std::string jinjaError(const std::string& src, const json& ctx = json::object())
     }
     return "no error";
 }
+
+// Key order matters (tojson prints it), so reference files are read as ordered_json.
+ojson readOrdered(const std::string& path) { return ojson::parse(lmw::test::readFile(path)); }
+
+// tokenizer_config.json's bos_token / eos_token: a string, an AddedToken object, or null.
+std::string specialToken(const ojson& config, const char* key) {
+    auto it = config.find(key);
+    if (it == config.end() || it->is_null()) return "";
+    return it->is_object() ? it->at("content").get<std::string>() : it->get<std::string>();
+}
+
+// A reference.json chat case as apply_chat_template got it: the kwargs plus tools.
+ojson caseKwargs(const ojson& c) {
+    ojson kwargs = c.at("kwargs");
+    kwargs["tools"] = c.at("tools");
+    return kwargs;
+}
+
+std::vector<ChatMessage> caseMessages(const ojson& c) {
+    std::vector<ChatMessage> messages;
+    for (const auto& m : c.at("messages")) messages.push_back({m.at("role"), m.at("content")});
+    return messages;
+}
+
+const char* const kReferenceModels[] = {"qwen3-tiny", "llama3-tiny"};
 
 }  // namespace
 
@@ -241,26 +272,150 @@ private slots:
                  std::string("InvalidArgument: Only user and assistant roles are supported!"));
     }
 
+    // ---- the templates transformers renders (reference.json) ----
+    void referenceChatCases_data() {
+        QTest::addColumn<QString>("model");
+        QTest::addColumn<int>("index");
+        for (const char* model : kReferenceModels) {
+            const ojson ref = readOrdered(lmw::test::modelDir(model) + "/reference.json");
+            QVERIFY(ref.at("chat_cases").size() >= 6);
+            for (size_t i = 0; i < ref.at("chat_cases").size(); ++i)
+                QTest::addRow("%s #%zu", model, i) << QString(model) << int(i);
+        }
+    }
+
+    void referenceChatCases() {
+        QFETCH(QString, model);
+        QFETCH(int, index);
+        const std::string dir = lmw::test::modelDir(model.toStdString());
+        const ojson config = readOrdered(dir + "/tokenizer_config.json");
+        const ojson c = readOrdered(dir + "/reference.json").at("chat_cases").at(size_t(index));
+        auto t = ChatTemplate::fromJinja(config.at("chat_template").get<std::string>(), "model");
+        const std::string got = t->render(caseMessages(c), c.at("add_generation_prompt").get<bool>(),
+                                          specialToken(config, "bos_token"), specialToken(config, "eos_token"),
+                                          caseKwargs(c));
+        QCOMPARE(QString::fromStdString(got), QString::fromStdString(c.at("rendered").get<std::string>()));
+    }
+
+    // The ids of each reference render, through the model's tokenizer.json.
+    void referenceChatIds_data() { referenceChatCases_data(); }
+    void referenceChatIds() {
+        QFETCH(QString, model);
+        QFETCH(int, index);
+        const std::string dir = lmw::test::modelDir(model.toStdString());
+        const ojson c = readOrdered(dir + "/reference.json").at("chat_cases").at(size_t(index));
+        static std::map<std::string, std::unique_ptr<Tokenizer>> loaded;  // one load per model
+        auto& tok = loaded[dir];
+        if (!tok) tok = Tokenizer::load(dir);
+        // apply_chat_template(tokenize=True) encodes without adding special tokens: the template
+        // already wrote them.
+        QCOMPARE(tok->encode(c.at("rendered").get<std::string>(), false), c.at("ids").get<std::vector<int32_t>>());
+    }
+
+    // Things the reference cases do not reach: thinking history, tool turns, a missing date.
+    void qwen3TemplateDetails() {
+        const ojson config = readOrdered(lmw::test::modelDir("qwen3-tiny") + "/tokenizer_config.json");
+        const std::string src = config.at("chat_template").get<std::string>();
+        ojson ctx = {{"messages", ojson::array({
+                          {{"role", "user"}, {"content", "Weather?"}},
+                          {{"role", "assistant"}, {"content", "<think>\nlook it up\n</think>\n\nCalling."},
+                           {"tool_calls", ojson::array({{{"type", "function"},
+                                                         {"function", {{"name", "get_weather"},
+                                                                       {"arguments", {{"city", "Paris"}, {"unit", "C"}}}}}}})}},
+                          {{"role", "tool"}, {"content", "18"}},
+                          {{"role", "assistant"}, {"content", "It is 18."}, {"reasoning_content", "easy"}},
+                      })},
+                     {"add_generation_prompt", false}};
+        // The reasoning of turns after the last user query is kept; a tool reply is a user turn;
+        // tool-call arguments keep their key order.
+        QCOMPARE(QString::fromStdString(renderJinja(src, ctx)),
+                 QString::fromStdString("<|im_start|>user\nWeather?<|im_end|>\n"
+                                        "<|im_start|>assistant\n<think>\nlook it up\n</think>\n\nCalling.\n"
+                                        "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"C\"}}\n"
+                                        "</tool_call><|im_end|>\n"
+                                        "<|im_start|>user\n<tool_response>\n18\n</tool_response><|im_end|>\n"
+                                        "<|im_start|>assistant\n<think>\neasy\n</think>\n\nIt is 18.<|im_end|>\n"));
+        // Before the last user query the thinking is dropped.
+        ctx["messages"] = ojson::array({{{"role", "user"}, {"content", "a"}},
+                                        {{"role", "assistant"}, {"content", "<think>x</think>b"}},
+                                        {{"role", "user"}, {"content", "c"}}});
+        ctx["add_generation_prompt"] = true;
+        QCOMPARE(renderJinja(src, ctx), std::string("<|im_start|>user\na<|im_end|>\n<|im_start|>assistant\nb<|im_end|>\n"
+                                                    "<|im_start|>user\nc<|im_end|>\n<|im_start|>assistant\n"));
+    }
+
+    void llama3TemplateDetails() {
+        const ojson config = readOrdered(lmw::test::modelDir("llama3-tiny") + "/tokenizer_config.json");
+        auto t = ChatTemplate::fromJinja(config.at("chat_template").get<std::string>(), "model");
+        // Without date_string the template asks strftime_now for today's date.
+        char today[32];
+        const std::time_t now = std::time(nullptr);
+        std::tm tm{};
+        localtime_r(&now, &tm);
+        std::strftime(today, sizeof today, "%d %b %Y", &tm);
+        const std::string got = t->render(kUser, true, "<|begin_of_text|>", "<|eot_id|>");
+        QVERIFY2(got.find(std::string("Today Date: ") + today + "\n") != std::string::npos, got.c_str());
+        // Tools but no user message: the template's own error.
+        QCOMPARE(errorOf([&] { t->render({{"system", "s"}}, true, "", "", {{"tools", ojson::array({1})}}); }),
+                 std::string("InvalidArgument: Cannot put tools in the first user message when there's no first user message!"));
+        // Tool results are printed as JSON (a string is iterable, so it is quoted).
+        ojson ctx = {{"messages", ojson::array({{{"role", "user"}, {"content", "q"}},
+                                                {{"role", "assistant"}, {"content", ""},
+                                                 {"tool_calls", ojson::array({{{"function", {{"name", "f"}, {"arguments", {{"b", 1}, {"a", 2}}}}}}})}},
+                                                {{"role", "tool"}, {"content", "ok"}}})},
+                     {"date_string", "1 Jan 2025"},
+                     {"bos_token", ""}};
+        const std::string r = renderJinja(config.at("chat_template").get<std::string>(), ctx);
+        QVERIFY2(r.find("<|start_header_id|>assistant<|end_header_id|>\n\n{\"name\": \"f\", \"parameters\": {\"b\": 1, \"a\": 2}}<|eot_id|>"
+                        "<|start_header_id|>ipython<|end_header_id|>\n\n\"ok\"<|eot_id|>") != std::string::npos,
+                 r.c_str());
+    }
+
+    // ---- template kwargs ----
+    void templateKwargs() {
+        auto j = ChatTemplate::fromJinja("{{ messages[0].content }}{% if enable_thinking is defined and enable_thinking is false %}"
+                                         "[no think]{% endif %}{{ tools | tojson }}{{ bos_token }}");
+        QCOMPARE(j->render(kUser, true, "<s>", "</s>"), std::string("Hi!null<s>"));
+        QCOMPARE(j->render(kUser, true, "<s>", "</s>", {{"enable_thinking", false}}), std::string("Hi![no think]null<s>"));
+        QCOMPARE(j->render(kUser, true, "<s>", "</s>", {{"enable_thinking", true}}), std::string("Hi!null<s>"));
+        QCOMPARE(j->render(kUser, true, "<s>", "</s>", nullptr), std::string("Hi!null<s>"));
+        // tools and the special tokens may be given; key order is kept
+        QCOMPARE(j->render(kUser, true, "<s>", "</s>", {{"tools", ojson::array({{{"z", 1}, {"a", 2}}})}, {"bos_token", "B"}}),
+                 std::string("Hi![{\"z\": 1, \"a\": 2}]B"));
+        // built-ins ignore them
+        auto b = ChatTemplate::builtin("chatml");
+        QCOMPARE(b->render(kUser, true, "", "", {{"enable_thinking", false}}), b->render(kUser, true, "", ""));
+        // what is not an object, or sets the request's own fields, is refused
+        QCOMPARE(errorOf([&] { j->render(kUser, true, "", "", ojson::array({1})); }),
+                 std::string("InvalidArgument: chat template kwargs must be a JSON object, not array"));
+        QCOMPARE(errorOf([&] { j->render(kUser, true, "", "", {{"messages", ojson::array()}}); }),
+                 std::string("InvalidArgument: chat template kwargs cannot set 'messages' (it is part of the request)"));
+        QCOMPARE(errorOf([] { ChatTemplate::checkKwargs({{"add_generation_prompt", false}}); }),
+                 std::string("InvalidArgument: chat template kwargs cannot set 'add_generation_prompt' (it is part of the request)"));
+        QCOMPARE(errorOf([] { ChatTemplate::checkKwargs({{"enable_thinking", false}}); }), std::string("no error"));
+    }
+
     // ---- selection ----
     void select() {
-        QCOMPARE(ChatTemplate::select("llama3", "{{ 'model' }}", "internlm2", 1000)->name(), std::string("llama3"));
+        QCOMPARE(ChatTemplate::select("llama3", "{{ 'model' }}", ModelFamily::InternLM2, 1000)->name(), std::string("llama3"));
         const std::string file = lmw::test::testData("templates/internlm2_5-7b-chat.jinja");
-        auto fromFile = ChatTemplate::select(file, "", "llama", 32000);
+        auto fromFile = ChatTemplate::select(file, "", ModelFamily::Llama, 32000);
         QCOMPARE(fromFile->name(), file);
         QCOMPARE(fromFile->render(kUser, false, "<s>", "</s>"), std::string("<s><|im_start|>user\nHi!<|im_end|>\n"));
-        auto model = ChatTemplate::select("", "{{ messages[0].content }}!", "llama", 32000);
+        auto model = ChatTemplate::select("", "{{ messages[0].content }}!", ModelFamily::Llama, 32000);
         QCOMPARE(model->name(), std::string("model"));
         QCOMPARE(model->render(kUser, false, "", ""), std::string("Hi!!"));
-        QCOMPARE(ChatTemplate::select("", "", "internlm2", 92544)->name(), std::string("internlm2"));
-        QCOMPARE(ChatTemplate::select("", "", "qwen2", 152064)->name(), std::string("chatml"));
-        QCOMPARE(ChatTemplate::select("", "", "llama", 32000)->name(), std::string("llama2"));
-        QCOMPARE(ChatTemplate::select("", "", "llama", 128256)->name(), std::string("llama3"));
-        QCOMPARE(ChatTemplate::select("", "", "gpt2", 50257)->name(), std::string("base"));
-        QCOMPARE(errorOf([] { ChatTemplate::select("/no/such/file.jinja", "", "llama", 32000); }),
+        QCOMPARE(ChatTemplate::select("", "", ModelFamily::InternLM2, 92544)->name(), std::string("internlm2"));
+        QCOMPARE(ChatTemplate::select("", "", ModelFamily::Qwen2, 152064)->name(), std::string("chatml"));
+        QCOMPARE(ChatTemplate::select("", "", ModelFamily::Qwen3, 151936)->name(), std::string("chatml"));
+        QCOMPARE(ChatTemplate::select("", "", ModelFamily::Llama, 32000)->name(), std::string("llama2"));
+        QCOMPARE(ChatTemplate::select("", "", ModelFamily::Llama, 128256)->name(), std::string("llama3"));
+        QCOMPARE(ChatTemplate::select("", "", ModelFamily::Mistral, 32768)->name(), std::string("mistral"));
+        QCOMPARE(errorOf([] { ChatTemplate::select("/no/such/file.jinja", "", ModelFamily::Llama, 32000); }),
                  std::string("InvalidArgument: unknown chat template '/no/such/file.jinja': not a file and not a "
                              "built-in (internlm2, chatml, llama2, llama3, mistral, base)"));
         // a syntax error in the model's template is reported, not hidden
-        QVERIFY(errorOf([] { ChatTemplate::select("", "{% if x %}", "llama", 32000); }).find("syntax error") !=
+        QVERIFY(errorOf([] { ChatTemplate::select("", "{% if x %}", ModelFamily::Llama, 32000); }).find("syntax error") !=
                 std::string::npos);
     }
 
@@ -320,6 +475,26 @@ private slots:
             R"({"d": {"a": [1, "x"], "b": {"c": null}}})",
             "{\"a\": [1, \"x\"], \"b\": {\"c\": null}}|\"é\\\"\\n\"|[1, 2.5, null, true]");
         row("tojson indent", "{{ d | tojson(indent=2) }}", R"({"d": {"a": [1]}})", "{\n  \"a\": [\n    1\n  ]\n}");
+        row("tojson keeps key order", "{{ d | tojson }}", R"({"d": {"z": 1, "a": {"y": 2, "b": 3}}})",
+            "{\"z\": 1, \"a\": {\"y\": 2, \"b\": 3}}");
+        row("tojson options",
+            "{{ d | tojson(sort_keys=true) }}|{{ d | tojson(separators=(',', ':')) }}|{{ d | tojson(indent='\\t') }}|{{ [] | tojson(indent=2) }}",
+            R"({"d": {"z": 1, "a": [2]}})",
+            "{\"a\": [2], \"z\": 1}|{\"z\":1,\"a\":[2]}|{\n\t\"z\": 1,\n\t\"a\": [\n\t\t2\n\t]\n}|[]");
+        // transformers' tojson takes ensure_ascii first: tojson(true) escapes, it does not indent
+        row("tojson ensure_ascii", "{{ 'é😀\x7f' | tojson }}|{{ 'é😀\x7f' | tojson(true) }}|{{ '\x01' | tojson }}", "{}",
+            "\"é😀\x7f\"|\"\\u00e9\\ud83d\\ude00\\u007f\"|\"\\u0001\"");
+        row("dict equality ignores order", "{{ a == b }}{{ [a] == [b] }}{{ a == {'x': 1} }}",
+            R"({"a": {"x": 1, "y": 2}, "b": {"y": 2, "x": 1}})", "TrueTrueFalse");
+        row("sort and dictsort",
+            "{{ ['b', 'B', 'a', 'C'] | sort }}{{ ['b', 'B', 'a', 'C'] | sort(case_sensitive=true) }}{{ [3, 1, 2] | sort(reverse=true) }}"
+            "{% for k, v in d | dictsort %}{{ k }}{{ v }}{% endfor %}{% for k, v in d | dictsort(by='value', reverse=true) %}{{ k }}{% endfor %}",
+            R"({"d": {"b": 1, "a": 2, "C": 3}})", "['a', 'b', 'B', 'C']['B', 'C', 'a', 'b'][3, 2, 1]a2b1C3Cab");
+        row("functions are defined", "{{ strftime_now is defined }}{{ raise_exception is defined }}{{ namespace is not defined }}{{ nosuch is defined }}",
+            "{}", "TrueTrueFalseFalse");
+        row("reversed messages and string methods",
+            "{% for m in ms[::-1] %}{{ loop.index0 }}{{ m.content.split('</think>')[-1].lstrip('\\n') }}{{ m.content.rstrip('x').endswith('a') }};{% endfor %}",
+            R"({"ms": [{"content": "<think>t</think>\n\na"}, {"content": "bx"}]})", "0bxFalse;1aTrue;");
         row("items filter", "{% for k, v in d | items %}{{ k }}{{ v }}{% endfor %}", R"({"d": {"x": 1, "y": 2}})", "x1y2");
         row("string methods",
             "{{ ' a '.strip() }}|{{ 'abc'.startswith('ab') }}|{{ 'abc'.endswith('x') }}|{{ 'a,b'.split(',') }}|{{ 'Hi'.upper() }}|{{ 'xay'.replace('a', 'b') }}|{{ 'xxhixx'.strip('x') }}",
@@ -343,7 +518,7 @@ private slots:
         QFETCH(QString, src);
         QFETCH(QString, ctx);
         QFETCH(QString, want);
-        const std::string got = renderJinja(src.toStdString(), json::parse(ctx.toStdString()));
+        const std::string got = renderJinja(src.toStdString(), ojson::parse(ctx.toStdString()));
         QCOMPARE(QString::fromStdString(got), want);
     }
 

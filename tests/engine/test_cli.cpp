@@ -2,6 +2,7 @@
 #include <QtTest>
 
 #include <filesystem>
+#include <fstream>
 
 #include "test_util.h"
 
@@ -76,6 +77,50 @@ private slots:
         QVERIFY(!r.err.contains("terminate called"));
     }
 
+    // --chat-template-kwargs become template variables: a prefix given that way renders the same
+    // prompt (same prompt token count, same reply) as writing it into the message.
+    void chatTemplateKwargsReachTheTemplate() {
+        QTemporaryDir tmp;
+        const QString tmpl = tmp.filePath("prefix.jinja");
+        {
+            std::ofstream f(tmpl.toStdString());
+            f << "{{ bos_token }}{{ prefix | default('') }}{{ messages[0].content }}";
+        }
+        auto gen = [&](const QString& prompt, const QStringList& extra) {
+            QStringList args{"generate", model(), "--chat", "--chat-template", tmpl, "--prompt", prompt,
+                             "--temperature", "0", "--max-new-tokens", "12", "--backend", "cpu"};
+            return runLmw(args + extra);
+        };
+        const Run written = gen("Once upon a time", {});
+        const Run viaKwargs = gen("upon a time", {"--chat-template-kwargs", R"({"prefix": "Once "})"});
+        const Run without = gen("upon a time", {});
+        QCOMPARE(written.code, 0);
+        QCOMPARE(viaKwargs.code, 0);
+        auto promptTokens = [](const Run& r) {
+            const QRegularExpressionMatch m = QRegularExpression("prompt (\\d+) tokens").match(r.err);
+            return m.hasMatch() ? m.captured(1).toInt() : -1;
+        };
+        QVERIFY2(promptTokens(written) > 0, qPrintable(written.err));
+        QCOMPARE(promptTokens(viaKwargs), promptTokens(written));
+        QCOMPARE(viaKwargs.out, written.out);
+        QVERIFY(promptTokens(without) < promptTokens(written));
+    }
+
+    void badChatTemplateKwargs_data() {
+        QTest::addColumn<QStringList>("args");
+        QTest::addColumn<QString>("message");
+        const QStringList chat{"generate", model(), "--chat", "--prompt", "hi", "--backend", "cpu", "--chat-template-kwargs"};
+        QTest::newRow("not JSON") << (chat + QStringList{"{enable_thinking: false}"}) << "--chat-template-kwargs is not valid JSON";
+        QTest::newRow("not an object") << (chat + QStringList{"[1]"}) << "--chat-template-kwargs must be a JSON object";
+        QTest::newRow("reserved") << (chat + QStringList{R"({"messages": []})"})
+                                  << "--chat-template-kwargs: chat template kwargs cannot set 'messages'";
+        QTest::newRow("without --chat") << QStringList{"generate", model(), "--prompt", "hi", "--chat-template-kwargs", "{}"}
+                                        << "--chat-template-kwargs applies to chat prompts: add --chat";
+        QTest::newRow("lmw chat") << QStringList{"chat", model(), "--chat-template-kwargs", "true"}
+                                  << "--chat-template-kwargs must be a JSON object";
+    }
+    void badChatTemplateKwargs() { badInputIsOneClearError(); }
+
     void missingTokenizerIsNamed() {
         QTemporaryDir tmp;
         const fs::path dir = tmp.path().toStdString();
@@ -84,6 +129,50 @@ private slots:
         const Run r = runLmw({"generate", QString::fromStdString(dir.string()), "--prompt", "hi", "--backend", "cpu"});
         QCOMPARE(r.code, 1);
         QVERIFY2(r.err.contains("tokenizer.model"), qPrintable(r.err));
+    }
+
+    // `lmw info` says which tokenizer file and which chat template the engine will use.
+    void infoNamesTokenizerAndTemplate_data() {
+        QTest::addColumn<QString>("name");
+        QTest::addColumn<QString>("family");
+        QTest::addColumn<QString>("tokenizer");
+        QTest::addColumn<QString>("chatTemplate");
+        QTest::addColumn<int>("headDim");
+        QTest::newRow("stories260K") << "stories260K" << "llama" << "tokenizer.model" << "built-in llama2" << 8;
+        QTest::newRow("qwen3-tiny") << "qwen3-tiny" << "qwen3" << "tokenizer.json" << "tokenizer_config.json (Jinja)" << 32;
+        QTest::newRow("llama3-tiny") << "llama3-tiny" << "llama" << "tokenizer.json" << "tokenizer_config.json (Jinja)" << 12;
+    }
+    void infoNamesTokenizerAndTemplate() {
+        QFETCH(QString, name);
+        QFETCH(QString, family);
+        QFETCH(QString, tokenizer);
+        QFETCH(QString, chatTemplate);
+        QFETCH(int, headDim);
+        const Run r = runLmw({"info", QString::fromStdString(lmw::test::modelDir(name.toStdString())), "--json"});
+        QCOMPARE(r.code, 0);
+        const auto j = nlohmann::json::parse(r.out.toStdString());
+        QCOMPARE(QString::fromStdString(j.at("family").get<std::string>()), family);
+        QCOMPARE(QString::fromStdString(j.at("tokenizer").get<std::string>()), tokenizer);
+        QCOMPARE(QString::fromStdString(j.at("chat_template").get<std::string>()), chatTemplate);
+        QCOMPARE(j.at("head_dim").get<int>(), headDim);
+    }
+
+    // --chat on the tokenizer.json families: their own templates, and the turn ends at the template's
+    // end-of-turn token (the reply has no template markup).
+    void generateChatOnTokenizerJsonModels_data() {
+        QTest::addColumn<QString>("name");
+        QTest::newRow("qwen3-tiny") << "qwen3-tiny";
+        QTest::newRow("llama3-tiny") << "llama3-tiny";
+    }
+    void generateChatOnTokenizerJsonModels() {
+        QFETCH(QString, name);
+        const Run r = runLmw({"generate", QString::fromStdString(lmw::test::modelDir(name.toStdString())), "--prompt",
+                              "Tell me a story about a cat.", "--chat", "--temperature", "0", "--max-new-tokens", "12",
+                              "--backend", "cpu", "-q"});
+        QVERIFY2(r.code == 0, qPrintable(r.err));
+        QVERIFY(!r.out.trimmed().isEmpty());
+        for (const char* markup : {"<|im_start|>", "<|im_end|>", "<|eot_id|>", "<|start_header_id|>"})
+            QVERIFY2(!r.out.contains(QLatin1String(markup)), qPrintable(r.out));
     }
 };
 

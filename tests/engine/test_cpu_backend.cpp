@@ -90,12 +90,6 @@ StepBatch plainBatch(int T) {
     return b;
 }
 
-Tensor upload(Backend& be, int64_t rows, int64_t cols, const std::vector<float>& v) {
-    Tensor t = be.alloc(rows, cols);
-    std::memcpy(t.data, v.data(), v.size() * 4);
-    return t;
-}
-
 std::vector<float> download(Backend& be, Tensor t) {
     std::vector<float> v(size_t(t.rows * t.cols));
     be.readF32(t, v.data());
@@ -211,7 +205,7 @@ struct AttentionRun {
                     for (int t = 0; t < T; ++t)
                         for (int h = 0; h < KVH; ++h)
                             for (int d = 0; d < D; ++d) qkv[size_t(t * cols + (H + h) * D + d)] += keyShift[size_t(d)];
-                Tensor tq = upload(be, T, cols, qkv);
+                Tensor tq = be.upload(qkv.data(), T, cols);
                 Tensor out = be.alloc(T, H * D);
                 be.attention(out, tq, l, H, KVH, D);
                 if (l != layer) continue;
@@ -360,7 +354,7 @@ private slots:
             for (int i = 0; i < in; ++i) wd[size_t(o)][size_t(i)] = w->values[size_t(o * in + i)];
         const auto x = randomFloats(size_t(T * in));
         be.beginStep(plainBatch(T));
-        Tensor tx = upload(be, T, in, x);
+        Tensor tx = be.upload(x.data(), T, in);
         Tensor ty = be.alloc(T, out);
         be.linear(ty, tx, *lin);
         const QString err = compareLinear(download(be, ty), refLinear(x, T, in, wd, {}), x, T, in, wd, 2e-6 * std::sqrt(in));
@@ -397,7 +391,7 @@ private slots:
         }
         const auto x = randomFloats(size_t(T * in));
         be.beginStep(plainBatch(T));
-        Tensor tx = upload(be, T, in, x);
+        Tensor tx = be.upload(x.data(), T, in);
         Tensor ty = be.alloc(T, 100);
         be.linear(ty, tx, *lin);
         const QString err = compareLinear(download(be, ty), refLinear(x, T, in, wd, bias), x, T, in, wd, 3e-5);
@@ -471,7 +465,7 @@ private slots:
         }
         const auto x = randomFloats(size_t(T * in));
         be.beginStep(plainBatch(T));
-        Tensor tx = upload(be, T, in, x);
+        Tensor tx = be.upload(x.data(), T, in);
         Tensor ty = be.alloc(T, srcOut);
         be.linear(ty, tx, *lin);
         const QString err = compareLinear(download(be, ty), refLinear(x, T, in, wd, {}), x, T, in, wd, 3e-5);
@@ -486,7 +480,7 @@ private slots:
             auto nw = be.loadNorm(w->ref);
             auto x = randomFloats(size_t(T * cols), -3.f, 3.f);
             be.beginStep(plainBatch(T));
-            Tensor tx = upload(be, T, cols, x), ty = be.alloc(T, cols);
+            Tensor tx = be.upload(x.data(), T, cols), ty = be.alloc(T, cols);
             be.rmsNorm(ty, tx, *nw, 1e-5f);
             const auto got = download(be, ty);
             for (int t = 0; t < T; ++t) {
@@ -499,6 +493,58 @@ private slots:
                              qPrintable(QString("t=%1 i=%2 got %3 want %4").arg(t).arg(i).arg(got[size_t(t * cols + i)]).arg(want)));
                 }
             }
+        }
+    }
+
+    // Qwen3's q/k norms: a norm of length D over a column view of qkv normalizes every head of the view in
+    // place; the columns outside the view and the other ops' density checks stay as they were.
+    void rmsNormPerHeadOnAView() {
+        CpuBackend be(2);
+        const int T = 5, H = 4, KVH = 2, D = 32, cols = (H + 2 * KVH) * D;
+        auto w = makeTensor("q_norm", DType::BF16, {D}, randomFloats(size_t(D), 0.5f, 1.5f));
+        auto nw = be.loadNorm(w->ref);
+        const auto x = randomFloats(size_t(T * cols), -3.f, 3.f);
+        be.beginStep(plainBatch(T));
+        Tensor qkv = be.upload(x.data(), T, cols);
+        QVERIFY(qkv.dense());
+        Tensor k = colRange(qkv, H * D, (H + KVH) * D);
+        QCOMPARE(k.rows, int64_t(T));
+        QCOMPARE(k.cols, int64_t(KVH * D));
+        QCOMPARE(k.stride, int64_t(cols));
+        QVERIFY(!k.dense());
+        be.rmsNorm(k, k, *nw, 1e-6f);
+        const auto got = download(be, qkv);
+        for (int t = 0; t < T; ++t)
+            for (int c = 0; c < cols; ++c) {
+                const float in = x[size_t(t * cols + c)];
+                double want = in;
+                if (c >= H * D && c < (H + KVH) * D) {
+                    const int head0 = c / D * D;
+                    double ss = 0;
+                    for (int i = 0; i < D; ++i) ss += double(x[size_t(t * cols + head0 + i)]) * x[size_t(t * cols + head0 + i)];
+                    want = in / std::sqrt(ss / D + 1e-6) * w->values[size_t(c % D)];
+                }
+                QVERIFY2(std::abs(got[size_t(t * cols + c)] - want) <= 1e-6 * (1 + std::abs(want)),
+                         qPrintable(QString("t=%1 c=%2 got %3 want %4").arg(t).arg(c).arg(got[size_t(t * cols + c)]).arg(want)));
+            }
+        // readF32 of a view gives its columns densely.
+        std::vector<float> kOnly(size_t(T * KVH * D));
+        be.readF32(k, kOnly.data());
+        for (int t = 0; t < T; ++t)
+            for (int c = 0; c < KVH * D; ++c) QCOMPARE(kOnly[size_t(t * KVH * D + c)], got[size_t(t * cols + H * D + c)]);
+        // A norm whose length does not divide the columns, a range outside the tensor, and a view given to
+        // an op that wants dense tensors are errors.
+        auto bad = makeTensor("bad", DType::F32, {24}, randomFloats(24));
+        auto badNorm = be.loadNorm(bad->ref);
+        QVERIFY_THROWS_EXCEPTION(Error, be.rmsNorm(k, k, *badNorm, 1e-6f));
+        QVERIFY_THROWS_EXCEPTION(Error, colRange(qkv, 0, cols + 1));
+        QVERIFY_THROWS_EXCEPTION(Error, colRange(qkv, 10, 9));
+        try {
+            be.add(k, k);
+            QFAIL("add took a view");
+        } catch (const Error& e) {
+            QCOMPARE(e.code(), ErrorCode::InvalidArgument);
+            QVERIFY2(std::string(e.what()).find("view [5, 64 of 256]") != std::string::npos, e.what());
         }
     }
 
@@ -540,7 +586,7 @@ private slots:
                 b.invFreq.push_back(float(1.0 / std::pow(s == 0 ? 10000.0 : 500000.0, 2.0 * i / D)) * (s == 0 ? 1.f : 0.25f));
         const auto x = randomFloats(size_t(5 * cols));
         be.beginStep(b);
-        Tensor t = upload(be, 5, cols, x);
+        Tensor t = be.upload(x.data(), 5, cols);
         be.rope(t, H, KVH, D);
         const auto got = download(be, t);
         for (int r = 0; r < 5; ++r) {
@@ -568,7 +614,7 @@ private slots:
         b.logitRows = {2, 0};
         be.beginStep(b);
         const auto gu = randomFloats(size_t(T * 2 * F), -4.f, 4.f);
-        Tensor tgu = upload(be, T, 2 * F, gu), out = be.alloc(T, F);
+        Tensor tgu = be.upload(gu.data(), T, 2 * F), out = be.alloc(T, F);
         be.siluMul(out, tgu);
         auto got = download(be, out);
         for (int t = 0; t < T; ++t)
@@ -578,7 +624,7 @@ private slots:
                 QVERIFY(std::abs(got[size_t(t * F + i)] - want) <= 1e-6 * (1 + std::abs(want)));
             }
         const auto y = randomFloats(size_t(T * F));
-        Tensor ty = upload(be, T, F, y);
+        Tensor ty = be.upload(y.data(), T, F);
         be.add(out, ty);
         const auto sum = download(be, out);
         for (size_t i = 0; i < sum.size(); ++i) QCOMPARE(sum[i], got[i] + y[i]);
@@ -721,7 +767,7 @@ private slots:
             const auto qkv = randomFloats(size_t(10 * cols));
             be.beginStep(a);
             Tensor out = be.alloc(10, H * D);
-            be.attention(out, upload(be, 10, cols, qkv), 0, H, KVH, D);
+            be.attention(out, be.upload(qkv.data(), 10, cols), 0, H, KVH, D);
             be.copyKvBlock(3, 6);
             // Sequence B shares that prefix through the copy: its 11th token sees A's 10.
             StepBatch b = plainBatch(1);
@@ -732,13 +778,13 @@ private slots:
             const auto q2 = randomFloats(size_t(cols));
             be.beginStep(b);
             Tensor o1 = be.alloc(1, H * D);
-            be.attention(o1, upload(be, 1, cols, q2), 0, H, KVH, D);
+            be.attention(o1, be.upload(q2.data(), 1, cols), 0, H, KVH, D);
             const auto viaCopy = download(be, o1);
             // The same token over the original block gives the same numbers.
             b.blockTable = {3};
             be.beginStep(b);
             Tensor o2 = be.alloc(1, H * D);
-            be.attention(o2, upload(be, 1, cols, q2), 0, H, KVH, D);
+            be.attention(o2, be.upload(q2.data(), 1, cols), 0, H, KVH, D);
             const auto viaOriginal = download(be, o2);
             QCOMPARE(viaCopy, viaOriginal);
             if (policy == 0) {

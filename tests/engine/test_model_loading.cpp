@@ -113,7 +113,9 @@ private slots:
     void configStories260K() {
         const ModelConfig c = parseModelConfig(test::modelDir());
         QCOMPARE(c.architecture, std::string("LlamaForCausalLM"));
-        QCOMPARE(c.family, std::string("llama"));
+        QCOMPARE(c.family, ModelFamily::Llama);
+        QCOMPARE(std::string(familyName(c.family)), std::string("llama"));
+        QCOMPARE(c.qkNorm, false);
         QCOMPARE(c.hiddenSize, 64);
         QCOMPARE(c.intermediateSize, 172);
         QCOMPARE(c.numLayers, 5);
@@ -135,7 +137,7 @@ private slots:
 
     void configOtherFamilies() {
         const ModelConfig i = parseModelConfig(test::modelDir("stories260K-internlm2"));
-        QCOMPARE(i.family, std::string("internlm2"));
+        QCOMPARE(i.family, ModelFamily::InternLM2);
         QCOMPARE(i.headDim, 8);  // no head_dim field: hidden / heads
         QCOMPARE(i.numKvHeads, 4);
         QCOMPARE(i.tieWordEmbeddings, false);
@@ -143,7 +145,7 @@ private slots:
         QCOMPARE(i.ropeScaling.type, std::string());  // "rope_scaling": null
 
         const ModelConfig q = parseModelConfig(test::modelDir("stories260K-qwen2"));
-        QCOMPARE(q.family, std::string("qwen2"));
+        QCOMPARE(q.family, ModelFamily::Qwen2);
         QCOMPARE(q.qkvBias, true);
         QCOMPARE(q.headDim, 8);
 
@@ -172,7 +174,8 @@ private slots:
         });
         editConfig(d, [](json& j) { j["eos_token_id"] = {7, 9}; j["bos_token_id"] = 3; }, "generation_config.json");
         const ModelConfig c = parseModelConfig(d);
-        QCOMPARE(c.family, std::string("llama"));
+        QCOMPARE(c.family, ModelFamily::Mistral);  // Llama weight names, its own chat template
+        QCOMPARE(std::string(familyName(c.family)), std::string("mistral"));
         QCOMPARE(c.numKvHeads, 8);
         QCOMPARE(c.headDim, 8);
         QCOMPARE(c.eosTokenIds, (std::vector<int>{2, 7, 9}));

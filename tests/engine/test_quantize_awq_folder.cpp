@@ -12,7 +12,6 @@
 #include "model/safetensors.h"
 #include "model/transformer.h"
 #include "model/weights.h"
-#include "quant/backend_util.h"
 #include "test_util.h"
 
 using namespace lmw;
@@ -147,8 +146,7 @@ private slots:
             for (const Part& part : {Part{&L.qkv, {{"q_proj", 0}, {"k_proj", 64}, {"v_proj", 96}}}, Part{&L.o, {{"o_proj", 0}}}}) {
                 auto w = b->loadLinear(*part.lin);
                 b->beginStep(sequenceBatch(cfg, 64));
-                quant::Upload up;
-                Tensor x = quant::uploadRows(*b, eye.data(), 64, 64, up);
+                Tensor x = b->upload(eye.data(), 64, 64);
                 Tensor y = b->alloc(64, part.lin->out);
                 b->linear(y, x, *w);
                 std::vector<float> out(size_t(64 * part.lin->out));

@@ -6,8 +6,10 @@
 #include <atomic>
 #include <cmath>
 #include <random>
+#include <stdexcept>
 
 #include "lmw/dtype.h"
+#include "lmw/error.h"
 #include "model/weights.h"
 #include "quant/awq_search.h"
 #include "quant/int4.h"
@@ -60,6 +62,26 @@ private slots:
         QCOMPARE(sum, double(n) * double(n - 1) / 2);
         QVERIFY(std::all_of(seen.begin(), seen.end(), [](int v) { return v == 1; }));
         parallelFor(0, [](int64_t) { QFAIL("called for an empty range"); });
+    }
+
+    void parallelLoopsRethrowOnTheCaller() {
+        // A throwing body must not terminate the process (std::thread would): the caller gets it.
+        std::atomic<int64_t> ran{0};
+        bool caught = false;
+        try {
+            parallelFor(1 << 20, [&](int64_t i) {
+                ++ran;
+                if (i == 1000) throw lmw::Error(lmw::ErrorCode::Internal, "boom at 1000");
+            });
+        } catch (const lmw::Error& e) {
+            caught = std::string(e.what()).find("boom at 1000") != std::string::npos;
+        }
+        QVERIFY(caught);
+        QVERIFY(ran.load() < (1 << 20));  // the others stopped taking work
+        QVERIFY_THROWS_EXCEPTION(std::runtime_error,
+                                 parallelRanges(1000, 10, [](int64_t b, int64_t) {
+                                     if (b == 500) throw std::runtime_error("range 500");
+                                 }));
     }
 
     void packKnownWord() {

@@ -23,16 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-float f32At(const TensorRef& t, int64_t i) {
-    if (t.dtype == DType::F32) {
-        float v;
-        std::memcpy(&v, t.data + 4 * i, 4);
-        return v;
-    }
-    uint16_t h;
-    std::memcpy(&h, t.data + 2 * i, 2);
-    return t.dtype == DType::F16 ? halfToFloat(h) : bf16ToFloat(h);
-}
+float f32At(const TensorRef& t, int64_t i) { return readElem(t.data, t.dtype, i); }
 
 int32_t i32At(const TensorRef& t, int64_t i) {
     int32_t v;

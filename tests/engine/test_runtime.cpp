@@ -2,6 +2,8 @@
 // stop strings, UTF-8 streaming, prefix caching and request errors.
 #include <QtTest>
 
+#include <algorithm>
+#include <atomic>
 #include <future>
 #include <thread>
 
@@ -234,6 +236,27 @@ private slots:
         QCOMPARE(g2.ids.back(), full.ids[10]);
     }
 
+    // Text held back because it could begin a stop string is still sent when a stop id (or EOS)
+    // ends generation before the stop string completes.
+    void heldBackTextSurvivesStopId() {
+        auto e = load({});
+        const Generated full = run(*e, greedy("Once upon a time", 64));
+        size_t k = 12;  // a token that does not occur before it, so the stop id ends the run there
+        while (k < full.ids.size() && std::find(full.ids.begin(), full.ids.begin() + k, full.ids[k]) != full.ids.begin() + k) ++k;
+        QVERIFY(k < full.ids.size());
+        Request r = greedy("Once upon a time", 64);
+        r.sampling.stopIds = {full.ids[k]};
+        const Generated plain = run(*e, r);
+        QCOMPARE(plain.finish, FinishReason::Stop);
+        QVERIFY(plain.text.size() >= 3);
+        // A stop string that starts with the reply's last characters and never completes.
+        r.sampling.stop = {plain.text.substr(plain.text.size() - 3) + "\x01"};
+        const Generated held = run(*e, r);
+        QCOMPARE(held.finish, FinishReason::Stop);
+        QCOMPARE(held.ids, plain.ids);
+        QCOMPARE(held.text, plain.text);
+    }
+
     void badRequestsEndWithClearErrors() {
         EngineConfig c;
         c.sessionLen = 64;
@@ -263,6 +286,37 @@ private slots:
 
         // The engine keeps serving.
         QCOMPARE(run(*e, greedy("Once upon a time", 5)).ids.size(), size_t(5));
+    }
+
+    void everyRequestGetsItsFinalEventAtShutdown() {
+        // Refused requests wait in their own inbox for the engine thread; destroying the engine
+        // right after submitting them must still end each one (the HTTP side waits for it).
+        std::atomic<int> finals{0};
+        constexpr int kRefused = 500, kRunning = 8;
+        {
+            auto e = load({});
+            for (int i = 0; i < kRunning; ++i)
+                e->submit(greedy("Once upon a time", 200), [&](const Event& ev) { finals += ev.final ? 1 : 0; });
+            Request bad = greedy("Hi", 8);
+            bad.sampling.temperature = -1;
+            for (int i = 0; i < kRefused; ++i) e->submit(bad, [&](const Event& ev) { finals += ev.final ? 1 : 0; });
+        }
+        QCOMPARE(finals.load(), kRefused + kRunning);
+    }
+
+    void logitBiasSteersSampling() {
+        auto e = load({});
+        const Generated plain = run(*e, greedy("Once upon a time", 6));
+        Request banned = greedy("Once upon a time", 6);
+        banned.sampling.logitBias = {{plain.ids[0], -100.0f}};
+        QVERIFY(run(*e, banned).ids[0] != plain.ids[0]);
+        Request forced = greedy("Once upon a time", 6);
+        forced.sampling.temperature = 0.9f;
+        forced.sampling.logitBias = {{plain.ids[2], 100.0f}};
+        QCOMPARE(run(*e, forced).ids, std::vector<int32_t>(6, plain.ids[2]));
+        Request bad = greedy("Hi", 2);
+        bad.sampling.logitBias = {{5, 500.0f}};
+        QCOMPARE(run(*e, bad).finish, FinishReason::Error);
     }
 
     void prefixCacheReusesBlocks() {

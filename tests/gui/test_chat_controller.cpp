@@ -1,7 +1,10 @@
 // ChatController + ConversationStore + the chat widgets with the real stories260K model: a turn
 // streams into its tab, Stop cancels, Regenerate replaces, edit-and-resend, tabs keep separate
-// histories, conversations survive a restart, Markdown export.
+// histories, conversations survive a restart, Markdown export, chat template options.
 #include <QFile>
+#include <QJsonObject>
+#include <QLabel>
+#include <QLineEdit>
 #include <QPlainTextEdit>
 #include <QTextBlock>
 #include <QTextDocument>
@@ -236,6 +239,73 @@ private slots:
         QVERIFY(text.startsWith(QStringLiteral("# Kept\n")));
         QVERIFY(text.contains(QStringLiteral("## You\n\nHello there\n")));
         QVERIFY(text.contains(QStringLiteral("## Assistant\n\n") + reply.trimmed()));
+    }
+
+    // Template options: checked, kept with the conversation, sent as the request's template kwargs.
+    void templateOptions() {
+        // An engine whose chat template prints a prefix the options can set.
+        const QString tmpl = m_env->path(QStringLiteral("prefix.jinja"));
+        {
+            QFile f(tmpl);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write("{{ bos_token }}{{ prefix | default('') }}{{ messages[0].content }}");
+        }
+        auto config = lmw::test::smallConfig();
+        config.chatTemplate = tmpl.toStdString();
+        EngineController engine;
+        QSignalSpy loaded(&engine, &EngineController::loaded);
+        engine.load(config);
+        QVERIFY(loaded.wait(30000));
+        const QString dir = m_env->path(QStringLiteral("options"));
+        ChatController chat(&engine, ConversationStore(dir));
+        ChatView view(&chat);
+        view.show();
+        chat.restore();
+        const QString id = chat.ids().first();
+        QSignalSpy changed(&chat, &ChatController::conversationChanged);
+        QString error;
+        QVERIFY(!chat.setTemplateOptions(id, QStringLiteral("{enable_thinking: false}"), &error));
+        QVERIFY2(error.startsWith(QStringLiteral("Not valid JSON")), qPrintable(error));
+        QVERIFY(!chat.setTemplateOptions(id, QStringLiteral("[1]"), &error));
+        QVERIFY2(error.contains(QStringLiteral("JSON object")), qPrintable(error));
+        QVERIFY(!chat.setTemplateOptions(id, QStringLiteral(R"({"messages": []})"), &error));
+        QCOMPARE(error, QStringLiteral("chat template kwargs cannot set 'messages' (it is part of the request)"));
+        QCOMPARE(changed.count(), 0);
+        QVERIFY(chat.conversation(id)->templateKwargs.isEmpty());
+
+        // The tab's field applies when editing ends; a bad text says why and changes nothing.
+        ChatTab* tab = view.tab(id);
+        tab->templateOptions()->setFocus();
+        tab->templateOptions()->setText(QStringLiteral("[1]"));
+        QTest::keyClick(tab->templateOptions(), Qt::Key_Return);
+        QVERIFY(!tab->templateOptionsError()->isHidden());
+        QVERIFY(chat.conversation(id)->templateKwargs.isEmpty());
+        tab->templateOptions()->setText(QStringLiteral(R"({"prefix": "Once "})"));
+        QTest::keyClick(tab->templateOptions(), Qt::Key_Return);
+        QVERIFY(tab->templateOptionsError()->isHidden());
+        QCOMPARE(chat.conversation(id)->templateKwargs, QJsonObject({{"prefix", "Once "}}));
+        QCOMPARE(changed.count(), 1);
+
+        // Sent with the request: the same prompt as writing the prefix into the message.
+        chat.setSampling(id, seeded(4, 12));
+        const QString plain = chat.newConversation();  // starts from the last tab's settings
+        QCOMPARE(chat.conversation(plain)->templateKwargs, chat.conversation(id)->templateKwargs);
+        QVERIFY(chat.setTemplateOptions(plain, QString()));
+        QVERIFY(chat.conversation(plain)->templateKwargs.isEmpty());
+        QSignalSpy finished(&chat, &ChatController::generationFinished);
+        QVERIFY(chat.send(id, QStringLiteral("upon a time")));
+        QVERIFY(chat.send(plain, QStringLiteral("Once upon a time")));
+        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, 30000);
+        const auto& viaOptions = chat.conversation(id)->messages[1];
+        const auto& written = chat.conversation(plain)->messages[1];
+        QCOMPARE(viaOptions.stats->promptTokens, written.stats->promptTokens);
+        QCOMPARE(viaOptions.content, written.content);
+
+        // Kept on disk.
+        ChatController again(&engine, ConversationStore(dir));
+        again.restore();
+        QCOMPARE(again.conversation(id)->templateKwargs, QJsonObject({{"prefix", "Once "}}));
+        QVERIFY(again.conversation(plain)->templateKwargs.isEmpty());
     }
 
     void sendWithoutModelIsAnError() {

@@ -141,7 +141,7 @@ private slots:
         ec.load(smallConfig("stories260K-qwen2"));  // unload first, then load the new one
         QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 2, 30000);
         QCOMPARE(unloaded.count(), 1);
-        QCOMPARE(QString::fromStdString(ec.modelInfo()->config.family), QStringLiteral("qwen2"));
+        QCOMPARE(ec.modelInfo()->config.family, lmw::engine::ModelFamily::Qwen2);
     }
 };
 

@@ -66,6 +66,8 @@ private slots:
         QCOMPARE(cardValue(mv, QStringLiteral("Context length")), QStringLiteral("512 tokens"));
         QCOMPARE(cardValue(mv, QStringLiteral("Weights dtype")), QStringLiteral("F32"));
         QCOMPARE(cardValue(mv, QStringLiteral("Quantization")), QStringLiteral("none"));
+        QCOMPARE(cardValue(mv, QStringLiteral("Tokenizer")), QStringLiteral("tokenizer.model"));
+        QCOMPARE(cardValue(mv, QStringLiteral("Chat template")), QStringLiteral("built-in llama2"));
         QCOMPARE(cardValue(mv, QStringLiteral("Parameters")),
                  QString::fromStdString(lmw::engine::formatParameters(mv->currentInfo()->parameters)));
         QVERIFY(mv->currentPlan().kvCache == mv->currentInfo()->kvBytesPerToken(0) * 512);

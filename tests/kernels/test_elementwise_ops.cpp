@@ -59,7 +59,7 @@ private slots:
         auto dw = upload(w);
         DeviceMem out(size_t(rows * cols) * 2);
         out.poison();
-        GPU_OK(k::rmsNorm(out.get(), dx->get(), dw->as<float>(), rows, cols, 1e-5f, nullptr));
+        GPU_OK(k::rmsNorm(out.get(), cols, dx->get(), cols, dw->as<float>(), rows, cols, cols, 1e-5f, nullptr));
         std::vector<double> ref(size_t(rows * cols));
         for (int r = 0; r < rows; ++r) {
             double ss = 0;
@@ -70,8 +70,48 @@ private slots:
         const double err = relError(fromHalf(download<uint16_t>(out, ref.size())), ref);
         QVERIFY2(err < 1e-3, qPrintable(QString("rel err %1").arg(err)));
         // In place (out aliases in) gives the same result.
-        GPU_OK(k::rmsNorm(dx->get(), dx->get(), dw->as<float>(), rows, cols, 1e-5f, nullptr));
+        GPU_OK(k::rmsNorm(dx->get(), cols, dx->get(), cols, dw->as<float>(), rows, cols, cols, 1e-5f, nullptr));
         QVERIFY(relError(fromHalf(download<uint16_t>(*dx, ref.size())), ref) < 1e-3);
+    }
+
+    // Per-head norms on a column view (Qwen3's q/k norms inside qkv): every run of n columns of the view
+    // normalized on its own, in place; the columns outside the view untouched.
+    void rmsNormStridedGroups_data() {
+        QTest::addColumn<int>("heads");
+        QTest::addColumn<int>("headDim");
+        QTest::newRow("qwen3-tiny k") << 2 << 32;
+        QTest::newRow("qwen3-8b q") << 32 << 128;
+        QTest::newRow("wide groups") << 2 << 512;  // above the one-warp-per-group width
+    }
+    void rmsNormStridedGroups() {
+        QFETCH(int, heads);
+        QFETCH(int, headDim);
+        const int rows = 7, first = 3 * headDim, stride = first + heads * headDim + 2 * headDim;
+        const int cols = heads * headDim;
+        auto x = randomHalfValues(size_t(rows * stride), m_rng, -3.f, 3.f);
+        std::vector<float> w(static_cast<size_t>(headDim));
+        std::uniform_real_distribution<float> d(0.5f, 1.5f);
+        for (auto& v : w) v = d(m_rng);
+        auto dx = upload(toHalf(x));
+        auto dw = upload(w);
+        void* view = dx->as<uint16_t>() + first;
+        GPU_OK(k::rmsNorm(view, stride, view, stride, dw->as<float>(), rows, cols, headDim, 1e-6f, nullptr));
+        std::vector<double> ref(x.begin(), x.end());
+        for (int r = 0; r < rows; ++r)
+            for (int h = 0; h < heads; ++h) {
+                const size_t base = size_t(r * stride + first + h * headDim);
+                double ss = 0;
+                for (int i = 0; i < headDim; ++i) ss += double(x[base + size_t(i)]) * x[base + size_t(i)];
+                const double inv = 1.0 / std::sqrt(ss / headDim + 1e-6);
+                for (int i = 0; i < headDim; ++i) ref[base + size_t(i)] = x[base + size_t(i)] * inv * w[size_t(i)];
+            }
+        const auto got = fromHalf(download<uint16_t>(*dx, ref.size()));
+        QVERIFY2(relError(got, ref) < 1e-3, qPrintable(QString("rel err %1").arg(relError(got, ref))));
+        for (int r = 0; r < rows; ++r)
+            for (int c = 0; c < stride; ++c)
+                if (c < first || c >= first + cols) QCOMPARE(got[size_t(r * stride + c)], x[size_t(r * stride + c)]);
+        // A group width that does not divide the columns is refused.
+        QVERIFY(k::rmsNorm(view, stride, view, stride, dw->as<float>(), rows, cols, headDim + 1, 1e-6f, nullptr) != 0);
     }
 
     void rope_data() {

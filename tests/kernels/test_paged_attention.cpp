@@ -61,7 +61,8 @@ private slots:
             int h, kv, d;
             const char* name;
         } shapes[] = {{8, 4, 8, "stories"}, {32, 32, 128, "llama7b"}, {28, 4, 128, "qwen-g7"},
-                      {16, 1, 64, "g16"},    {8, 2, 80, "d80"},         {4, 2, 256, "d256"}};
+                      {16, 1, 64, "g16"},    {8, 2, 80, "d80"},         {4, 2, 256, "d256"},
+                      {4, 1, 12, "d12"},     {6, 2, 44, "d44"}};  // rows padded to 16 / 48 in the cache
         for (const auto& s : shapes)
             for (int q : {0, 8, 4})
                 for (bool pf : {false, true})

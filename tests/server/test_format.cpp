@@ -82,7 +82,24 @@ private slots:
         using lmw::engine::FinishReason;
         QCOMPARE(finishReasonText(FinishReason::Stop), std::string("stop"));
         QCOMPARE(finishReasonText(FinishReason::Length), std::string("length"));
-        QCOMPARE(finishReasonText(FinishReason::Cancelled), std::string("abort"));
+        // "abort" is no OpenAI value: a request the server cancelled was cut short.
+        QCOMPARE(finishReasonText(FinishReason::Cancelled), std::string("length"));
+    }
+
+    void logprobTokensKeepTheirBytes() {
+        // A token's text is its raw bytes: " there" keeps its space, half a character keeps its byte.
+        lmw::engine::TokenLogprob space{5, " there", -0.1f, {}};
+        lmw::engine::TokenLogprob half{6, "\xC3", -0.2f, {}};
+        lmw::engine::TokenLogprob rest{7, "\xA9!", -0.3f, {}};
+        json chat = chatLogprobs({space, half, rest}, nullptr);
+        QCOMPARE(chat["content"][0]["token"], json(" there"));
+        QCOMPARE(chat["content"][0]["bytes"], json({32, 116, 104, 101, 114, 101}));
+        QCOMPARE(chat["content"][1]["bytes"], json({0xC3}));
+        QCOMPARE(chat["content"][2]["bytes"], json({0xA9, 33}));
+        // text_offset counts characters: " there" is 6, "\xC3\xA9" (é) one more.
+        json text = completionLogprobs({space, half, rest}, nullptr, 3);
+        QCOMPARE(text["text_offset"], json({3, 9, 10}));
+        QCOMPARE(utf8Chars("\xC3\xA9t\xE2\x82\xAC"), size_t(3));
     }
 
     void invalidUtf8NeverThrows() {

@@ -144,6 +144,48 @@ private slots:
         QVERIFY(first.totalSeconds >= 0 && first.totalSeconds < 5);
     }
 
+    void requestIdsAndHost() {
+        auto r = request(m_port, "GET", "/health");
+        QCOMPARE(r.headers["x-request-id"].size(), size_t(32));
+        auto mine = request(m_port, "GET", "/health", "", "X-Request-Id: abc-123\r\n");
+        QCOMPARE(mine.headers["x-request-id"], std::string("abc-123"));
+        // Bound to 127.0.0.1: a Host that is no loopback name is refused (DNS rebinding).
+        auto evil = lmw::test::rawRequest(m_port, "GET /health HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n");
+        QCOMPARE(evil.status, 403);
+        QCOMPARE(error(evil)["code"], json("host_not_allowed"));
+        auto local = lmw::test::rawRequest(m_port, "GET /health HTTP/1.1\r\nHost: localhost:1\r\nConnection: close\r\n\r\n");
+        QCOMPARE(local.status, 503);  // served (no model yet)
+    }
+
+    void pipelinedAndHalfClosed() {
+        // Two requests in one write, then shutdown(SHUT_WR): both answers come, in order.
+        int fd = lmw::test::connectTo(m_port);
+        QVERIFY(fd >= 0);
+        const std::string two = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        QCOMPARE(::send(fd, two.data(), two.size(), MSG_NOSIGNAL), ssize_t(two.size()));
+        ::shutdown(fd, SHUT_WR);
+        std::string raw;
+        char buf[4096];
+        for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) raw.append(buf, size_t(n));
+        ::close(fd);
+        const size_t first = raw.find("HTTP/1.1 503"), second = raw.find("HTTP/1.1 404");
+        QVERIFY2(first != std::string::npos && second != std::string::npos && first < second, raw.c_str());
+    }
+
+    void framingErrors() {
+        auto tooBig = lmw::test::rawRequest(m_port, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 999999999\r\n\r\n");
+        QCOMPARE(tooBig.status, 413);
+        auto twoLengths = lmw::test::rawRequest(
+            m_port, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}");
+        QCOMPARE(twoLengths.status, 400);
+        auto gzip = lmw::test::rawRequest(
+            m_port, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n");
+        QCOMPARE(gzip.status, 400);
+        auto head = lmw::test::rawRequest(m_port, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX: " + std::string(70000, 'a') + "\r\n\r\n");
+        QCOMPARE(head.status, 431);
+        QCOMPARE(error(head)["code"], json("headers_too_large"));
+    }
+
     void stopAndRestart() {
         m_server.stop();
         QVERIFY(!m_server.isRunning());

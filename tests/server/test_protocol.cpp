@@ -82,6 +82,16 @@ private slots:
         QVERIFY(r.gen.sampling.stop.empty());
     }
 
+    void chatTemplateKwargs() {
+        QVERIFY(parseChatRequest(chat()).templateKwargs.is_null());
+        QVERIFY(parseChatRequest(chat({{"chat_template_kwargs", nullptr}})).templateKwargs.is_null());
+        ChatRequest r = parseChatRequest(chat({{"chat_template_kwargs", {{"enable_thinking", false}, {"x", {1, "y"}}}}}));
+        QCOMPARE(r.templateKwargs, nlohmann::ordered_json({{"enable_thinking", false}, {"x", {1, "y"}}}));
+        ApiError e = errorOf([] { parseChatRequest(chat({{"chat_template_kwargs", {{"messages", 1}}}})); });
+        QCOMPARE(e.message, std::string("Invalid value for 'chat_template_kwargs': chat template kwargs cannot set "
+                                        "'messages' (it is part of the request)."));
+    }
+
     void multiTurnAndContentParts() {
         json body = chat();
         body["messages"] = {{{"role", "system"}, {"content", "Be brief."}},
@@ -139,6 +149,13 @@ private slots:
         row("tools", chat({{"tools", {{{"type", "function"}}}}}), "tools", "unsupported_parameter");
         row("json mode", chat({{"response_format", {{"type", "json_object"}}}}), "response_format", "unsupported_parameter");
         row("model number", chat({{"model", 7}}), "model", "invalid_type");
+        row("chat_template_kwargs not object", chat({{"chat_template_kwargs", "enable_thinking=false"}}),
+            "chat_template_kwargs", "invalid_type");
+        row("chat_template_kwargs list", chat({{"chat_template_kwargs", {1, 2}}}), "chat_template_kwargs", "invalid_type");
+        row("chat_template_kwargs sets messages", chat({{"chat_template_kwargs", {{"messages", json::array()}}}}),
+            "chat_template_kwargs", "invalid_value");
+        row("chat_template_kwargs sets add_generation_prompt",
+            chat({{"chat_template_kwargs", {{"add_generation_prompt", false}}}}), "chat_template_kwargs", "invalid_value");
     }
     void rejectsBadChatFields() {
         QFETCH(QString, body);

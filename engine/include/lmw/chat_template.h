@@ -4,7 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "nlohmann/json_fwd.hpp"
+#include "lmw/model_info.h"
+#include "nlohmann/json.hpp"
 
 namespace lmw::engine {
 
@@ -21,22 +22,29 @@ public:
     // A Jinja template (tokenizer_config.json chat_template). Throws lmw::Error on a syntax error.
     static std::shared_ptr<ChatTemplate> fromJinja(const std::string& source, const std::string& name = "jinja");
     // --chat-template NAME|FILE, else the model's own Jinja template, else a built-in chosen by
-    // the model family (internlm2 -> internlm2, qwen2 -> chatml, llama -> llama2/llama3 by vocab).
+    // the model family (internlm2 -> internlm2, qwen2/qwen3 -> chatml, llama -> llama2/llama3 by vocab,
+    // mistral -> mistral).
     static std::shared_ptr<ChatTemplate> select(const std::string& overrideNameOrFile, const std::string& modelJinja,
-                                                const std::string& family, int vocabSize);
+                                                ModelFamily family, int vocabSize);
+
+    // Checks extra template variables (Hugging Face's chat_template_kwargs, plus `tools`): null or a
+    // JSON object that does not set what render() sets itself. Throws lmw::Error(InvalidArgument).
+    static void checkKwargs(const nlohmann::ordered_json& kwargs);
 
     virtual ~ChatTemplate() = default;
     virtual std::string name() const = 0;
     // Renders the conversation. bos/eos are the tokenizer's strings (templates may print them).
+    // kwargs (checked as checkKwargs does) become variables of a Jinja template, e.g.
+    // {"enable_thinking": false}; key order is kept, since tojson prints it. Built-ins ignore them.
     virtual std::string render(const std::vector<ChatMessage>& messages, bool addGenerationPrompt,
-                               const std::string& bosToken, const std::string& eosToken) const = 0;
+                               const std::string& bosToken, const std::string& eosToken,
+                               const nlohmann::ordered_json& kwargs = nlohmann::ordered_json::object()) const = 0;
     // Strings that end an assistant turn (e.g. "<|im_end|>"), used as stop words.
     virtual std::vector<std::string> stopWords() const = 0;
 };
 
-// Minimal Jinja2 renderer for chat templates: {{ }}, {% for/if/elif/else/set/macro-less %},
-// loop.index/first/last, filters (trim, length, tojson, upper, lower, default, items, first, last),
-// string concatenation (~ and +), comparisons, and/or/not, in, slicing [a:b], raise_exception.
-std::string renderJinja(const std::string& source, const nlohmann::json& context);
+// The Jinja2 subset chat templates use, rendered as transformers' apply_chat_template does
+// (trim_blocks, lstrip_blocks, its tojson, raise_exception and strftime_now).
+std::string renderJinja(const std::string& source, const nlohmann::ordered_json& context);
 
 }  // namespace lmw::engine

@@ -30,4 +30,31 @@ inline uint16_t floatToBf16(float f) {  // round to nearest even, as PyTorch doe
 float halfToFloat(uint16_t h);
 uint16_t floatToHalf(float f);  // round to nearest even
 
+// The dtypes weights are stored in and read from.
+inline bool isFloat(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+// Element i of float data of dtype `t` as f32; 0 for a non-float dtype. Goes through memcpy because
+// a memory-mapped tensor may be unaligned.
+inline float readElem(const uint8_t* p, DType t, int64_t i) {
+    switch (t) {
+        case DType::F32: {
+            float f;
+            std::memcpy(&f, p + 4 * i, 4);
+            return f;
+        }
+        case DType::F16:
+        case DType::BF16: {
+            uint16_t h;
+            std::memcpy(&h, p + 2 * i, 2);
+            return t == DType::F16 ? halfToFloat(h) : bf16ToFloat(h);
+        }
+        case DType::F64: {
+            double d;
+            std::memcpy(&d, p + 8 * i, 8);
+            return float(d);
+        }
+        default: return 0.0f;
+    }
+}
+
 }  // namespace lmw

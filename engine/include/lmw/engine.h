@@ -44,6 +44,9 @@ struct Request {
     std::string prompt;
     std::vector<int32_t> promptIds;
     bool addGenerationPrompt = true;   // chat only
+    // chat only: extra chat template variables (Hugging Face's chat_template_kwargs, e.g.
+    // {"enable_thinking": false}); null or an object, see ChatTemplate::checkKwargs.
+    nlohmann::ordered_json templateKwargs;
     SamplingParams sampling;
     int topLogprobs = -1;              // -1: no logprobs; >= 0: chosen token's logprob + that many alternatives
 };
@@ -119,7 +122,8 @@ public:
     const Tokenizer& tokenizer() const;
     const ChatTemplate& chatTemplate() const;
     int sessionLen() const;
-    std::string renderChat(const std::vector<ChatMessage>& messages, bool addGenerationPrompt = true) const;
+    std::string renderChat(const std::vector<ChatMessage>& messages, bool addGenerationPrompt = true,
+                           const nlohmann::ordered_json& templateKwargs = nullptr) const;
     // Token ids of a rendered chat prompt, as a chat request is encoded: BOS per tokenizer_config
     // unless the template already printed the BOS text.
     std::vector<int32_t> encodeChat(const std::string& rendered) const;

@@ -9,6 +9,11 @@
 
 namespace lmw::engine {
 
+// Picks the weight naming and the per-family details (biases, q/k norms, default chat template).
+enum class ModelFamily { Llama, Mistral, InternLM2, Qwen2, Qwen3 };
+// "llama", "mistral", "internlm2", "qwen2", "qwen3" (for display and JSON).
+const char* familyName(ModelFamily f);
+
 struct RopeScaling {
     std::string type;  // "" (none), "linear", "dynamic", "llama3"
     double factor = 1.0;
@@ -20,7 +25,7 @@ struct RopeScaling {
 
 struct ModelConfig {
     std::string architecture;  // as in config.json "architectures"[0], e.g. "LlamaForCausalLM"
-    std::string family;        // "llama", "internlm2" or "qwen2": picks the weight naming
+    ModelFamily family = ModelFamily::Llama;
     int hiddenSize = 0;
     int intermediateSize = 0;
     int numLayers = 0;
@@ -34,6 +39,7 @@ struct ModelConfig {
     RopeScaling ropeScaling;
     bool tieWordEmbeddings = false;
     bool qkvBias = false;
+    bool qkNorm = false;  // per-head RMSNorm of q and k before the rotary embedding (Qwen3)
     std::string torchDtype;  // as written in config.json, may be empty
     int bosTokenId = -1;
     std::vector<int> eosTokenIds;  // from config.json, generation_config.json added by the loader
@@ -59,6 +65,8 @@ struct ModelInfo {
     uint64_t weightBytes = 0;    // bytes of all tensors as stored
     uint64_t diskBytes = 0;      // bytes of all files in the folder
     int contextLength = 0;       // max_position_embeddings
+    std::string tokenizerFile;   // what the engine reads: "tokenizer.json" (wins) or "tokenizer.model"; empty = none
+    std::string chatTemplate;    // "tokenizer_config.json (Jinja)", "chat_template.jinja (Jinja)" or "built-in NAME"
 
     // Bytes of KV cache one token takes at this quant policy (0 = 16-bit, 8 = int8, 4 = int4),
     // counting the per-head-per-token scale and zero of quantized policies.

@@ -4,6 +4,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lmw::engine {
@@ -22,7 +23,14 @@ struct SamplingParams {
     std::vector<int32_t> stopIds;    // extra stop token ids (eos ids are always stops unless ignoreEos)
     bool ignoreEos = false;
     bool skipSpecialTokens = true;   // special tokens are not turned into text
+    // OpenAI logit_bias: (token id, bias in [-100, 100]) added to the logits before anything else
+    // (-100 bans a token, 100 all but forces it); logprobs are still reported from the raw logits.
+    std::vector<std::pair<int32_t, float>> logitBias;
 };
+
+// log(sum(exp(logits[0..n)))) in double with the max taken out (NaNs ignored): log-softmax and
+// perplexity both start from it.
+double logSumExp(const float* logits, int n);
 
 // Checks ranges; returns an empty string when valid, else a message naming the field.
 std::string validate(const SamplingParams& p);

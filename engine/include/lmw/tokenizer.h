@@ -1,51 +1,74 @@
 #pragma once
-// sentencepiece tokenizer with the special tokens of tokenizer_config.json, and a streaming
-// detokenizer that never emits half a UTF-8 character.
+// One tokenizer interface with two implementations, chosen by what the model folder has (as
+// Hugging Face's fast tokenizers do): tokenizer.json (the `tokenizers` library format, BPE) first,
+// else tokenizer.model (sentencepiece). Both read tokenizer_config.json for the special tokens,
+// add_bos_token and the chat template. The streaming detokenizer never emits half a character.
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lmw::engine {
 
+// Where a decode is in its text: the leading-space rules of a tokenizer depend on what came before.
+struct DecodeState {
+    bool atStart = true;  // no text decoded yet (sentencepiece: since the last special token)
+    int64_t tokens = 0;   // tokens decoded so far, skipped special tokens not counted
+    int stripped = 0;     // leading characters removed so far by a "strip the start" rule
+};
+
 class Tokenizer {
 public:
-    // Loads <dir>/tokenizer.model and <dir>/tokenizer_config.json (special/added tokens, add_bos_token,
-    // bos/eos token strings). Throws lmw::Error naming the missing or broken file.
+    // Loads <dir>/tokenizer.json if present, else <dir>/tokenizer.model, with
+    // <dir>/tokenizer_config.json. Throws lmw::Error naming the missing or broken file and field.
     static std::unique_ptr<Tokenizer> load(const std::string& dir);
-    ~Tokenizer();
+    // The file load() reads in <dir> ("tokenizer.json" or "tokenizer.model"); empty when neither is there.
+    static std::string fileIn(const std::string& dir);
+    virtual ~Tokenizer();
 
-    // Text -> ids. Special tokens written in the text (e.g. "<|im_start|>") become their ids;
-    // the rest is encoded as Hugging Face's (slow, legacy) LlamaTokenizer does with this model.
-    // addBos follows tokenizer_config's add_bos_token when nullopt.
-    std::vector<int32_t> encode(const std::string& text, std::optional<bool> addBos = std::nullopt) const;
-    // Ids -> text (special tokens dropped when skipSpecial).
+    // Which file and model the tokenizer is, for the model card and `lmw info`,
+    // e.g. "tokenizer.json (byte-level BPE)" or "tokenizer.model (sentencepiece)".
+    virtual std::string kind() const = 0;
+
+    // Text -> ids. Special and added tokens written in the text become their ids.
+    // addBos: add the tokens the tokenizer puts around a text (sentencepiece: BOS; tokenizer.json:
+    // its post-processor template, e.g. <|begin_of_text|>); nullopt = the tokenizer's default.
+    virtual std::vector<int32_t> encode(const std::string& text, std::optional<bool> addBos = std::nullopt) const = 0;
+    // Ids -> text (special tokens dropped when skipSpecial; unknown ids ignored).
     std::string decode(const std::vector<int32_t>& ids, bool skipSpecial = true) const;
 
-    int vocabSize() const;
-    int32_t bosId() const;
-    int32_t eosId() const;
-    bool addBos() const;
-    std::string bosToken() const;
-    std::string eosToken() const;
-    bool isSpecial(int32_t id) const;          // control / added special tokens
-    std::optional<int32_t> tokenId(const std::string& token) const;  // exact piece or special token
-    std::string idToPiece(int32_t id) const;
-    // Raw bytes a token contributes when decoded after other tokens (byte-fallback tokens give one byte,
-    // "▁" becomes a space). Used by the streaming decoder.
-    std::string tokenBytes(int32_t id) const;
-    // chat_template from tokenizer_config.json, empty if none.
-    const std::string& chatTemplateSource() const;
+    virtual int vocabSize() const = 0;  // largest id + 1, added tokens included
+    int32_t bosId() const { return m_bosId; }
+    int32_t eosId() const { return m_eosId; }
+    bool addBos() const { return m_addBos; }  // encode() puts BOS first by default
+    const std::string& bosToken() const { return m_bosToken; }
+    const std::string& eosToken() const { return m_eosToken; }
+    virtual bool isSpecial(int32_t id) const = 0;  // control / added special tokens
+    virtual std::optional<int32_t> tokenId(const std::string& token) const = 0;  // exact piece or added token
+    virtual std::string idToPiece(int32_t id) const = 0;  // the vocabulary's spelling ("▁Once", "Ġthe")
+    // Raw bytes a token contributes when decoded after other tokens (a byte token gives its byte,
+    // "▁" / "Ġ" become a space). Per-token text for logprobs.
+    virtual std::string tokenBytes(int32_t id) const = 0;
+    // chat_template from tokenizer_config.json (or chat_template.jinja), empty if none.
+    const std::string& chatTemplateSource() const { return m_chatTemplate; }
 
-private:
-    Tokenizer();
-    struct Impl;
-    std::unique_ptr<Impl> m;
+    // The detokenizer step that decode() and StreamDecoder share, so streaming and one-shot
+    // decoding agree by construction: append the raw bytes of token `id` ...
+    virtual void appendDecoded(int32_t id, bool skipSpecial, DecodeState& state, std::string& bytes) const = 0;
+    // ... and turn complete raw bytes into text (invalid UTF-8 becomes U+FFFD by this tokenizer's rule).
+    virtual std::string finishDecoded(std::string_view bytes) const = 0;
+
+protected:
+    Tokenizer() = default;
+    int32_t m_bosId = -1, m_eosId = -1;
+    bool m_addBos = false;
+    std::string m_bosToken, m_eosToken, m_chatTemplate;
 };
 
 // Incremental decode: push ids one at a time, get the text that is now final.
-// Holds back incomplete UTF-8 sequences and the leading-space rule of the first token.
+// Holds back incomplete UTF-8 sequences; push()* + flush() == Tokenizer::decode(ids).
 class StreamDecoder {
 public:
     // afterText: the ids continue text that is already there (a completion after its prompt), so
@@ -57,10 +80,8 @@ public:
 private:
     const Tokenizer& m_tok;
     bool m_skipSpecial;
-    std::vector<int32_t> m_ids;
-    size_t m_emitted = 0;  // bytes of decode(m_ids) already returned
+    DecodeState m_state;
     std::string m_pending;  // decoded bytes not yet returned (an incomplete UTF-8 sequence)
-    bool m_atStart = true;  // the next piece's leading "▁" is dropped (sentencepiece's first-token rule)
 };
 
 // Length of the longest prefix of s that is complete UTF-8 (a trailing partial sequence is excluded).

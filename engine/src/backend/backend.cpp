@@ -9,6 +9,33 @@
 
 namespace lmw::engine {
 
+Tensor colRange(Tensor t, int64_t begin, int64_t end) {
+    if (begin < 0 || end < begin || end > t.cols)
+        throw Error(ErrorCode::InvalidArgument, "colRange [" + std::to_string(begin) + ", " + std::to_string(end) +
+                                                    ") outside the " + std::to_string(t.cols) + " columns of a tensor");
+    t.data = static_cast<uint8_t*>(t.data) + begin * t.elemBytes;
+    t.cols = end - begin;
+    return t;
+}
+
+std::string shapeOf(Tensor t) {
+    std::string s = "[";  // built step by step: GCC 12 warns falsely (-Wrestrict) on "[" + to_string
+    s += std::to_string(t.rows);
+    s += ", ";
+    s += std::to_string(t.cols);
+    if (!t.dense()) {
+        s += " of ";
+        s += std::to_string(t.stride);
+    }
+    s += "]";
+    return s;
+}
+
+void requireDense(const std::string& op, std::initializer_list<Tensor> ts) {
+    for (const Tensor& t : ts)
+        if (!t.dense()) throw Error(ErrorCode::InvalidArgument, op + ": takes dense tensors, got a view " + shapeOf(t));
+}
+
 void checkKvKeyOffsets(const KvCacheShape& s, size_t count) {
     const size_t want = size_t(s.layers) * size_t(s.kvHeads) * size_t(s.headDim);
     if (count != 0 && count != want)

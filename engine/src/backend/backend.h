@@ -2,6 +2,7 @@
 // The small op interface the forward pass is written against. Each backend (cpu/, cuda/)
 // implements it; tensors are backend memory, the forward pass never touches their data.
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,13 +12,30 @@
 
 namespace lmw::engine {
 
-// A non-owning 2-D view of backend memory: rows x cols, row-major, dense. Activations are in the
-// backend's compute type (f32 on CPU, f16 on CUDA) — the forward pass does not care.
+// A non-owning 2-D view of backend memory: rows x cols, row-major, `stride` elements from one row's
+// start to the next (stride == cols: dense). Activations are in the backend's compute type, elemBytes
+// wide (f32 on CPU, f16 on CUDA) — the forward pass does not care. A view (colRange) shares the memory
+// of its tensor, so a head or the q part of qkv is addressed without a copy. Ops take dense tensors
+// unless they say that they take views.
 struct Tensor {
     void* data = nullptr;
     int64_t rows = 0;
     int64_t cols = 0;
+    int64_t stride = 0;
+    int elemBytes = 0;
+    bool dense() const { return stride == cols; }
 };
+
+inline Tensor denseTensor(void* data, int64_t rows, int64_t cols, int elemBytes) {
+    return Tensor{data, rows, cols, cols, elemBytes};
+}
+// Columns [begin, end) of every row of t (a view). Throws InvalidArgument outside [0, t.cols].
+Tensor colRange(Tensor t, int64_t begin, int64_t end);
+// "[rows, cols]", or "[rows, cols of stride]" for a view (for messages).
+std::string shapeOf(Tensor t);
+// For ops whose kernels walk a tensor as one block of rows * cols: throws InvalidArgument naming `op`
+// when one of `ts` is a view.
+void requireDense(const std::string& op, std::initializer_list<Tensor> ts);
 
 // A weight prepared by a backend (may be repacked for its kernels).
 class Weight {
@@ -78,13 +96,19 @@ public:
 
     // One step: upload batch metadata, reset the activation arena.
     virtual void beginStep(const StepBatch& batch) = 0;
-    virtual Tensor alloc(int64_t rows, int64_t cols) = 0;  // valid until the next beginStep
+    virtual Tensor alloc(int64_t rows, int64_t cols) = 0;  // dense, valid until the next beginStep
+    // A new tensor of this step holding host f32 rows [rows, cols] (in the compute type). The host
+    // memory may be reused when this returns.
+    virtual Tensor upload(const float* host, int64_t rows, int64_t cols) = 0;
 
     // Ops (all on the current step's batch). `out` may be the same tensor as `in` for rmsNorm.
     // A row's result must not depend on the other rows of the batch (bitwise): the same request gives
     // the same tokens whatever it is batched with.
-    virtual void embed(Tensor out, const Weight& table) = 0;                      // out[T, hidden] = table[tokens]
-    virtual void rmsNorm(Tensor out, Tensor in, const Weight& w, float eps) = 0;  // per row
+    virtual void embed(Tensor out, const Weight& table) = 0;  // out[T, hidden] = table[tokens]
+    // RMSNorm of every run of n columns, n = the weight's length, which divides cols: n == cols
+    // normalizes rows; n == headDim over the q columns of qkv normalizes every q head (Qwen3's q/k
+    // norms). in and out may be views (and the same view).
+    virtual void rmsNorm(Tensor out, Tensor in, const Weight& w, float eps) = 0;
     virtual void linear(Tensor out, Tensor in, const Weight& w) = 0;              // out = in * W^T (+ b)
     // Rotary embedding in place on the q and k parts of qkv [T, (H + 2*KVH) * D] (rotate-half layout).
     virtual void rope(Tensor qkv, int heads, int kvHeads, int headDim) = 0;
@@ -96,7 +120,7 @@ public:
     virtual void gatherRows(Tensor out, Tensor in) = 0;   // out[i] = in[batch.logitRows[i]]
     // dst[c] += sum over rows of |t[r, c]| (waits for the device): AWQ's activation statistics.
     virtual void addColumnAbsSums(Tensor t, double* dst) = 0;
-    // Copies a [rows, cols] tensor to host f32 (waits for the device).
+    // Copies a [rows, cols] tensor or view to dense host f32 (waits for the device).
     virtual void readF32(Tensor t, float* dst) = 0;
 };
 

@@ -140,6 +140,17 @@ void parseQuantization(const json& q, const std::string& file, ModelConfig& cfg)
 
 }  // namespace
 
+const char* familyName(ModelFamily f) {
+    switch (f) {
+        case ModelFamily::Llama: return "llama";
+        case ModelFamily::Mistral: return "mistral";
+        case ModelFamily::InternLM2: return "internlm2";
+        case ModelFamily::Qwen2: return "qwen2";
+        case ModelFamily::Qwen3: return "qwen3";
+    }
+    return "?";
+}
+
 ModelConfig parseModelConfig(const std::string& dir) {
     const std::string file = dir + "/config.json";
     if (!fs::exists(file)) throw Error(ErrorCode::NotFound, file + ": not found");
@@ -153,19 +164,24 @@ ModelConfig parseModelConfig(const std::string& dir) {
         throw Error(ErrorCode::InvalidModel, file + ": missing required field \"architectures\" (a list of names)");
     cfg.architecture = j["architectures"][0].get<std::string>();
     if (cfg.architecture == "LlamaForCausalLM" || cfg.architecture == "MistralForCausalLM") {
-        cfg.family = "llama";
+        // Mistral uses Llama's weight names; its own family picks its chat template.
+        cfg.family = cfg.architecture == "LlamaForCausalLM" ? ModelFamily::Llama : ModelFamily::Mistral;
         cfg.qkvBias = f.optBool("attention_bias", false);
     } else if (cfg.architecture == "InternLM2ForCausalLM") {
-        cfg.family = "internlm2";
+        cfg.family = ModelFamily::InternLM2;
         cfg.qkvBias = f.optBool("bias", false);
     } else if (cfg.architecture == "Qwen2ForCausalLM") {
-        cfg.family = "qwen2";
+        cfg.family = ModelFamily::Qwen2;
         cfg.qkvBias = true;
+    } else if (cfg.architecture == "Qwen3ForCausalLM") {
+        cfg.family = ModelFamily::Qwen3;
+        cfg.qkvBias = f.optBool("attention_bias", false);
+        cfg.qkNorm = true;
     } else {
         throw Error(ErrorCode::Unsupported,
                     file + ": field \"architectures\" = \"" + cfg.architecture +
                         "\" is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
-                        "InternLM2ForCausalLM, Qwen2ForCausalLM)");
+                        "InternLM2ForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)");
     }
 
     cfg.hiddenSize = f.requiredInt("hidden_size");

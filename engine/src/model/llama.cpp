@@ -1,6 +1,6 @@
-// Llama naming (also Mistral, TinyLlama and Qwen2, which only adds q/k/v biases):
-// model.embed_tokens, model.layers.N.{input_layernorm, self_attn.{q,k,v,o}_proj,
-// post_attention_layernorm, mlp.{gate,up,down}_proj}, model.norm, lm_head.
+// Llama naming (also Mistral, TinyLlama, Qwen2, which adds q/k/v biases, and Qwen3, which adds
+// self_attn.{q,k}_norm): model.embed_tokens, model.layers.N.{input_layernorm,
+// self_attn.{q,k,v,o}_proj, post_attention_layernorm, mlp.{gate,up,down}_proj}, model.norm, lm_head.
 #include "model/weights.h"
 
 namespace lmw::engine {
@@ -26,12 +26,16 @@ void mapLlamaWeights(ModelSources& m) {
         appendLinear(m, L.qkv, p + "self_attn.q_proj", qRows, 0, c.qkvBias);
         appendLinear(m, L.qkv, p + "self_attn.k_proj", kvRows, qRows, c.qkvBias);
         appendLinear(m, L.qkv, p + "self_attn.v_proj", kvRows, qRows + kvRows, c.qkvBias);
+        if (c.qkNorm) {
+            L.qNorm = &s.get(p + "self_attn.q_norm.weight", {d});
+            L.kNorm = &s.get(p + "self_attn.k_norm.weight", {d});
+        }
 
-        // Llama's attention_bias also covers o_proj; Qwen2 has biases on q/k/v only.
+        // attention_bias also covers o_proj (Llama, Qwen3); Qwen2 has biases on q/k/v only.
         L.o.name = n + "o";
         L.o.in = qRows;
         L.o.out = hidden;
-        appendLinear(m, L.o, p + "self_attn.o_proj", hidden, 0, c.qkvBias && c.family == "llama");
+        appendLinear(m, L.o, p + "self_attn.o_proj", hidden, 0, c.qkvBias && c.family != ModelFamily::Qwen2);
 
         L.gateUp.name = n + "gate_up";
         L.gateUp.in = hidden;

@@ -6,8 +6,11 @@
 #include <filesystem>
 #include <map>
 
+#include "lmw/chat_template.h"
 #include "lmw/model_info.h"
+#include "lmw/tokenizer.h"
 #include "model/safetensors.h"
+#include "tokenizer/tokenizer_config.h"
 
 namespace lmw::engine {
 
@@ -32,6 +35,12 @@ Result<ModelInfo> readModelInfo(const std::string& dir) {
         info.name = fs::path(clean).filename().string();
         info.config = parseModelConfig(dir);
         info.contextLength = info.config.maxPositionEmbeddings;
+        info.tokenizerFile = Tokenizer::fileIn(dir);
+        // The template the engine will use with no --chat-template: the model's own, else a built-in.
+        const TokenizerConfig tc = readTokenizerConfig(dir);
+        info.chatTemplate = !tc.chatTemplate.empty()
+                                ? tc.chatTemplateFile + " (Jinja)"
+                                : "built-in " + ChatTemplate::select("", "", info.config.family, info.config.vocabSize)->name();
 
         const auto tensors = readSafetensorsHeaders(dir);
         std::map<DType, uint64_t> floatBytes;
@@ -50,7 +59,7 @@ Result<ModelInfo> readModelInfo(const std::string& dir) {
             if (name == "lm_head.weight" && info.config.tieWordEmbeddings && tensors.count("model.embed_tokens.weight"))
                 continue;
             info.parameters += t.numel();
-            if (t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16) floatBytes[t.dtype] += t.bytes;
+            if (isFloat(t.dtype)) floatBytes[t.dtype] += t.bytes;
         }
         if (anyInt4) {
             info.dtype = "AWQ-INT4";

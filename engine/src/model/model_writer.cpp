@@ -20,33 +20,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool isFloat(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::F64; }
-
-float loadFloat(const uint8_t* p, DType t) {  // p may be unaligned
-    switch (t) {
-        case DType::F32: {
-            float f;
-            std::memcpy(&f, p, 4);
-            return f;
-        }
-        case DType::F16: {
-            uint16_t h;
-            std::memcpy(&h, p, 2);
-            return halfToFloat(h);
-        }
-        case DType::BF16: {
-            uint16_t h;
-            std::memcpy(&h, p, 2);
-            return bf16ToFloat(h);
-        }
-        case DType::F64: {
-            double d;
-            std::memcpy(&d, p, 8);
-            return float(d);
-        }
-        default: return 0.0f;
-    }
-}
+// Float tensors to convert (F64 too: it is read, and written in the target dtype).
+bool converted(DType t) { return isFloat(t) || t == DType::F64; }
 
 void storeFloat(uint8_t* p, DType t, float f) {
     if (t == DType::F32) {
@@ -71,14 +46,6 @@ void checkTargetDtype(DType t, const char* who) {
                                                     dtypeName(t));
 }
 
-// Files a model folder carries besides weights: config, generation settings, tokenizer.
-bool isSideFile(const std::string& name) {
-    static const char* const prefixes[] = {"generation_config", "tokenizer", "special_tokens_map", "added_tokens",
-                                           "vocab", "merges", "chat_template"};
-    for (const char* p : prefixes)
-        if (name.rfind(p, 0) == 0) return true;
-    return false;
-}
 
 void writeText(const std::string& path, const std::string& text) {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
@@ -99,6 +66,16 @@ struct Rng {
 };
 
 }  // namespace
+
+bool isSideFile(const std::string& name) {
+    static const char* const prefixes[] = {"generation_config", "tokenizer", "special_tokens_map", "added_tokens",
+                                           "vocab", "merges", "chat_template", "preprocessor_config",
+                                           "LICENSE", "NOTICE", "USE_POLICY"};
+    for (const char* p : prefixes)
+        if (name.rfind(p, 0) == 0) return true;
+    const std::string ext = fs::path(name).extension().string();
+    return ext == ".py" || ext == ".tiktoken";  // remote code, tiktoken vocabularies
+}
 
 void convertModel(const std::string& srcDir, const std::string& dstDir, DType dtype) {
     checkTargetDtype(dtype, "convertModel");
@@ -128,19 +105,18 @@ void convertModel(const std::string& srcDir, const std::string& dstDir, DType dt
     auto store = TensorStore::open(srcDir);
     std::vector<SafetensorsWriter::Entry> entries;
     for (const auto& [name, t] : store->tensors())
-        entries.push_back({name, isFloat(t.dtype) ? dtype : t.dtype, t.shape});
+        entries.push_back({name, converted(t.dtype) ? dtype : t.dtype, t.shape});
     SafetensorsWriter w(dstDir + "/model.safetensors", entries);
     std::vector<uint8_t> buf;
     const size_t outSize = dtypeSize(dtype);
     for (const auto& [name, t] : store->tensors()) {
-        if (!isFloat(t.dtype)) {
+        if (!converted(t.dtype)) {
             w.write(t.data, t.bytes);
             continue;
         }
-        const size_t inSize = dtypeSize(t.dtype);
         const size_t n = size_t(t.numel());
         buf.resize(n * outSize);
-        for (size_t i = 0; i < n; ++i) storeFloat(buf.data() + i * outSize, dtype, loadFloat(t.data + i * inSize, t.dtype));
+        for (size_t i = 0; i < n; ++i) storeFloat(buf.data() + i * outSize, dtype, readElem(t.data, t.dtype, int64_t(i)));
         w.write(buf.data(), buf.size());
     }
     w.finish();

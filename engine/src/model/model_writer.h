@@ -9,6 +9,11 @@
 
 namespace lmw::engine {
 
+// Files of a model folder besides weights and config.json that a rewritten copy keeps: generation
+// settings, every tokenizer file (tokenizer.json, tokenizer.model, tokenizer_config.json, vocab/merges,
+// special/added tokens), chat templates, remote code and licences.
+bool isSideFile(const std::string& name);
+
 // Copies config/tokenizer/generation files of srcDir to dstDir and rewrites every float tensor as
 // `dtype` (F16, BF16 or F32, round to nearest even) into one dstDir/model.safetensors; integer
 // tensors are copied as they are. config.json's torch_dtype is updated. Streams one tensor at a

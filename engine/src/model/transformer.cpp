@@ -11,6 +11,8 @@ LayerWeights loadLayer(Backend& b, const LayerSources& s) {
     LayerWeights w;
     w.attnNorm = b.loadNorm(*s.attnNorm);
     w.qkv = b.loadLinear(s.qkv);
+    if (s.qNorm) w.qNorm = b.loadNorm(*s.qNorm);
+    if (s.kNorm) w.kNorm = b.loadNorm(*s.kNorm);
     w.o = b.loadLinear(s.o);
     w.ffnNorm = b.loadNorm(*s.ffnNorm);
     w.gateUp = b.loadLinear(s.gateUp);
@@ -18,37 +20,57 @@ LayerWeights loadLayer(Backend& b, const LayerSources& s) {
     return w;
 }
 
-void decoderLayer(Backend& b, const ModelConfig& cfg, const LayerWeights& w, int layer, int kvLayer, Tensor x,
-                  LinearTap* tap) {
-    const int64_t T = x.rows;
-    const int H = cfg.numHeads, KVH = cfg.numKvHeads, D = cfg.headDim;
-    const float eps = float(cfg.rmsNormEps);
+uint64_t LayerWeights::bytes() const {
+    uint64_t n = 0;
+    for (const auto* w : {&attnNorm, &qkv, &qNorm, &kNorm, &o, &ffnNorm, &gateUp, &down})
+        if (*w) n += (*w)->bytes();
+    return n;
+}
 
-    // Attention block: x += o(attn(rope(qkv(norm(x)))))
-    Tensor h = b.alloc(T, cfg.hiddenSize);                    // [T, hidden]
-    b.rmsNorm(h, x, *w.attnNorm, eps);
-    if (tap) tap->onLinearInput(layer, LinearKind::Qkv, h, b);
-    Tensor qkv = b.alloc(T, int64_t(H + 2 * KVH) * D);        // [T, (H + 2 KVH) D]
+Tensor attentionBlock(Backend& b, const ModelConfig& cfg, const AttentionWeights& w, int layer, int kvLayer, Tensor h,
+                      LinearTap* tap) {
+    const int64_t T = h.rows;
+    const int H = cfg.numHeads, KVH = cfg.numKvHeads, D = cfg.headDim;
+    if (tap) tap->onLinearInput(layer, kQkv, h, b);
+    Tensor qkv = b.alloc(T, int64_t(H + 2 * KVH) * D);  // [T, (H + 2 KVH) D]
     b.linear(qkv, h, *w.qkv);
+    if (w.qNorm) {
+        // Per-head RMSNorm of q and k (Qwen3): a norm of length D over the q (k) columns takes each head.
+        Tensor q = colRange(qkv, 0, int64_t(H) * D), k = colRange(qkv, int64_t(H) * D, int64_t(H + KVH) * D);
+        b.rmsNorm(q, q, *w.qNorm, float(cfg.rmsNormEps));
+        b.rmsNorm(k, k, *w.kNorm, float(cfg.rmsNormEps));
+    }
     b.rope(qkv, H, KVH, D);
     if (tap) tap->onRotatedQkv(layer, qkv, b);
-    Tensor att = b.alloc(T, int64_t(H) * D);                  // [T, H D]
+    Tensor att = b.alloc(T, int64_t(H) * D);  // [T, H D]
     b.attention(att, qkv, kvLayer, H, KVH, D);
-    if (tap) tap->onLinearInput(layer, LinearKind::O, att, b);
-    Tensor o = b.alloc(T, cfg.hiddenSize);                    // [T, hidden]
-    b.linear(o, att, *w.o);
-    b.add(x, o);
+    if (tap) tap->onLinearInput(layer, kO, att, b);
+    Tensor out = b.alloc(T, cfg.hiddenSize);  // [T, hidden]
+    b.linear(out, att, *w.o);
+    return out;
+}
 
-    // MLP block: x += down(silu(gate(norm(x))) * up(norm(x)))
-    b.rmsNorm(h, x, *w.ffnNorm, eps);
-    if (tap) tap->onLinearInput(layer, LinearKind::GateUp, h, b);
-    Tensor gu = b.alloc(T, 2 * int64_t(cfg.intermediateSize));  // [T, 2 F]
+Tensor mlpBlock(Backend& b, const ModelConfig& cfg, const MlpWeights& w, int layer, Tensor h, LinearTap* tap) {
+    const int64_t T = h.rows, F = cfg.intermediateSize;
+    if (tap) tap->onLinearInput(layer, kGateUp, h, b);
+    Tensor gu = b.alloc(T, 2 * F);  // [T, 2 F] gate | up
     b.linear(gu, h, *w.gateUp);
-    Tensor act = b.alloc(T, cfg.intermediateSize);              // [T, F]
+    Tensor act = b.alloc(T, F);     // [T, F]
     b.siluMul(act, gu);
-    if (tap) tap->onLinearInput(layer, LinearKind::Down, act, b);
-    b.linear(o, act, *w.down);
-    b.add(x, o);
+    if (tap) tap->onLinearInput(layer, kDown, act, b);
+    Tensor out = b.alloc(T, cfg.hiddenSize);  // [T, hidden]
+    b.linear(out, act, *w.down);
+    return out;
+}
+
+void decoderLayer(Backend& b, const ModelConfig& cfg, const LayerWeights& w, int layer, int kvLayer, Tensor x,
+                  LinearTap* tap) {
+    const float eps = float(cfg.rmsNormEps);
+    Tensor h = b.alloc(x.rows, cfg.hiddenSize);  // [T, hidden]
+    b.rmsNorm(h, x, *w.attnNorm, eps);
+    b.add(x, attentionBlock(b, cfg, w.attention(), layer, kvLayer, h, tap));
+    b.rmsNorm(h, x, *w.ffnNorm, eps);
+    b.add(x, mlpBlock(b, cfg, w.mlp(), layer, h, tap));
 }
 
 void ropeInvFreq(const ModelConfig& cfg, int contextLen, float* out) {
@@ -94,9 +116,7 @@ Transformer::Transformer(Backend& backend, const ModelSources& src, const Progre
     for (int i = 0; i < n; ++i) {
         report(i + 1, "layer " + std::to_string(i + 1) + " of " + std::to_string(n));
         m_layers.push_back(loadLayer(backend, src.layers[size_t(i)]));
-        const auto& l = m_layers.back();
-        for (const Weight* w : {l.attnNorm.get(), l.qkv.get(), l.o.get(), l.ffnNorm.get(), l.gateUp.get(), l.down.get()})
-            m_weightBytes += w->bytes();
+        m_weightBytes += m_layers.back().bytes();
     }
     report(n + 1, "output head");
     m_finalNorm = backend.loadNorm(*src.finalNorm);
@@ -109,7 +129,7 @@ StepBatch sequenceBatch(const ModelConfig& cfg, int len, const int32_t* tokens) 
     b.tokens.resize(size_t(len));
     b.positions.resize(size_t(len));
     for (int i = 0; i < len; ++i) {
-        b.tokens[size_t(i)] = tokens ? tokens[i] : i;
+        b.tokens[size_t(i)] = tokens ? tokens[i] : 0;
         b.positions[size_t(i)] = i;
     }
     b.seqStart = {0, len};

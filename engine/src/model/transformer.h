@@ -10,8 +10,6 @@
 
 namespace lmw::engine {
 
-enum class LinearKind { Qkv, O, GateUp, Down };
-
 // Sees activations inside the forward pass (AWQ and KV-cache calibration), on the engine thread.
 class LinearTap {
 public:
@@ -21,14 +19,38 @@ public:
     virtual void onRotatedQkv(int /*layer*/, Tensor /*qkv*/, Backend& /*backend*/) {}
 };
 
+// The weights one block computes with (not owned: the quantizer swaps in candidates).
+struct AttentionWeights {
+    const Weight* qkv = nullptr;
+    const Weight* o = nullptr;
+    const Weight* qNorm = nullptr;  // both or neither (config.qkNorm)
+    const Weight* kNorm = nullptr;
+};
+struct MlpWeights {
+    const Weight* gateUp = nullptr;
+    const Weight* down = nullptr;
+};
+
 // A decoder layer's weights, prepared by a backend.
 struct LayerWeights {
-    std::unique_ptr<Weight> attnNorm, qkv, o, ffnNorm, gateUp, down;
+    std::unique_ptr<Weight> attnNorm, qkv, qNorm, kNorm, o, ffnNorm, gateUp, down;
+    AttentionWeights attention() const { return {qkv.get(), o.get(), qNorm.get(), kNorm.get()}; }
+    MlpWeights mlp() const { return {gateUp.get(), down.get()}; }
+    uint64_t bytes() const;
 };
 LayerWeights loadLayer(Backend& backend, const LayerSources& src);
 
-// x[T, hidden] <- layer(x) for the backend's current step (beginStep done). `kvLayer` is the layer
-// index inside the KV cache (the layer's own index in a full model).
+// The two blocks of a decoder layer, from the output h[T, hidden] of the block's norm to what the
+// block adds to the residual stream, [T, hidden]; for the backend's current step (beginStep done).
+// Attention: o(attention(rope(qkNorm(qkv(h))))); stores this step's K and V into the cache's layer
+// `kvLayer` (the layer's own index in a full model).
+Tensor attentionBlock(Backend& backend, const ModelConfig& cfg, const AttentionWeights& w, int layer, int kvLayer,
+                      Tensor h, LinearTap* tap = nullptr);
+// MLP: down(silu(gate(h)) * up(h)).
+Tensor mlpBlock(Backend& backend, const ModelConfig& cfg, const MlpWeights& w, int layer, Tensor h,
+                LinearTap* tap = nullptr);
+
+// x[T, hidden] <- layer(x): x += attentionBlock(norm(x)); x += mlpBlock(norm(x)).
 void decoderLayer(Backend& backend, const ModelConfig& cfg, const LayerWeights& w, int layer, int kvLayer,
                   Tensor x, LinearTap* tap = nullptr);
 
@@ -37,7 +59,7 @@ void decoderLayer(Backend& backend, const ModelConfig& cfg, const LayerWeights& 
 void ropeInvFreq(const ModelConfig& cfg, int contextLen, float* out);
 
 // A one-sequence step of `len` tokens at positions 0..len-1 in blocks 0..ceil(len/64)-1, no logit
-// rows; token ids from `tokens`, or 0..len-1 when null (uploadRows in quantization relies on that).
+// rows; token ids from `tokens`, or all 0 when null (a step whose activations are uploaded, not embedded).
 StepBatch sequenceBatch(const ModelConfig& cfg, int len, const int32_t* tokens = nullptr);
 
 class Transformer {

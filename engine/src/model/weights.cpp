@@ -15,20 +15,23 @@ const TensorRef& expectShape(const TensorStore& store, const std::string& name, 
     return t;
 }
 
-bool isFloat(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
-
 }  // namespace
+
+const char* linearKindName(int kind) {
+    static const char* const names[kLinearKinds] = {"qkv", "o", "gate_up", "down"};
+    return kind >= 0 && kind < kLinearKinds ? names[kind] : "?";
+}
 
 ModelSources loadModelSources(const std::string& dir, const ModelConfig& config) {
     ModelSources m;
     m.config = config;
     m.store = TensorStore::open(dir);
-    if (config.family == "llama" || config.family == "qwen2") {
-        mapLlamaWeights(m);
-    } else if (config.family == "internlm2") {
-        mapInternLM2Weights(m);
-    } else {
-        throw Error(ErrorCode::Unsupported, dir + "/config.json: model family \"" + config.family + "\" is not supported");
+    switch (config.family) {
+        case ModelFamily::Llama:
+        case ModelFamily::Mistral:
+        case ModelFamily::Qwen2:
+        case ModelFamily::Qwen3: mapLlamaWeights(m); break;
+        case ModelFamily::InternLM2: mapInternLM2Weights(m); break;
     }
     return m;
 }

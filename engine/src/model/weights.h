@@ -1,7 +1,7 @@
 #pragma once
-// The canonical view of a model's weights, independent of the checkpoint's naming. Each family
-// file (llama.cpp, internlm2.cpp, qwen2.cpp) maps its tensor names onto this; the forward pass
-// and every backend only ever see these structs.
+// The canonical view of a model's weights, independent of the checkpoint's naming. Each naming
+// (llama.cpp for Llama, Mistral, Qwen2 and Qwen3; internlm2.cpp) maps its tensor names onto this;
+// the forward pass and every backend only ever see these structs.
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,9 +37,18 @@ struct LinearSource {
     std::vector<WeightSegment> biasSegments;  // empty = no bias; src is a 1-D tensor
 };
 
+// The four linears of a decoder layer, in forward order; also the index of per-linear arrays.
+enum LinearKind : int { kQkv = 0, kO, kGateUp, kDown };
+constexpr int kLinearKinds = 4;
+const char* linearKindName(int kind);  // "qkv", "o", "gate_up", "down"
+
 struct LayerSources {
+    const LinearSource& linear(int kind) const { return kind == kQkv ? qkv : kind == kO ? o : kind == kGateUp ? gateUp : down; }
+
     const TensorRef* attnNorm = nullptr;  // [hidden]
     LinearSource qkv;                     // out = (heads + 2*kvHeads) * headDim, order q|k|v, heads in order
+    const TensorRef* qNorm = nullptr;     // [headDim], every q head (config.qkNorm only)
+    const TensorRef* kNorm = nullptr;     // [headDim], every k head (config.qkNorm only)
     LinearSource o;                       // [hidden, heads*headDim]
     const TensorRef* ffnNorm = nullptr;   // [hidden]
     LinearSource gateUp;                  // out = 2*intermediate, order gate|up
@@ -60,7 +69,7 @@ struct ModelSources {
 ModelSources loadModelSources(const std::string& dir, const ModelConfig& config);
 
 // Family mappers (one file each).
-void mapLlamaWeights(ModelSources& m);     // also qwen2 (biases)
+void mapLlamaWeights(ModelSources& m);     // also Mistral, Qwen2 (biases) and Qwen3 (q/k norms)
 void mapInternLM2Weights(ModelSources& m);
 
 // Helpers for the mappers: a dense or AWQ linear from one checkpoint tensor name prefix

@@ -2,20 +2,6 @@
 
 namespace lmw::engine::quant {
 
-Tensor uploadRows(Backend& b, const float* rows, int64_t n, int64_t cols, Upload& holder) {
-    holder.ref = TensorRef{};
-    holder.ref.name = "quantization activations";
-    holder.ref.dtype = DType::F32;
-    holder.ref.shape = {n, cols};
-    holder.ref.data = reinterpret_cast<const uint8_t*>(rows);
-    holder.ref.bytes = size_t(n * cols) * 4;
-    holder.ref.file = "(host memory)";
-    holder.table = b.loadEmbedding(holder.ref);
-    Tensor t = b.alloc(n, cols);
-    b.embed(t, *holder.table);
-    return t;
-}
-
 HostLinear::HostLinear(Backend& b, const float* w, int64_t out, int64_t in, const std::string& name,
                        std::vector<float> bias)
     : biasData(std::move(bias)) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "lmw/error.h"
+#include "model/transformer.h"
 #include "quant/layer_quant.h"
 #include "quant/parallel.h"
 #include "quant/tensor_io.h"
@@ -45,12 +46,15 @@ double LayerErrorModel::error(int k, const std::vector<float>& diff) {
 double LayerErrorModel::run(int k, const float* w, std::vector<float>* store) {
     const LinearStats& st = m_stats[k];
     const int64_t in = st.in;
-    const LinearSource& lin = k == kQkv ? m_src.qkv : k == kO ? m_src.o : k == kGateUp ? m_src.gateUp : m_src.down;
+    const LinearSource& lin = m_src.linear(k);
     const int64_t out = lin.out;
-    const int H = m_cfg.numHeads, KV = m_cfg.numKvHeads, D = m_cfg.headDim;
     const bool attention = k == kQkv && st.seqRowsCount() > 0;
     HostLinear weight(m_b, w, out, in, lin.name + " (candidate)", attention ? m_qkvBias : std::vector<float>{});
-    if (k == kQkv && !m_o) m_o = m_b.loadLinear(m_src.o);
+    if (k == kQkv && !m_o) {
+        m_o = m_b.loadLinear(m_src.o);
+        if (m_src.qNorm) m_qNorm = m_b.loadNorm(*m_src.qNorm);
+        if (m_src.kNorm) m_kNorm = m_b.loadNorm(*m_src.kNorm);
+    }
     if (k == kGateUp && !m_down) m_down = m_b.loadLinear(m_src.down);
 
     // Row pieces: whole sequences for the attention block, chunks of the sampled rows otherwise.
@@ -69,22 +73,15 @@ double LayerErrorModel::run(int k, const float* w, std::vector<float>* store) {
     size_t refPos = 0;
     for (const auto& [rows, len] : pieces) {
         m_b.beginStep(sequenceBatch(m_cfg, len));
-        Upload up;
-        Tensor x = uploadRows(m_b, rows, len, in, up);
-        Tensor y = m_b.alloc(len, out);
-        m_b.linear(y, x, *weight.weight);
-        Tensor result = y;
+        Tensor x = m_b.upload(rows, len, in);
+        Tensor result;
         if (attention) {
-            m_b.rope(y, H, KV, D);
-            Tensor att = m_b.alloc(len, int64_t(H) * D);
-            m_b.attention(att, y, 0, H, KV, D);
-            result = m_b.alloc(len, m_cfg.hiddenSize);
-            m_b.linear(result, att, *m_o);
+            result = attentionBlock(m_b, m_cfg, {weight.weight.get(), m_o.get(), m_qNorm.get(), m_kNorm.get()}, 0, 0, x);
         } else if (k == kGateUp) {
-            Tensor act = m_b.alloc(len, m_cfg.intermediateSize);
-            m_b.siluMul(act, y);
-            result = m_b.alloc(len, m_cfg.hiddenSize);
-            m_b.linear(result, act, *m_down);
+            result = mlpBlock(m_b, m_cfg, {weight.weight.get(), m_down.get()}, 0, x);
+        } else {
+            result = m_b.alloc(len, out);
+            m_b.linear(result, x, *weight.weight);
         }
         m_buf.resize(size_t(result.rows * result.cols));
         m_b.readF32(result, m_buf.data());

@@ -1,7 +1,8 @@
 #pragma once
 // How a candidate quantized weight is scored, on the backend. As AutoAWQ inspects it: qkv by the
-// output of the whole attention block (q/k errors are judged through softmax, v through o), gate_up by
-// the output of the whole MLP, o and down by their own output. Candidates come as diff = W - W_q.
+// output of the whole attention block (q/k errors are judged through q/k norms and softmax, v through
+// o), gate_up by the output of the whole MLP, o and down by their own output. The blocks are the
+// forward pass's own (attentionBlock, mlpBlock). Candidates come as diff = W - W_q.
 #include <memory>
 #include <vector>
 
@@ -47,7 +48,7 @@ private:
     std::vector<float> m_ref[4];  // reference outputs, all rows back to back
     double m_norm[4] = {0, 0, 0, 0};
     std::vector<float> m_qkvBias;  // [out] or empty
-    std::unique_ptr<Weight> m_o, m_down;  // original o / down for the block runs
+    std::unique_ptr<Weight> m_o, m_qNorm, m_kNorm, m_down;  // the block's other weights, as in the model
     std::vector<float> m_buf;
     std::vector<float> m_cand;  // candidate weights W - diff, reused across candidates
 };

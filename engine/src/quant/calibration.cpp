@@ -9,7 +9,6 @@
 #include "lmw/error.h"
 #include "model/transformer.h"
 #include "nlohmann/json.hpp"
-#include "quant/backend_util.h"
 #include "quant/tensor_io.h"
 
 namespace lmw::engine::quant {
@@ -157,7 +156,7 @@ public:
 
     // The column sums run on the backend; only the kept rows travel to the host.
     void onLinearInput(int, LinearKind kind, Tensor in, Backend& b) override {
-        LinearStats& s = m_stats[int(kind)];
+        LinearStats& s = m_stats[kind];
         if (s.in == 0) {
             s.in = in.cols;
             s.sumAbs.assign(size_t(in.cols), 0.0);
@@ -171,7 +170,7 @@ public:
             b.readF32(kept, s.rows.data() + s.nRows * in.cols);
             s.nRows += keptRows;
         }
-        if (keepWhole && kind == LinearKind::Qkv) {
+        if (keepWhole && kind == kQkv) {
             s.seqRows.resize(s.seqRows.size() + size_t(in.rows * in.cols));
             b.readF32(in, s.seqRows.data() + s.seqRows.size() - size_t(in.rows * in.cols));
             s.seqLens.push_back(int(in.rows));
@@ -198,8 +197,7 @@ void runCalibrationLayer(Backend& b, const ModelSources& src, int layer, CalibAc
         for (int t = 0; t < len; ++t)
             if ((acts.offsets[s] + t) % keepEvery == 0) batch.logitRows.push_back(t);
         b.beginStep(batch);
-        Upload up;
-        Tensor x = uploadRows(b, rows, len, hidden, up);
+        Tensor x = b.upload(rows, len, hidden);
         tap.keptRows = int(batch.logitRows.size());
         tap.keepWhole = int(s) < wholeSeqs;
         decoderLayer(b, cfg, w, layer, 0, x, &tap);

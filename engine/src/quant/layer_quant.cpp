@@ -67,9 +67,8 @@ HostLayer readHostLayer(const LayerSources& src) {
     HostLayer h;
     h.attnNorm = readF32(*src.attnNorm);
     h.ffnNorm = readF32(*src.ffnNorm);
-    const LinearSource* lin[4] = {&src.qkv, &src.o, &src.gateUp, &src.down};
-    for (int k = 0; k < 4; ++k) {
-        const LinearSource& l = *lin[k];
+    for (int k = 0; k < kLinearKinds; ++k) {
+        const LinearSource& l = src.linear(k);
         if (l.awq) throw Error(ErrorCode::Unsupported, l.name + ": the model is already AWQ-quantized");
         h.w[k].resize(size_t(l.out * l.in));
         for (const WeightSegment& seg : l.segments)  // in pieces of 64 rows on all cores (f16/bf16 -> f32)

@@ -12,8 +12,6 @@
 
 namespace lmw::engine::quant {
 
-enum LinearIndex { kQkv = 0, kO = 1, kGateUp = 2, kDown = 3 };
-
 // One checkpoint tensor of a (possibly fused) linear, e.g. q_proj inside qkv.
 struct SourcePart {
     std::string prefix;               // "model.layers.0.self_attn.q_proj"

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -13,13 +15,28 @@ void parallelFor(int64_t n, const std::function<void(int64_t)>& f) {
         for (int64_t i = 0; i < n; ++i) f(i);
         return;
     }
+    // An exception escaping a std::thread calls std::terminate: the first one is kept, the other
+    // workers stop taking indices, and it is rethrown here on the caller's thread.
     std::atomic<int64_t> next{0};
-    std::vector<std::thread> pool;
-    for (int64_t t = 0; t < threads; ++t)
-        pool.emplace_back([&] {
+    std::exception_ptr error;
+    std::mutex errorMutex;
+    auto work = [&] {
+        try {
             for (int64_t i; (i = next.fetch_add(1)) < n;) f(i);
-        });
+        } catch (...) {
+            std::lock_guard lock(errorMutex);
+            if (!error) error = std::current_exception();
+            next = n;
+        }
+    };
+    std::vector<std::thread> pool;
+    try {
+        for (int64_t t = 1; t < threads; ++t) pool.emplace_back(work);
+    } catch (...) {  // no thread could be started: the ones running and this one do the work
+    }
+    work();
     for (auto& t : pool) t.join();
+    if (error) std::rethrow_exception(error);
 }
 
 void parallelRanges(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& f) {

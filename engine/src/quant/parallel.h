@@ -6,7 +6,8 @@
 
 namespace lmw::engine::quant {
 
-// Runs f(i) for i in [0, n) on up to hardware_concurrency threads.
+// Runs f(i) for i in [0, n) on up to hardware_concurrency threads (the caller's among them). An
+// exception from f stops the loop and is rethrown here.
 void parallelFor(int64_t n, const std::function<void(int64_t)>& f);
 // Runs f(begin, end) for consecutive ranges of `chunk` indices covering [0, n), on parallelFor.
 void parallelRanges(int64_t n, int64_t chunk, const std::function<void(int64_t begin, int64_t end)>& f);

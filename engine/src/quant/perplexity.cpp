@@ -4,6 +4,7 @@
 
 #include "backend/backend.h"
 #include "lmw/quantize.h"
+#include "lmw/sampling.h"
 #include "lmw/tokenizer.h"
 #include "model/transformer.h"
 #include "model/weights.h"
@@ -43,11 +44,7 @@ Result<PerplexityResult> perplexity(const PerplexityOptions& opts) {
             model.forward(b, logits.data());
             for (int i = 0; i + 1 < len; ++i) {
                 const float* l = logits.data() + size_t(i) * size_t(cfg.vocabSize);
-                double mx = l[0];
-                for (int v = 1; v < cfg.vocabSize; ++v) mx = std::max(mx, double(l[v]));
-                double sum = 0;
-                for (int v = 0; v < cfg.vocabSize; ++v) sum += std::exp(double(l[v]) - mx);
-                nll += -(double(l[b.tokens[size_t(i + 1)]]) - mx - std::log(sum));
+                nll += logSumExp(l, cfg.vocabSize) - double(l[b.tokens[size_t(i + 1)]]);
                 ++r.scoredTokens;
             }
             ++r.windows;

@@ -15,6 +15,7 @@
 #include "backend/backend.h"
 #include "lmw/quantize.h"
 #include "lmw/tokenizer.h"
+#include "model/model_writer.h"
 #include "model/safetensors.h"
 #include "model/weights.h"
 #include "nlohmann/json.hpp"
@@ -33,20 +34,6 @@ using namespace quant;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-const char* kKindNames[4] = {"qkv", "o", "gate_up", "down"};
-
-// Files of a model folder that are not weights or config.json and belong in the output.
-bool copiedFile(const std::string& name) {
-    static const char* exact[] = {"tokenizer.model",    "tokenizer.json",      "tokenizer_config.json",
-                                  "special_tokens_map.json", "added_tokens.json", "generation_config.json",
-                                  "vocab.json",         "merges.txt",          "chat_template.json",
-                                  "chat_template.jinja"};
-    for (const char* e : exact)
-        if (name == e) return true;
-    const std::string ext = fs::path(name).extension().string();
-    return ext == ".py" || ext == ".tiktoken" || name.rfind("LICENSE", 0) == 0;
-}
 
 // Writes tensors in declaration order and checks that order as it goes.
 class OrderedWriter {
@@ -103,10 +90,10 @@ public:
         m_plans.resize(size_t(N));
         for (int i = 0; i < N; ++i) {
             const LayerSources& L = m_src.layers[size_t(i)];
-            const LinearSource* lin[4] = {&L.qkv, &L.o, &L.gateUp, &L.down};
-            for (int k = 0; k < 4; ++k) {
-                if (lin[k]->awq) throw Error(ErrorCode::Unsupported, lin[k]->name + ": the model is already AWQ-quantized");
-                m_plans[size_t(i)][k] = planLinear(*lin[k], m_opts.groupSize);
+            for (int k = 0; k < kLinearKinds; ++k) {
+                const LinearSource& lin = L.linear(k);
+                if (lin.awq) throw Error(ErrorCode::Unsupported, lin.name + ": the model is already AWQ-quantized");
+                m_plans[size_t(i)][k] = planLinear(lin, m_opts.groupSize);
             }
         }
         addPlanNotes();
@@ -212,10 +199,10 @@ private:
                 }
             }
             for (const auto& [reason, n] : kept)
-                m_rep.notes.push_back(std::string(kKindNames[k]) + " kept 16-bit in " + std::to_string(n) + " of " +
+                m_rep.notes.push_back(std::string(linearKindName(k)) + " kept 16-bit in " + std::to_string(n) + " of " +
                                       std::to_string(N) + " layers: " + reason);
             for (const auto& [g, n] : groups)
-                m_rep.notes.push_back(std::string(kKindNames[k]) + " uses group size " + g + " instead of " +
+                m_rep.notes.push_back(std::string(linearKindName(k)) + " uses group size " + g + " instead of " +
                                       std::to_string(m_opts.groupSize) + " in " + std::to_string(n) + " of " +
                                       std::to_string(N) + " layers: the requested group does not divide the input size");
         }
@@ -224,6 +211,7 @@ private:
                                   std::to_string(m_cfg.numHeads / m_cfg.numKvHeads) +
                                   " query heads reading each v channel (so they fold into v_proj)");
         m_rep.notes.push_back("embeddings, norms, biases and the output head are stored as f16");
+        if (m_cfg.qkNorm) m_rep.notes.push_back("q_norm and k_norm (per-head norms after qkv) are stored as f16");
     }
 
     std::vector<SafetensorsWriter::Entry> declare() {
@@ -235,9 +223,10 @@ private:
         };
         dense(m_src.embed);
         for (int i = 0; i < m_cfg.numLayers; ++i) {
-            for (int k = 0; k < 4; ++k) {
-                if (k == kQkv) dense(m_src.layers[size_t(i)].attnNorm);
-                if (k == kGateUp) dense(m_src.layers[size_t(i)].ffnNorm);
+            const LayerSources& L = m_src.layers[size_t(i)];
+            for (int k = 0; k < kLinearKinds; ++k) {
+                if (k == kQkv) dense(L.attnNorm);
+                if (k == kGateUp) dense(L.ffnNorm);
                 const LinearPlan& p = m_plans[size_t(i)][k];
                 for (const SourcePart& sp : p.parts) {
                     const int64_t rows = int64_t(sp.rows.size());
@@ -251,6 +240,11 @@ private:
                         dense(sp.weight);
                     }
                     if (sp.bias) dense(sp.bias);
+                }
+                // Qwen3's q/k norms act after qkv and stay 16-bit (AWQ's scales never reach them).
+                if (k == kQkv && L.qNorm) {
+                    dense(L.qNorm);
+                    dense(L.kNorm);
                 }
             }
         }
@@ -373,10 +367,15 @@ private:
             LayerQuantResult r = quantizeLayer(m_cfg, m_src.layers[size_t(i)], m_plans[size_t(i)].data(), settings,
                                                awq ? stats : nullptr, errors.get());
             errors.reset();
-            for (int k = 0; k < 4; ++k) {
-                if (k == kQkv) putF16(m_src.layers[size_t(i)].attnNorm->name, r.layer.attnNorm);
-                if (k == kGateUp) putF16(m_src.layers[size_t(i)].ffnNorm->name, r.layer.ffnNorm);
+            const LayerSources& L = m_src.layers[size_t(i)];
+            for (int k = 0; k < kLinearKinds; ++k) {
+                if (k == kQkv) putF16(L.attnNorm->name, r.layer.attnNorm);
+                if (k == kGateUp) putF16(L.ffnNorm->name, r.layer.ffnNorm);
                 writeLinear(m_plans[size_t(i)][k], r, k);
+                if (k == kQkv && L.qNorm) {
+                    putDense(*L.qNorm);
+                    putDense(*L.kNorm);
+                }
             }
             lr.layer = i;
             for (int k = 0; k < 4; ++k) lr.linears.push_back(r.report[k]);
@@ -403,7 +402,7 @@ private:
         std::ostringstream s;
         s << "layer " << lr.layer + 1 << " of " << m_cfg.numLayers << " done";
         for (const auto& l : lr.linears)
-            if (l.quantized && l.errorFinal >= 0) s << "; " << kKindNames[&l - lr.linears.data()] << " alpha " << l.alpha;
+            if (l.quantized && l.errorFinal >= 0) s << "; " << linearKindName(int(&l - lr.linears.data())) << " alpha " << l.alpha;
         return s.str();
     }
 
@@ -432,7 +431,7 @@ private:
         if (!out) throw Error(ErrorCode::Io, dir + "/config.json: write failed");
         for (const auto& e : fs::directory_iterator(m_opts.modelDir)) {
             const std::string name = e.path().filename().string();
-            if (!e.is_regular_file() || !copiedFile(name)) continue;
+            if (!e.is_regular_file() || !isSideFile(name)) continue;
             std::error_code ec;
             fs::copy_file(e.path(), fs::path(dir) / name, fs::copy_options::overwrite_existing, ec);
             if (ec) throw Error(ErrorCode::Io, dir + "/" + name + ": cannot copy (" + ec.message() + ")");

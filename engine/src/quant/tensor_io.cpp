@@ -19,11 +19,7 @@ void readRowsF32(const TensorRef& t, int64_t row, int64_t n, float* dst) {
         case DType::F32: std::memcpy(dst, p, size_t(count) * 4); return;
         case DType::F16:
         case DType::BF16:
-            for (int64_t i = 0; i < count; ++i) {
-                uint16_t h;
-                std::memcpy(&h, p + 2 * i, 2);
-                dst[i] = t.dtype == DType::F16 ? halfToFloat(h) : bf16ToFloat(h);
-            }
+            for (int64_t i = 0; i < count; ++i) dst[i] = readElem(p, t.dtype, i);
             return;
         default:
             throw Error(ErrorCode::Unsupported, t.file + ": tensor '" + t.name + "' has dtype " + dtypeName(t.dtype) +

@@ -29,9 +29,15 @@ const char* finishReasonName(FinishReason r) {
 namespace {
 constexpr int kBlockSize = 64;
 
+// As apply_chat_template: the template wrote the special tokens, so none are added (a tokenizer.json
+// post-processor could append an EOS), except a BOS the tokenizer wants and the template did not print.
 std::vector<int32_t> encodeChat(const Tokenizer& tok, const std::string& rendered) {
     const bool hasBos = !tok.bosToken().empty() && rendered.rfind(tok.bosToken(), 0) == 0;
-    return tok.encode(rendered, tok.addBos() && !hasBos);
+    std::vector<int32_t> ids;
+    if (tok.addBos() && !hasBos && tok.bosId() >= 0) ids.push_back(tok.bosId());
+    const std::vector<int32_t> body = tok.encode(rendered, false);
+    ids.insert(ids.end(), body.begin(), body.end());
+    return ids;
 }
 
 double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -176,8 +182,10 @@ std::unique_ptr<Sequence> Engine::Impl::prepare(Request& req, RequestId id, Sink
     if (!invalid.empty()) throw Error(ErrorCode::InvalidArgument, invalid);
     bool chat = !req.messages.empty();
     if (chat) {
+        ChatTemplate::checkKwargs(req.templateKwargs);
         s->tokens = lmw::engine::encodeChat(*tokenizer, chatTemplate->render(req.messages, req.addGenerationPrompt,
-                                                                tokenizer->bosToken(), tokenizer->eosToken()));
+                                                                tokenizer->bosToken(), tokenizer->eosToken(),
+                                                                req.templateKwargs));
     } else if (!req.promptIds.empty()) {
         for (int32_t t : req.promptIds)
             if (t < 0 || t >= info.config.vocabSize)
@@ -213,7 +221,8 @@ void Engine::Impl::finish(Sequence* s, FinishReason reason, const std::string& e
     ev.finish = reason;
     ev.error = error;
     ev.errorCode = code;
-    if (reason == FinishReason::Length || reason == FinishReason::Cancelled) ev.text = s->output->finish();
+    // Text held back for a stop string that never completed belongs to the reply, whatever ended it.
+    if (reason != FinishReason::Error) ev.text = s->output->finish();
     ev.usage = {int(s->promptLen), s->generated()};
     ev.firstTokenSeconds = s->hasFirstToken ? std::chrono::duration<double>(s->firstToken - s->submitted).count() : 0;
     ev.totalSeconds = secondsSince(s->submitted);
@@ -264,8 +273,14 @@ void Engine::Impl::run() {
         if (!scheduler->running().empty() || !scheduler->waiting().empty()) step();
         updateStats();
     }
-    // Shutting down: every request still known gets its final event.
+    // Shutting down: every request still known gets its final event, the refused ones too.
     for (Sequence* s : scheduler->all()) finish(s, FinishReason::Cancelled);
+    std::vector<std::pair<std::unique_ptr<Sequence>, Error>> refused;
+    {
+        std::lock_guard lock(mutex);
+        refused.swap(rejectedInbox);
+    }
+    for (auto& [s, e] : refused) fail(std::move(s), e);
     std::lock_guard lock(mutex);
     for (auto& s : inbox) {
         Event ev;
@@ -339,7 +354,8 @@ void Engine::Impl::step() {
             auto top = Sampler::topLogprobs(row, cfg.vocabSize, std::max(1, s.topLogprobs));
             std::vector<float> raw(row, row + cfg.vocabSize);
             const int32_t tok = s.sampler->sample(row, s.tokens, s.promptLen);
-            TokenLogprob lp{tok, tokenizer->decode({tok}, false), Sampler::logprobOf(raw.data(), cfg.vocabSize, tok), {}};
+            // The token's own bytes: decoding it alone would drop a sentencepiece leading space.
+            TokenLogprob lp{tok, tokenizer->tokenBytes(tok), Sampler::logprobOf(raw.data(), cfg.vocabSize, tok), {}};
             if (s.topLogprobs > 0) lp.top.assign(top.begin(), top.begin() + std::min<size_t>(top.size(), size_t(s.topLogprobs)));
             ev.logprobs.push_back(std::move(lp));
             s.tokens.push_back(tok);
@@ -457,8 +473,11 @@ std::vector<int32_t> Engine::encodeChat(const std::string& rendered) const {
     return lmw::engine::encodeChat(*m->tokenizer, rendered);
 }
 
-std::string Engine::renderChat(const std::vector<ChatMessage>& messages, bool addGenerationPrompt) const {
-    return m->chatTemplate->render(messages, addGenerationPrompt, m->tokenizer->bosToken(), m->tokenizer->eosToken());
+std::string Engine::renderChat(const std::vector<ChatMessage>& messages, bool addGenerationPrompt,
+                               const nlohmann::ordered_json& templateKwargs) const {
+    ChatTemplate::checkKwargs(templateKwargs);
+    return m->chatTemplate->render(messages, addGenerationPrompt, m->tokenizer->bosToken(), m->tokenizer->eosToken(),
+                                   templateKwargs);
 }
 
 }  // namespace lmw::engine

@@ -15,7 +15,7 @@ std::string OutputStream::push(int32_t id, bool& stopped) {
     size_t cut = std::string::npos;
     for (const auto& s : m_stops) cut = std::min(cut, m_pending.find(s));
     if (cut != std::string::npos) {
-        stopped = true;
+        stopped = m_stopped = true;
         std::string out = m_pending.substr(0, cut);
         m_pending.clear();
         return out;
@@ -40,6 +40,7 @@ std::string OutputStream::takeSafe() {
 }
 
 std::string OutputStream::finish() {
+    if (m_stopped) return "";
     std::string out = m_pending + m_decoder.flush();
     m_pending.clear();
     return out;

@@ -15,7 +15,7 @@ public:
     // Text that is final after this id. Sets `stopped` (and drops the stop string and all after it)
     // when a stop string is complete.
     std::string push(int32_t id, bool& stopped);
-    // The held-back rest, at the end of generation (not after a stop string).
+    // The held-back rest, at the end of generation; nothing once a stop string has ended it.
     std::string finish();
 
 private:
@@ -24,6 +24,7 @@ private:
     StreamDecoder m_decoder;
     std::vector<std::string> m_stops;
     std::string m_pending;  // decoded but not emitted yet
+    bool m_stopped = false;  // a stop string was found: what follows it is dropped
 };
 
 }  // namespace lmw::engine

@@ -29,7 +29,8 @@ int32_t argmax(const float* logits, int n) {
     return best;
 }
 
-// log(sum(exp(logits))), stable.
+}  // namespace
+
 double logSumExp(const float* logits, int n) {
     float mx = -std::numeric_limits<float>::infinity();
     for (int i = 0; i < n; ++i)
@@ -41,8 +42,6 @@ double logSumExp(const float* logits, int n) {
     return mx + std::log(sum);
 }
 
-}  // namespace
-
 std::string validate(const SamplingParams& p) {
     if (!inRange(p.temperature, 0.0f, 2.0f)) return "temperature must be between 0 and 2";
     if (!(p.topP > 0.0f && p.topP <= 1.0f)) return "top_p must be greater than 0 and at most 1";
@@ -53,6 +52,8 @@ std::string validate(const SamplingParams& p) {
     if (!inRange(p.presencePenalty, -2.0f, 2.0f)) return "presence_penalty must be between -2 and 2";
     if (!inRange(p.frequencyPenalty, -2.0f, 2.0f)) return "frequency_penalty must be between -2 and 2";
     if (p.maxNewTokens < 1) return "max_tokens must be at least 1";
+    for (const auto& [id, bias] : p.logitBias)
+        if (id < 0 || !inRange(bias, -100.0f, 100.0f)) return "logit_bias must map token ids to values between -100 and 100";
     return {};
 }
 
@@ -67,6 +68,9 @@ Sampler::Sampler(const SamplingParams& params, int vocabSize)
 
 int32_t Sampler::sample(float* logits, const std::vector<int32_t>& history, size_t promptLen) {
     const int n = m_vocab;
+
+    for (const auto& [id, bias] : m_p.logitBias)
+        if (id >= 0 && id < n) logits[id] += bias;
 
     // Repetition penalty (CTRL / HF): every distinct id seen in prompt + output, once.
     if (m_p.repetitionPenalty != 1.0f && !history.empty()) {

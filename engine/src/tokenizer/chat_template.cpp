@@ -33,7 +33,7 @@ public:
     std::string name() const override { return m_name; }
     std::vector<std::string> stopWords() const override { return m_stops; }
     std::string render(const std::vector<ChatMessage>& messages, bool addGenerationPrompt, const std::string& bos,
-                       const std::string&) const override {
+                       const std::string&, const nlohmann::ordered_json&) const override {
         std::string out = m_bos ? bos : "";
         if (messages.empty() || messages[0].role != "system") out += "<|im_start|>system\n" + m_system + "<|im_end|>\n";
         for (const auto& m : messages) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
@@ -53,7 +53,7 @@ public:
     std::string name() const override { return "llama2"; }
     std::vector<std::string> stopWords() const override { return {"</s>"}; }
     std::string render(const std::vector<ChatMessage>& messages, bool, const std::string& bos,
-                       const std::string& eos) const override {
+                       const std::string& eos, const nlohmann::ordered_json&) const override {
         size_t first = 0;
         std::string system;
         if (!messages.empty() && messages[0].role == "system") {
@@ -81,7 +81,7 @@ public:
     std::string name() const override { return "llama3"; }
     std::vector<std::string> stopWords() const override { return {"<|eot_id|>"}; }
     std::string render(const std::vector<ChatMessage>& messages, bool addGenerationPrompt, const std::string& bos,
-                       const std::string&) const override {
+                       const std::string&, const nlohmann::ordered_json&) const override {
         std::string out = messages.empty() ? "" : bos;
         for (const auto& m : messages)
             out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + strip(m.content) + "<|eot_id|>";
@@ -97,7 +97,7 @@ public:
     std::string name() const override { return "mistral"; }
     std::vector<std::string> stopWords() const override { return {"</s>"}; }
     std::string render(const std::vector<ChatMessage>& messages, bool, const std::string& bos,
-                       const std::string& eos) const override {
+                       const std::string& eos, const nlohmann::ordered_json&) const override {
         std::string out = bos, system;
         bool firstUser = true;
         for (const auto& m : messages) {
@@ -122,7 +122,7 @@ public:
     std::string name() const override { return "base"; }
     std::vector<std::string> stopWords() const override { return {}; }
     std::string render(const std::vector<ChatMessage>& messages, bool, const std::string& bos,
-                       const std::string&) const override {
+                       const std::string&, const nlohmann::ordered_json&) const override {
         std::string out = bos;
         for (size_t i = 0; i < messages.size(); ++i) out += (i ? "\n" : "") + messages[i].content;
         return out;
@@ -141,14 +141,19 @@ public:
     std::string name() const override { return m_name; }
     std::vector<std::string> stopWords() const override { return m_stops; }
     std::string render(const std::vector<ChatMessage>& messages, bool addGenerationPrompt, const std::string& bos,
-                       const std::string& eos) const override {
-        nlohmann::json msgs = nlohmann::json::array();
+                       const std::string& eos, const nlohmann::ordered_json& kwargs) const override {
+        checkKwargs(kwargs);
+        jinja::Value msgs = jinja::Value::array();
         for (const auto& m : messages) msgs.push_back({{"role", m.role}, {"content", m.content}});
-        nlohmann::json ctx = {{"messages", msgs},
-                              {"add_generation_prompt", addGenerationPrompt},
-                              {"bos_token", bos},
-                              {"eos_token", eos},
-                              {"tools", nullptr}};
+        // What apply_chat_template passes: the conversation, tools (None unless given), the
+        // special tokens, then the caller's kwargs.
+        jinja::Value ctx = {{"messages", msgs},
+                            {"tools", nullptr},
+                            {"add_generation_prompt", addGenerationPrompt},
+                            {"bos_token", bos},
+                            {"eos_token", eos}};
+        if (kwargs.is_object())
+            for (auto it = kwargs.begin(); it != kwargs.end(); ++it) ctx[it.key()] = it.value();
         return jinja::render(*m_t, ctx);
     }
 
@@ -179,12 +184,24 @@ std::shared_ptr<ChatTemplate> ChatTemplate::builtin(const std::string& name) {
     throw Error(ErrorCode::InvalidArgument, "unknown chat template '" + name + "' (built-in templates: " + joinNames() + ")");
 }
 
+void ChatTemplate::checkKwargs(const nlohmann::ordered_json& kwargs) {
+    if (kwargs.is_null()) return;
+    if (!kwargs.is_object())
+        throw Error(ErrorCode::InvalidArgument,
+                    std::string("chat template kwargs must be a JSON object, not ") + kwargs.type_name());
+    // These have their own request fields; a second way to set them would only conflict.
+    for (const char* reserved : {"messages", "add_generation_prompt"})
+        if (kwargs.contains(reserved))
+            throw Error(ErrorCode::InvalidArgument,
+                        std::string("chat template kwargs cannot set '") + reserved + "' (it is part of the request)");
+}
+
 std::shared_ptr<ChatTemplate> ChatTemplate::fromJinja(const std::string& source, const std::string& name) {
     return std::make_shared<JinjaTemplate>(jinja::parse(source), name);
 }
 
 std::shared_ptr<ChatTemplate> ChatTemplate::select(const std::string& overrideNameOrFile, const std::string& modelJinja,
-                                                   const std::string& family, int vocabSize) {
+                                                   ModelFamily family, int vocabSize) {
     if (!overrideNameOrFile.empty()) {
         for (const auto& n : builtinNames())
             if (n == overrideNameOrFile) return builtin(n);
@@ -204,10 +221,13 @@ std::shared_ptr<ChatTemplate> ChatTemplate::select(const std::string& overrideNa
                                                     "': not a file and not a built-in (" + joinNames() + ")");
     }
     if (!modelJinja.empty()) return fromJinja(modelJinja, "model");
-    if (family == "internlm2") return builtin("internlm2");
-    if (family == "qwen2") return builtin("chatml");
-    if (family == "llama") return builtin(vocabSize >= 128000 ? "llama3" : "llama2");
-    if (family == "mistral") return builtin("mistral");
+    switch (family) {
+        case ModelFamily::InternLM2: return builtin("internlm2");
+        case ModelFamily::Qwen2:
+        case ModelFamily::Qwen3: return builtin("chatml");
+        case ModelFamily::Llama: return builtin(vocabSize >= 128000 ? "llama3" : "llama2");
+        case ModelFamily::Mistral: return builtin("mistral");
+    }
     return builtin("base");
 }
 

@@ -6,7 +6,7 @@
 
 namespace lmw::engine {
 
-std::string renderJinja(const std::string& source, const nlohmann::json& context) {
+std::string renderJinja(const std::string& source, const nlohmann::ordered_json& context) {
     return jinja::render(*jinja::parse(source), context);
 }
 

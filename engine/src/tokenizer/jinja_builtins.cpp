@@ -178,6 +178,27 @@ Value filterBy(const Value& seq, const std::string* attr, const std::vector<Valu
     return out;
 }
 
+// transformers replaces Jinja's tojson with tojson(x, ensure_ascii=False, indent=None,
+// separators=None, sort_keys=False) -> json.dumps(...): its positional order, its defaults.
+JsonFormat tojsonFormat(const std::vector<Value>& args, const Kwargs& kw) {
+    JsonFormat f;
+    if (const Value* a = arg(args, 0, kw, "ensure_ascii")) f.ensureAscii = truthy(*a);
+    if (const Value* ind = arg(args, 1, kw, "indent"); ind && !ind->is_null()) {
+        if (ind->is_string()) f.indent = ind->get<std::string>();
+        else if (ind->is_number_integer()) f.indent = std::string(size_t(std::max<int64_t>(0, ind->get<int64_t>())), ' ');
+        else fail("tojson: indent must be an integer or a string, got " + typeName(*ind));
+        f.itemSeparator = ",";
+    }
+    if (const Value* sep = arg(args, 2, kw, "separators"); sep && !sep->is_null()) {
+        if (!sep->is_array() || sep->size() != 2 || !(*sep)[0].is_string() || !(*sep)[1].is_string())
+            fail("tojson: separators must be a pair of strings");
+        f.itemSeparator = (*sep)[0].get<std::string>();
+        f.keySeparator = (*sep)[1].get<std::string>();
+    }
+    if (const Value* sk = arg(args, 3, kw, "sort_keys")) f.sortKeys = truthy(*sk);
+    return f;
+}
+
 }  // namespace
 
 std::string stripChars(const std::string& s, const Value& chars, char which) {
@@ -194,17 +215,14 @@ std::string stripChars(const std::string& s, const Value& chars, char which) {
 }
 
 Value applyFilter(const std::string& name, const Value& v, const std::vector<Value>& args, const Kwargs& kw) {
-    if (name == "trim") return stripChars(needString(isUndefined(v) ? Value("") : v, "trim"), args.empty() ? Value() : args[0], 'b');
+    if (name == "trim") return stripChars(toString(v), args.empty() ? Value() : args[0], 'b');  // str(value).strip()
     if (name == "length" || name == "count") {
         if (v.is_string()) return codepointCount(v.get_ref<const std::string&>());
         if (v.is_array() || v.is_object()) return v.size();
         if (isUndefined(v) || v.is_null()) return 0;
         fail("object of type '" + typeName(v) + "' has no len()");
     }
-    if (name == "tojson") {
-        const Value* ind = arg(args, 0, kw, "indent");
-        return toJson(v, ind && ind->is_number_integer() ? int(ind->get<int64_t>()) : -1);
-    }
+    if (name == "tojson") return toJson(v, tojsonFormat(args, kw));
     if (name == "upper") return asciiUpper(toString(v));
     if (name == "lower") return asciiLower(toString(v));
     if (name == "capitalize") return capitalize(toString(v));
@@ -322,17 +340,27 @@ Value applyFilter(const std::string& name, const Value& v, const std::vector<Val
         const std::string attr = toString(args[0]);
         return filterBy(v, &attr, args, 1, name == "selectattr");
     }
-    if (name == "sort") {
-        Value list = toList(v);
-        const Value* rev = arg(args, 0, kw, "reverse");
-        const Value* attr = kwarg(kw, "attribute");
+    if (name == "sort" || name == "dictsort") {
+        // sort(reverse=False, case_sensitive=False, attribute=None);
+        // dictsort(case_sensitive=False, by='key', reverse=False). Python's sorted() is stable
+        // in both directions.
+        const bool dict = name == "dictsort";
+        const Value* rev = arg(args, dict ? 2 : 0, kw, "reverse");
+        const Value* cs = arg(args, dict ? 0 : 1, kw, "case_sensitive");
+        const Value* attr = dict ? nullptr : arg(args, 2, kw, "attribute");
+        const Value* by = dict ? arg(args, 1, kw, "by") : nullptr;
+        const bool reverse = rev && truthy(*rev), caseSensitive = cs && truthy(*cs);
+        const size_t field = by && toString(*by) == "value" ? 1 : 0;
+        auto key = [&](const Value& x) {
+            Value k = dict ? x[field] : attr ? attribute(x, toString(*attr)) : x;
+            return !caseSensitive && k.is_string() ? Value(asciiLower(k.get<std::string>())) : k;
+        };
+        Value list = dict ? items(v) : toList(v);
         std::stable_sort(list.begin(), list.end(), [&](const Value& a, const Value& b) {
-            return attr ? lessThan(attribute(a, toString(*attr)), attribute(b, toString(*attr))) : lessThan(a, b);
+            return reverse ? lessThan(key(b), key(a)) : lessThan(key(a), key(b));
         });
-        if (rev && truthy(*rev)) std::reverse(list.begin(), list.end());
         return list;
     }
-    if (name == "dictsort") return items(v);  // json objects are already sorted by key
     if (name == "indent") {
         const Value* width = arg(args, 0, kw, "width");
         const Value* firstLine = arg(args, 1, kw, "first");

@@ -234,6 +234,13 @@ private:
         for (const auto& [k, v] : e.kwargs) kwargs.emplace_back(k, eval(*v));
     }
 
+    // The globals transformers' environment has: Jinja's own and raise_exception, strftime_now.
+    bool isFunction(const std::string& name) const {
+        static const char* const kGlobals[] = {"raise_exception", "strftime_now", "namespace", "dict", "range"};
+        if (m_macros.count(name)) return true;
+        return std::any_of(std::begin(kGlobals), std::end(kGlobals), [&](const char* g) { return name == g; });
+    }
+
     Value callFunction(const Expr& e, const std::string& name) {
         std::vector<Value> args;
         Kwargs kwargs;
@@ -407,6 +414,10 @@ private:
                 return withPosition(e.pos, [&] { return applyFilter(e.name, v, args, kwargs); });
             }
             case Expr::Test: {
+                // Functions are not values here, yet templates ask "strftime_now is defined".
+                if (e.a->kind == Expr::Name && !lookup(e.a->name) && isFunction(e.a->name) &&
+                    (e.name == "defined" || e.name == "undefined" || e.name == "callable"))
+                    return (e.name != "undefined") != e.negate;
                 Value v = eval(*e.a);
                 std::vector<Value> args;
                 Kwargs kwargs;
@@ -471,7 +482,7 @@ private:
 
 }  // namespace
 
-std::string render(const Template& tmpl, const nlohmann::json& context) { return Renderer(tmpl, context).run(); }
+std::string render(const Template& tmpl, const Value& context) { return Renderer(tmpl, context).run(); }
 
 }  // namespace jinja
 }  // namespace lmw::engine

@@ -1,9 +1,11 @@
 #pragma once
 // Internals of the small Jinja2 renderer used for chat templates: tokens, syntax tree, and the
-// three stages (lex -> parse -> evaluate). Values are nlohmann::json; "undefined" is the json
-// `discarded` value, so `is defined` and printing undefined as "" work like Jinja.
+// three stages (lex -> parse -> evaluate). Values are nlohmann::ordered_json (Python dicts keep
+// insertion order, and tojson prints it); "undefined" is the json `discarded` value, so
+// `is defined` and printing undefined as "" work like Jinja.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,7 +14,7 @@
 
 namespace lmw::engine::jinja {
 
-using Value = nlohmann::json;
+using Value = nlohmann::ordered_json;
 
 // ---- tokens ----
 enum class Tok { Text, VarBegin, VarEnd, BlockBegin, BlockEnd, Name, String, Int, Float, Op, Eof };
@@ -75,7 +77,7 @@ struct Template {
 std::shared_ptr<const Template> parse(const std::string& source);
 
 // Renders a parsed template with `context` as the global variables.
-std::string render(const Template& tmpl, const nlohmann::json& context);
+std::string render(const Template& tmpl, const Value& context);
 
 // ---- value helpers (jinja_value.cpp) ----
 inline Value undefined() { return Value(Value::value_t::discarded); }
@@ -84,7 +86,16 @@ bool truthy(const Value& v);
 bool equals(const Value& a, const Value& b);
 std::string toString(const Value& v);  // what {{ v }} prints (Python str())
 std::string repr(const Value& v);      // Python repr(), used inside lists and dicts
-std::string toJson(const Value& v, int indent = -1);  // Python json.dumps(ensure_ascii=False)
+// Python json.dumps(v, ensure_ascii=False, indent=..., separators=..., sort_keys=...): indent
+// null for one line, else the string put before each level (an int n means n spaces).
+struct JsonFormat {
+    std::optional<std::string> indent;
+    std::string itemSeparator = ", ";  // "," when indent is set
+    std::string keySeparator = ": ";
+    bool sortKeys = false;
+    bool ensureAscii = false;  // \uXXXX for everything outside printable ASCII
+};
+std::string toJson(const Value& v, const JsonFormat& format = {});
 std::string typeName(const Value& v);
 // UTF-8 code point helpers: Python strings index and measure code points, not bytes.
 std::vector<size_t> codepointOffsets(const std::string& s);  // start offsets plus s.size() at the end

@@ -1,7 +1,9 @@
 // How Jinja (running on Python) prints, compares and serializes values: str(), repr(), truthiness
-// and json.dumps as Hugging Face's tojson calls it (ensure_ascii=False, ", " and ": " separators).
+// and json.dumps as Hugging Face's tojson calls it.
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 
 #include "tokenizer/jinja_internal.h"
 
@@ -30,9 +32,30 @@ std::string floatString(double d) {
     return s;
 }
 
-void jsonString(const std::string& s, std::string& out) {
+void hexEscape(uint32_t unit, std::string& out) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\u%04x", unit);
+    out += buf;
+}
+
+// json.dumps escapes '"', '\\' and the C0 controls; with ensure_ascii also DEL and every non-ASCII
+// code point (as UTF-16 units).
+void jsonString(const std::string& s, bool ensureAscii, std::string& out) {
     out += '"';
-    for (unsigned char c : s) {
+    for (size_t i = 0; i < s.size(); ++i) {
+        const unsigned char c = s[i];
+        if (ensureAscii && c >= 0x7F) {
+            const int len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+            uint32_t cp = len == 1 ? c : c & (0x3F >> (len - 1));
+            for (int k = 1; k < len && i + 1 < s.size(); ++k) cp = (cp << 6) | (s[++i] & 0x3F);
+            if (cp >= 0x10000) {
+                hexEscape(0xD800 + ((cp - 0x10000) >> 10), out);
+                hexEscape(0xDC00 + ((cp - 0x10000) & 0x3FF), out);
+            } else {
+                hexEscape(cp, out);
+            }
+            continue;
+        }
         switch (c) {
             case '"': out += "\\\""; break;
             case '\\': out += "\\\\"; break;
@@ -42,10 +65,8 @@ void jsonString(const std::string& s, std::string& out) {
             case '\b': out += "\\b"; break;
             case '\f': out += "\\f"; break;
             default:
-                if (c < 0x20 || c == 0x7F) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
+                if (c < 0x20) {
+                    hexEscape(c, out);
                 } else {
                     out += char(c);
                 }
@@ -54,10 +75,11 @@ void jsonString(const std::string& s, std::string& out) {
     out += '"';
 }
 
-void dumpJson(const Value& v, int indent, int depth, std::string& out) {
+void dumpJson(const Value& v, const JsonFormat& f, int depth, std::string& out) {
     auto newline = [&](int d) {
+        if (!f.indent) return;
         out += '\n';
-        out.append(size_t(indent) * d, ' ');
+        for (int i = 0; i < d; ++i) out += *f.indent;
     };
     switch (v.type()) {
         case Value::value_t::null:
@@ -70,21 +92,19 @@ void dumpJson(const Value& v, int indent, int depth, std::string& out) {
             out += std::isnan(d) ? "NaN" : std::isinf(d) ? (d > 0 ? "Infinity" : "-Infinity") : floatString(d);
             break;
         }
-        case Value::value_t::string: jsonString(v.get_ref<const std::string&>(), out); break;
+        case Value::value_t::string: jsonString(v.get_ref<const std::string&>(), f.ensureAscii, out); break;
         case Value::value_t::array: {
             if (v.empty()) {
                 out += "[]";
                 break;
             }
             out += '[';
-            bool first = true;
-            for (const auto& x : v) {
-                if (!first) out += indent >= 0 ? "," : ", ";
-                first = false;
-                if (indent >= 0) newline(depth + 1);
-                dumpJson(x, indent, depth + 1, out);
+            for (size_t i = 0; i < v.size(); ++i) {
+                if (i) out += f.itemSeparator;
+                newline(depth + 1);
+                dumpJson(v[i], f, depth + 1, out);
             }
-            if (indent >= 0) newline(depth);
+            newline(depth);
             out += ']';
             break;
         }
@@ -93,17 +113,19 @@ void dumpJson(const Value& v, int indent, int depth, std::string& out) {
                 out += "{}";
                 break;
             }
+            std::vector<std::pair<const std::string*, const Value*>> members;
+            for (auto it = v.begin(); it != v.end(); ++it) members.emplace_back(&it.key(), &it.value());
+            if (f.sortKeys)
+                std::stable_sort(members.begin(), members.end(), [](auto& a, auto& b) { return *a.first < *b.first; });
             out += '{';
-            bool first = true;
-            for (auto it = v.begin(); it != v.end(); ++it) {
-                if (!first) out += indent >= 0 ? "," : ", ";
-                first = false;
-                if (indent >= 0) newline(depth + 1);
-                jsonString(it.key(), out);
-                out += ": ";
-                dumpJson(it.value(), indent, depth + 1, out);
+            for (size_t i = 0; i < members.size(); ++i) {
+                if (i) out += f.itemSeparator;
+                newline(depth + 1);
+                jsonString(*members[i].first, f.ensureAscii, out);
+                out += f.keySeparator;
+                dumpJson(*members[i].second, f, depth + 1, out);
             }
-            if (indent >= 0) newline(depth);
+            newline(depth);
             out += '}';
             break;
         }
@@ -155,6 +177,21 @@ bool equals(const Value& a, const Value& b) {
     };
     double x, y;
     if (num(a, x) && num(b, y)) return x == y;
+    // Python dicts compare without regard to key order (ordered_json's == would not).
+    if (a.is_object() && b.is_object()) {
+        if (a.size() != b.size()) return false;
+        for (auto it = a.begin(); it != a.end(); ++it) {
+            auto f = b.find(it.key());
+            if (f == b.end() || !equals(it.value(), *f)) return false;
+        }
+        return true;
+    }
+    if (a.is_array() && b.is_array()) {
+        if (a.size() != b.size()) return false;
+        for (size_t i = 0; i < a.size(); ++i)
+            if (!equals(a[i], b[i])) return false;
+        return true;
+    }
     return a == b;
 }
 
@@ -199,9 +236,9 @@ std::string repr(const Value& v) {
     }
 }
 
-std::string toJson(const Value& v, int indent) {
+std::string toJson(const Value& v, const JsonFormat& format) {
     std::string out;
-    dumpJson(v, indent, 0, out);
+    dumpJson(v, format, 0, out);
     return out;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
-// OpenAI-compatible HTTP server on the engine (cpp-httplib inside, no Qt). The GUI and `lmw serve`
-// both use it: the GUI toggles it on the engine it already has loaded, `lmw serve` owns its engine.
+// OpenAI-compatible HTTP server on the engine (an event-driven HTTP/1.1 transport on Boost.Beast
+// and Asio inside, no Qt). The GUI and `lmw serve` both use it: the GUI toggles it on the engine it
+// already has loaded, `lmw serve` owns its engine.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -30,22 +31,45 @@ struct RequestLogEntry {
     double ttftSeconds = 0;     // submit to first token (generation requests only)
     double totalSeconds = 0;    // arrival to last byte handed to the socket
     double tokensPerSecond = 0; // completion tokens / decode time
-    std::string finishReason;   // "stop", "length", "abort", "error", "" for non-generation requests
+    std::string finishReason;   // "stop", "length", "cancelled", "error", "" for non-generation requests
     std::string error;          // error message sent to the client, if any
+    std::string requestId;      // the x-request-id of the answer
 };
 
-// Called from HTTP worker threads, several at once: it must be thread-safe, return quickly and
-// not throw (a GUI should post the entry to its own thread, e.g. with a queued signal).
+// Called from HTTP threads, several at once: it must be thread-safe, return quickly and not throw
+// (a GUI should post the entry to its own thread, e.g. with a queued signal). Text that came from
+// the client (method, endpoint, error) has its control characters escaped already.
 using RequestLogFn = std::function<void(const RequestLogEntry&)>;
 
 struct ServerOptions {
     std::string modelName;                 // id served by /v1/models; empty = the model folder's name
     std::vector<std::string> apiKeys;      // non-empty: /v1/* and /metrics need "Authorization: Bearer <key>"
     std::vector<std::string> allowOrigins; // CORS: exact origins or "*"; empty = no CORS headers
+    // Bound to a loopback address, only requests whose Host is a loopback name (localhost,
+    // 127.x.x.x, [::1]) or one of these are served (DNS rebinding); "*" accepts any Host.
+    std::vector<std::string> allowedHosts;
+
+    // Transport: sizes and deadlines of one connection.
+    size_t headerLimit = 64u << 10;        // request line + headers; larger: 431 (414 for the line)
     size_t bodyLimit = 16u << 20;          // bytes; larger bodies get 413
-    int threads = 0;                       // HTTP worker threads; 0 = max(128, 2 * maxBatchSize)
-    int readTimeoutSeconds = 10;           // a client that stalls mid-request is dropped after this
-    int writeTimeoutSeconds = 10;          // a client that stops reading is dropped (and cancelled)
+    double headTimeoutSeconds = 10;        // a request head must be complete this long after its first byte
+    double bodyTimeoutSeconds = 30;        // and its body this long after the head
+    double keepAliveTimeoutSeconds = 5;    // an idle connection is closed after this
+    double writeTimeoutSeconds = 10;       // a client that stops reading is dropped (and its request cancelled)
+    size_t streamBufferBytes = 16u << 20;  // unsent bytes one stream may queue for a slow reader before it is dropped
+    int maxConnections = 0;                // 0 = as many as file descriptors allow
+    int ioThreads = 2;                     // threads that move bytes
+    int threads = 0;                       // handler threads (parsing, templates, tokenizing); 0 = the cores, >= 2
+    double shutdownGraceSeconds = 2.5;     // stop(): time requests in flight get to finish before they are cancelled
+
+    // Memory bounds of one answer and of all answers in flight (see response_budget.h).
+    int maxChoices = 16;                   // n (times the prompts of a completion); more: 400
+    int maxTopLogprobs = 20;               // top_logprobs / completions logprobs; more: 400
+    size_t maxResponseBytes = 32u << 20;   // a request whose answer could be larger: 400
+    // Answers in flight (whole ones as reserved up front, streams by their unsent bytes) may hold
+    // this much; beyond, new requests get 429 and a stream whose client lags is dropped.
+    size_t maxInflightResponseBytes = 256u << 20;
+
     RequestLogFn requestLog;               // optional, see RequestLogFn
 };
 
@@ -65,8 +89,10 @@ public:
     // Binds host:port (port 0 = any free port) and serves on background threads. Returns the bound
     // port. Ignores SIGPIPE process-wide (a vanished client must not kill the process).
     Result<int> start(const std::string& host, int port, const ServerOptions& options = {});
-    // Cancels requests in flight (streams get a final chunk with finish_reason "abort"), closes the
-    // listening socket and joins the worker threads. Safe to call twice.
+    // Drains, then stops: new requests get 503 and idle connections close at once; requests in
+    // flight get shutdownGraceSeconds to finish, then are cancelled (a stream still ends with a
+    // final chunk, finish_reason "length", and [DONE]); after about one more second every
+    // connection is closed and the threads are joined, whatever the clients do. Safe to call twice.
     void stop();
     bool isRunning() const;
     std::string url() const;  // "http://127.0.0.1:23333" (0.0.0.0 shown as 127.0.0.1)

@@ -42,6 +42,7 @@ void CpuBackend::attention(Tensor out, Tensor qkv, int layer, int heads, int kvH
     if (!m_kv.allocated()) throw Error(ErrorCode::Internal, "cpu attention: allocKvCache was not called");
     const int64_t T = m_batch.numTokens();
     const int64_t qkvCols = int64_t(heads + 2 * kvHeads) * headDim;
+    requireDense("cpu attention", {out, qkv});
     if (qkv.rows != T || qkv.cols != qkvCols || out.rows != T || out.cols != int64_t(heads) * headDim)
         throw Error(ErrorCode::InvalidArgument, "cpu attention: qkv [" + std::to_string(qkv.rows) + ", " +
                                                     std::to_string(qkv.cols) + "], out [" + std::to_string(out.rows) + ", " +

@@ -34,22 +34,6 @@ public:
     std::string name;
 };
 
-float readElem(const uint8_t* p, DType dt, int64_t i) {
-    uint16_t h;
-    switch (dt) {
-        case DType::F32: {
-            float f;
-            std::memcpy(&f, p + 4 * i, 4);
-            return f;
-        }
-        case DType::F16: std::memcpy(&h, p + 2 * i, 2); return halfToFloat(h);
-        case DType::BF16: std::memcpy(&h, p + 2 * i, 2); return bf16ToFloat(h);
-        default: return 0.f;
-    }
-}
-
-bool isFloat(DType dt) { return dt == DType::F32 || dt == DType::F16 || dt == DType::BF16; }
-
 template <class W>
 const W& weightAs(const Weight& w, const char* op) {
     const W* p = dynamic_cast<const W*>(&w);
@@ -61,16 +45,8 @@ const W& weightAs(const Weight& w, const char* op) {
     throw Error(ErrorCode::InvalidArgument, std::string("cpu ") + op + ": " + what);
 }
 
-std::string dims(Tensor t) {
-    std::string s = "[";  // built step by step: GCC 12 warns falsely (-Wrestrict) on "[" + to_string
-    s += std::to_string(t.rows);
-    s += ", ";
-    s += std::to_string(t.cols);
-    s += "]";
-    return s;
-}
-
 float* f(Tensor t) { return static_cast<float*>(t.data); }
+
 
 // Splits `rows` rows into tasks of at least `minRows` so small tensors stay on one thread.
 int64_t rowChunk(int64_t rows, int64_t cols, int threads) {
@@ -196,8 +172,14 @@ Tensor CpuBackend::alloc(int64_t rows, int64_t cols) {
         m_arena.push_back(newArenaChunk(std::max(kArenaChunkFloats, n)));
         chunk = &m_arena.back();
     }
-    Tensor t{chunk->data.get() + chunk->used, rows, cols};
+    Tensor t = denseTensor(chunk->data.get() + chunk->used, rows, cols, 4);
     chunk->used += n;
+    return t;
+}
+
+Tensor CpuBackend::upload(const float* host, int64_t rows, int64_t cols) {
+    Tensor t = alloc(rows, cols);
+    if (rows * cols > 0) std::memcpy(t.data, host, size_t(rows * cols) * 4);
     return t;
 }
 
@@ -206,8 +188,9 @@ Tensor CpuBackend::alloc(int64_t rows, int64_t cols) {
 void CpuBackend::embed(Tensor out, const Weight& table) {
     const auto& e = weightAs<CpuEmbedding>(table, "embed");
     const int64_t T = m_batch.numTokens();
+    requireDense("cpu embed", {out});
     if (out.rows != T || out.cols != e.cols)
-        shapeError("embed", "out is " + dims(out) + ", want [" + std::to_string(T) + ", " + std::to_string(e.cols) + "]");
+        shapeError("embed", "out is " + shapeOf(out) + ", want [" + std::to_string(T) + ", " + std::to_string(e.cols) + "]");
     for (int64_t t = 0; t < T; ++t) {
         const int32_t id = m_batch.tokens[size_t(t)];
         if (id < 0 || id >= e.rows)
@@ -223,36 +206,40 @@ void CpuBackend::embed(Tensor out, const Weight& table) {
 
 void CpuBackend::rmsNorm(Tensor out, Tensor in, const Weight& w, float eps) {
     const auto& v = weightAs<CpuVector>(w, "rmsNorm");
-    if (out.rows != in.rows || out.cols != in.cols || int64_t(v.values.size()) != in.cols)
-        shapeError("rmsNorm", "out " + dims(out) + ", in " + dims(in) + ", weight [" + std::to_string(v.values.size()) + "]");
-    const int64_t n = in.cols;
-    const int64_t chunk = rowChunk(in.rows, n, m_pool.size());
+    const int64_t n = int64_t(v.values.size());
+    if (out.rows != in.rows || out.cols != in.cols || n == 0 || in.cols % n != 0)
+        shapeError("rmsNorm", "out " + shapeOf(out) + ", in " + shapeOf(in) + ", weight [" + std::to_string(n) + "]");
+    const int64_t groups = in.cols / n;
+    const int64_t chunk = rowChunk(in.rows, in.cols, m_pool.size());
     m_pool.parallelFor((in.rows + chunk - 1) / chunk, [&](int64_t task) {
-        for (int64_t r = task * chunk; r < std::min(in.rows, (task + 1) * chunk); ++r) {
-            const float* x = f(in) + r * n;
-            float* y = f(out) + r * n;
-            // The sum of squares in double: HF's f32 reduction is pairwise, this is at least as exact.
-            double ss = 0;
-            for (int64_t i = 0; i < n; ++i) ss += double(x[i]) * double(x[i]);
-            const float mean = float(ss / double(n));
-            const float inv = 1.0f / std::sqrt(mean + eps);
-            for (int64_t i = 0; i < n; ++i) y[i] = v.values[size_t(i)] * (x[i] * inv);
-        }
+        for (int64_t r = task * chunk; r < std::min(in.rows, (task + 1) * chunk); ++r)
+            for (int64_t g = 0; g < groups; ++g) {
+                const float* x = f(in) + r * in.stride + g * n;
+                float* y = f(out) + r * out.stride + g * n;
+                // The sum of squares in double: HF's f32 reduction is pairwise, this is at least as exact.
+                double ss = 0;
+                for (int64_t i = 0; i < n; ++i) ss += double(x[i]) * double(x[i]);
+                const float mean = float(ss / double(n));
+                const float inv = 1.0f / std::sqrt(mean + eps);
+                for (int64_t i = 0; i < n; ++i) y[i] = v.values[size_t(i)] * (x[i] * inv);
+            }
     });
 }
 
 void CpuBackend::linear(Tensor out, Tensor in, const Weight& w) {
     const auto& lin = weightAs<CpuLinear>(w, "linear");
+    requireDense("cpu linear", {out, in});
     if (in.cols != lin.in || out.cols != lin.out || out.rows != in.rows)
-        shapeError("linear", lin.name + ": in " + dims(in) + ", out " + dims(out) + ", weight [" + std::to_string(lin.out) +
+        shapeError("linear", lin.name + ": in " + shapeOf(in) + ", out " + shapeOf(out) + ", weight [" + std::to_string(lin.out) +
                                  ", " + std::to_string(lin.in) + "]");
     cpuLinear(m_pool, lin, f(in), in.rows, f(out));
 }
 
 void CpuBackend::rope(Tensor qkv, int heads, int kvHeads, int headDim) {
     const int64_t T = m_batch.numTokens();
+    requireDense("cpu rope", {qkv});
     if (qkv.rows != T || qkv.cols != int64_t(heads + 2 * kvHeads) * headDim || headDim % 2 != 0)
-        shapeError("rope", "qkv is " + dims(qkv) + " for " + std::to_string(T) + " tokens, " + std::to_string(heads) +
+        shapeError("rope", "qkv is " + shapeOf(qkv) + " for " + std::to_string(T) + " tokens, " + std::to_string(heads) +
                                " + 2*" + std::to_string(kvHeads) + " heads of " + std::to_string(headDim));
     const int half = headDim / 2;
     const int S = m_batch.numSeqs();
@@ -286,8 +273,9 @@ void CpuBackend::rope(Tensor qkv, int heads, int kvHeads, int headDim) {
 
 void CpuBackend::siluMul(Tensor out, Tensor gateUp) {
     const int64_t F = out.cols;
+    requireDense("cpu siluMul", {out, gateUp});
     if (gateUp.rows != out.rows || gateUp.cols != 2 * F)
-        shapeError("siluMul", "out " + dims(out) + ", gateUp " + dims(gateUp));
+        shapeError("siluMul", "out " + shapeOf(out) + ", gateUp " + shapeOf(gateUp));
     const int64_t chunk = rowChunk(out.rows, F, m_pool.size());
     m_pool.parallelFor((out.rows + chunk - 1) / chunk, [&](int64_t task) {
         for (int64_t r = task * chunk; r < std::min(out.rows, (task + 1) * chunk); ++r) {
@@ -300,7 +288,8 @@ void CpuBackend::siluMul(Tensor out, Tensor gateUp) {
 }
 
 void CpuBackend::add(Tensor x, Tensor y) {
-    if (x.rows != y.rows || x.cols != y.cols) shapeError("add", "x " + dims(x) + ", y " + dims(y));
+    requireDense("cpu add", {x, y});
+    if (x.rows != y.rows || x.cols != y.cols) shapeError("add", "x " + shapeOf(x) + ", y " + shapeOf(y));
     const int64_t n = x.rows * x.cols;
     float* a = f(x);
     const float* b = f(y);
@@ -309,21 +298,29 @@ void CpuBackend::add(Tensor x, Tensor y) {
 
 void CpuBackend::gatherRows(Tensor out, Tensor in) {
     const auto& rows = m_batch.logitRows;
+    requireDense("cpu gatherRows", {out, in});
     if (out.rows != int64_t(rows.size()) || out.cols != in.cols)
-        shapeError("gatherRows", "out " + dims(out) + " for " + std::to_string(rows.size()) + " rows of in " + dims(in));
+        shapeError("gatherRows", "out " + shapeOf(out) + " for " + std::to_string(rows.size()) + " rows of in " + shapeOf(in));
     for (size_t i = 0; i < rows.size(); ++i) {
         if (rows[i] < 0 || rows[i] >= in.rows)
-            shapeError("gatherRows", "row " + std::to_string(rows[i]) + " outside in " + dims(in));
+            shapeError("gatherRows", "row " + std::to_string(rows[i]) + " outside in " + shapeOf(in));
         std::memcpy(f(out) + int64_t(i) * out.cols, f(in) + int64_t(rows[i]) * in.cols, size_t(in.cols) * 4);
     }
 }
 
 void CpuBackend::addColumnAbsSums(Tensor t, double* dst) {
+    requireDense("cpu addColumnAbsSums", {t});
     const float* x = f(t);
     for (int64_t r = 0; r < t.rows; ++r)
         for (int64_t c = 0; c < t.cols; ++c) dst[c] += std::fabs(double(x[r * t.cols + c]));
 }
 
-void CpuBackend::readF32(Tensor t, float* dst) { std::memcpy(dst, t.data, size_t(t.rows * t.cols) * 4); }
+void CpuBackend::readF32(Tensor t, float* dst) {
+    if (t.dense()) {
+        std::memcpy(dst, t.data, size_t(t.rows * t.cols) * 4);
+        return;
+    }
+    for (int64_t r = 0; r < t.rows; ++r) std::memcpy(dst + r * t.cols, f(t) + r * t.stride, size_t(t.cols) * 4);
+}
 
 }  // namespace lmw::engine

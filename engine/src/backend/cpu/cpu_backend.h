@@ -27,6 +27,7 @@ public:
 
     void beginStep(const StepBatch& batch) override;
     Tensor alloc(int64_t rows, int64_t cols) override;
+    Tensor upload(const float* host, int64_t rows, int64_t cols) override;
 
     void embed(Tensor out, const Weight& table) override;
     void rmsNorm(Tensor out, Tensor in, const Weight& w, float eps) override;

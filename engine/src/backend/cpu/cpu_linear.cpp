@@ -16,30 +16,6 @@ namespace lmw::engine {
 
 namespace {
 
-
-// ---- element access (the mapping may be unaligned, so scalar reads go through memcpy) ----
-
-float readElem(const uint8_t* p, DType dt, int64_t i) {
-    switch (dt) {
-        case DType::F32: {
-            float f;
-            std::memcpy(&f, p + 4 * i, 4);
-            return f;
-        }
-        case DType::F16: {
-            uint16_t h;
-            std::memcpy(&h, p + 2 * i, 2);
-            return halfToFloat(h);
-        }
-        case DType::BF16: {
-            uint16_t h;
-            std::memcpy(&h, p + 2 * i, 2);
-            return bf16ToFloat(h);
-        }
-        default: return 0.f;
-    }
-}
-
 int32_t readI32(const uint8_t* p, int64_t i) {
     int32_t v;
     std::memcpy(&v, p + 4 * i, 4);
@@ -256,7 +232,6 @@ constexpr int kTileTokens = 4;
     throw Error(ErrorCode::InvalidModel, "linear " + src.name + ": " + what);
 }
 
-bool isFloat(DType dt) { return dt == DType::F32 || dt == DType::F16 || dt == DType::BF16; }
 
 void checkCoverage(const LinearSource& src, const std::vector<WeightSegment>& segs, int64_t n,
                    bool mustCover, const char* what) {

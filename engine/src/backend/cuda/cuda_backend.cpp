@@ -45,8 +45,6 @@ constexpr int64_t kAwqGemmMaxTokens = 64;
     throw Error(ErrorCode::InvalidArgument, "CUDA backend: " + what);
 }
 
-std::string shapeOf(Tensor t) { return "[" + std::to_string(t.rows) + ", " + std::to_string(t.cols) + "]"; }
-
 template <class W>
 const W& as(const Weight& w, const char* op) {
     const W* p = dynamic_cast<const W*>(&w);
@@ -202,11 +200,24 @@ public:
 
     Tensor alloc(int64_t rows, int64_t cols) override {
         if (rows < 0 || cols < 0) badArg("alloc of a negative shape");
-        return Tensor{m_arena->alloc(size_t(rows * cols) * 2), rows, cols};
+        return denseTensor(m_arena->alloc(size_t(rows * cols) * 2), rows, cols, 2);
+    }
+
+    Tensor upload(const float* host, int64_t rows, int64_t cols) override {
+        Tensor t = alloc(rows, cols);
+        const int64_t n = rows * cols;
+        if (n == 0) return t;
+        void* staging = m_arena->alloc(size_t(n) * 4);
+        LMW_CUDA_CHECK(cudaMemcpyAsync(staging, host, size_t(n) * 4, cudaMemcpyHostToDevice, m_stream));
+        LMW_CUDA_CHECK(k::convertToHalf(t.data, staging, k::SrcType::F32, n, m_stream));
+        // The caller may reuse `host` at once, and it may be pinned (then the copy is truly asynchronous).
+        LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+        return t;
     }
 
     void embed(Tensor out, const Weight& table) override {
         const auto& e = as<CudaEmbedding>(table, "embed");
+        requireDense("CUDA backend: embed", {out});
         if (out.rows != m_tokens || out.cols != e.hidden)
             badArg("embed: out " + shapeOf(out) + ", want [" + std::to_string(m_tokens) + ", " + std::to_string(e.hidden) + "]");
         LMW_CUDA_CHECK(k::embeddingGather(out.data, e.table.get(), m_dTokens, int(out.rows), int(out.cols), e.vocab, m_stream));
@@ -214,13 +225,15 @@ public:
 
     void rmsNorm(Tensor out, Tensor in, const Weight& w, float eps) override {
         const auto& n = as<CudaNorm>(w, "rmsNorm");
-        if (out.rows != in.rows || out.cols != in.cols || in.cols != n.n)
+        if (out.rows != in.rows || out.cols != in.cols || n.n == 0 || in.cols % n.n != 0)
             badArg("rmsNorm: out " + shapeOf(out) + ", in " + shapeOf(in) + ", weight [" + std::to_string(n.n) + "]");
-        LMW_CUDA_CHECK(k::rmsNorm(out.data, in.data, n.w.as<float>(), int(in.rows), int(in.cols), eps, m_stream));
+        LMW_CUDA_CHECK(k::rmsNorm(out.data, out.stride, in.data, in.stride, n.w.as<float>(), int(in.rows), int(in.cols),
+                                  int(n.n), eps, m_stream));
     }
 
     void linear(Tensor out, Tensor in, const Weight& w) override {
         const auto& l = as<CudaLinear>(w, "linear");
+        requireDense("CUDA backend: linear", {out, in});
         if (in.cols != l.k || out.cols != l.n || out.rows != in.rows)
             badArg("linear " + l.name + ": in " + shapeOf(in) + ", out " + shapeOf(out) + " for weight [" +
                    std::to_string(l.n) + ", " + std::to_string(l.k) + "]");
@@ -241,6 +254,7 @@ public:
     }
 
     void rope(Tensor qkv, int heads, int kvHeads, int headDim) override {
+        requireDense("CUDA backend: rope", {qkv});
         if (qkv.rows != m_tokens || qkv.cols != int64_t(heads + 2 * kvHeads) * headDim || headDim % 2)
             badArg("rope: qkv " + shapeOf(qkv) + " for " + std::to_string(heads) + "+2*" + std::to_string(kvHeads) +
                    " heads of " + std::to_string(headDim));
@@ -253,6 +267,7 @@ public:
 
     void attention(Tensor out, Tensor qkv, int layer, int heads, int kvHeads, int headDim) override {
         if (!m_kv) badArg("attention before allocKvCache");
+        requireDense("CUDA backend: attention", {out, qkv});
         if (layer < 0 || layer >= m_kvShape.layers || kvHeads != m_kvShape.kvHeads || headDim != m_kvShape.headDim)
             badArg("attention: layer " + std::to_string(layer) + ", " + std::to_string(kvHeads) + " kv heads of " +
                    std::to_string(headDim) + " do not match the KV cache (" + std::to_string(m_kvShape.layers) +
@@ -260,7 +275,7 @@ public:
         if (!k::pagedAttentionSupports(headDim, heads, kvHeads))
             throw Error(ErrorCode::Unsupported, "CUDA attention: head_dim " + std::to_string(headDim) + " with " +
                                                     std::to_string(heads) + "/" + std::to_string(kvHeads) +
-                                                    " heads (need head_dim % 8 == 0, <= 256, heads % kv_heads == 0)");
+                                                    " heads (need an even head_dim <= 256, heads % kv_heads == 0)");
         if (qkv.rows != m_tokens || qkv.cols != int64_t(heads + 2 * kvHeads) * headDim || out.rows != m_tokens ||
             out.cols != int64_t(heads) * headDim)
             badArg("attention: qkv " + shapeOf(qkv) + ", out " + shapeOf(out));
@@ -288,23 +303,27 @@ public:
     }
 
     void siluMul(Tensor out, Tensor gateUp) override {
+        requireDense("CUDA backend: siluMul", {out, gateUp});
         if (gateUp.cols != 2 * out.cols || gateUp.rows != out.rows)
             badArg("siluMul: out " + shapeOf(out) + ", gateUp " + shapeOf(gateUp));
         LMW_CUDA_CHECK(k::siluMul(out.data, gateUp.data, int(out.rows), int(out.cols), m_stream));
     }
 
     void add(Tensor x, Tensor y) override {
+        requireDense("CUDA backend: add", {x, y});
         if (x.rows != y.rows || x.cols != y.cols) badArg("add: x " + shapeOf(x) + ", y " + shapeOf(y));
         LMW_CUDA_CHECK(k::addInPlace(x.data, y.data, x.rows * x.cols, m_stream));
     }
 
     void gatherRows(Tensor out, Tensor in) override {
+        requireDense("CUDA backend: gatherRows", {out, in});
         if (out.rows != m_logitRows || out.cols != in.cols)
             badArg("gatherRows: out " + shapeOf(out) + ", in " + shapeOf(in) + " for " + std::to_string(m_logitRows) + " logit rows");
         LMW_CUDA_CHECK(k::gatherRows(out.data, in.data, m_dLogitRows, int(out.rows), int(out.cols), m_stream));
     }
 
     void addColumnAbsSums(Tensor t, double* dst) override {
+        requireDense("CUDA backend: addColumnAbsSums", {t});
         if (t.cols <= 0) return;
         auto* sums = static_cast<float*>(m_arena->alloc(size_t(t.cols) * 4));
         LMW_CUDA_CHECK(k::columnAbsSums(sums, t.data, int(t.rows), int(t.cols), m_stream));
@@ -315,11 +334,13 @@ public:
     }
 
     void readF32(Tensor t, float* dst) override {
-        const int64_t n = t.rows * t.cols;
-        if (n <= 0) return;
+        if (t.rows <= 0 || t.cols <= 0) return;
+        // A view converts the span of its rows, then copies only its columns out.
+        const int64_t n = (t.rows - 1) * t.stride + t.cols;
         auto* tmp = static_cast<float*>(m_arena->alloc(size_t(n) * 4));
         LMW_CUDA_CHECK(k::convertToFloat(tmp, t.data, k::SrcType::F16, n, m_stream));
-        LMW_CUDA_CHECK(cudaMemcpyAsync(dst, tmp, size_t(n) * 4, cudaMemcpyDeviceToHost, m_stream));
+        LMW_CUDA_CHECK(cudaMemcpy2DAsync(dst, size_t(t.cols) * 4, tmp, size_t(t.stride) * 4, size_t(t.cols) * 4,
+                                         size_t(t.rows), cudaMemcpyDeviceToHost, m_stream));
         LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
     }
 
@@ -332,9 +353,9 @@ private:
                         "kv cache: quant_policy must be 0, 4 or 8, got " + std::to_string(s.quantPolicy));
         if (s.blockSize != 64)
             throw Error(ErrorCode::Unsupported, "CUDA KV cache: block size " + std::to_string(s.blockSize) + " (the kernels use 64)");
-        if (s.headDim % 8 || s.headDim > 256)
+        if (s.headDim % 2 || s.headDim > 256)
             throw Error(ErrorCode::Unsupported, "CUDA KV cache: head_dim " + std::to_string(s.headDim) +
-                                                    " (need a multiple of 8, at most 256)");
+                                                    " (need an even head_dim, at most 256)");
     }
 
     // out[M, N] = in[M, K] * W[N, K]^T in f16 with f32 accumulation. cuBLAS is column-major: this is

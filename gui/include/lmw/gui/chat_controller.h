@@ -30,6 +30,10 @@ public:
     void rename(const QString& id, const QString& title);
     void setSystemPrompt(const QString& id, const QString& prompt);
     void setSampling(const QString& id, const SamplingSettings& s);
+    // Chat template options as JSON object text (Hugging Face's chat_template_kwargs, e.g.
+    // {"enable_thinking": false}); empty text clears them. False, with the reason in *error, when
+    // the text is not such an object (the options stay as they were).
+    bool setTemplateOptions(const QString& id, const QString& json, QString* error = nullptr);
 
     // Appends the user's message and starts the reply. False when it cannot start (no model, busy,
     // empty text); the reason goes to errorOccurred.
@@ -45,7 +49,7 @@ public:
 signals:
     void conversationAdded(const QString& id);
     void conversationRemoved(const QString& id);
-    void conversationChanged(const QString& id);  // title, system prompt or sampling
+    void conversationChanged(const QString& id);  // title, system prompt, sampling or template options
     void messagesReset(const QString& id);        // messages added/removed: redraw all
     void messageUpdated(const QString& id, int index);  // streaming text or stats of one message
     void generatingChanged(const QString& id, bool generating);

@@ -1,12 +1,14 @@
 #pragma once
 // One conversation tab: the message list, the input box (Enter sends, Shift+Enter is a new line,
-// Esc stops), and the side panel with the system prompt and sampling settings.
+// Esc stops), and the side panel with the system prompt, sampling settings and chat template
+// options.
 #include <QTimer>
 #include <QVector>
 #include <QWidget>
 
 class QDoubleSpinBox;
 class QLabel;
+class QLineEdit;
 class QPlainTextEdit;
 class QPushButton;
 class QScrollArea;
@@ -25,6 +27,8 @@ public:
     QString id() const { return m_id; }
 
     QPlainTextEdit* input() const { return m_input; }
+    QLineEdit* templateOptions() const { return m_templateOptions; }
+    QLabel* templateOptionsError() const { return m_templateError; }
     int messageCount() const { return int(m_messages.size()); }
     MessageWidget* messageAt(int i) const { return m_messages.value(i); }
     bool isEditing() const { return m_editing; }
@@ -46,6 +50,7 @@ private:
     void setGenerating(bool on);
     void loadSettings();
     void applySampling();
+    void applyTemplateOptions();
     void scrollToEnd(bool force);
 
     ChatController* m_chat;
@@ -68,6 +73,8 @@ private:
     QSpinBox* m_maxTokens = nullptr;
     QDoubleSpinBox* m_repetition = nullptr;
     QSpinBox* m_seed = nullptr;
+    QLineEdit* m_templateOptions = nullptr;
+    QLabel* m_templateError = nullptr;
 };
 
 }  // namespace lmw::gui

@@ -1,6 +1,6 @@
 #pragma once
-// A chat conversation as the app keeps it: messages, system prompt, sampling settings; JSON on
-// disk, Markdown for export.
+// A chat conversation as the app keeps it: messages, system prompt, sampling settings, chat
+// template options; JSON on disk, Markdown for export.
 #include <QDateTime>
 #include <QJsonObject>
 #include <QString>
@@ -47,6 +47,7 @@ struct Conversation {
     QString title;
     QString systemPrompt;
     SamplingSettings sampling;
+    QJsonObject templateKwargs;  // extra chat template variables (chat_template_kwargs), e.g. enable_thinking
     QVector<ChatMessageRecord> messages;
     QDateTime created;
     QDateTime updated;

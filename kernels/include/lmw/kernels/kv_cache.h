@@ -3,8 +3,8 @@
 //
 // The cache is an array of blocks; a block holds `blockSize` tokens of every layer's K and V.
 // Inside a block, for each layer and each of K, V (in that order) there is one section:
-//   data   [kvHeads][blockSize][dataBytes]   f16 values, or uint8 codes (int8), or packed nibbles (int4:
-//                                            element 2i in the low nibble of byte i)
+//   data   [kvHeads][blockSize][dataBytes]   storedDim() f16 values, or uint8 codes (int8), or packed
+//                                            nibbles (int4: element 2i in the low nibble of byte i)
 //   params [kvHeads][blockSize] half2        (scale, zero) per head and token, quantized caches only
 // Dequantization is x = code * scale + zero (asymmetric, codes 0..255 or 0..15).
 #include <cstdint>
@@ -19,8 +19,12 @@ struct KvLayout {
     int quant = 0;  // 0 = f16, 8 = int8, 4 = int4
 
     // constexpr so device code can call these too (--expt-relaxed-constexpr).
+    // Elements kept per head and token: headDim rounded up to 8, so every cached row is whole vectors of 8
+    // for the attention kernel (head_dim 12 in small models). The padding is never written by kvStore;
+    // attention multiplies it by zero query elements and does not output it.
+    constexpr int storedDim() const { return (headDim + 7) / 8 * 8; }
     constexpr int64_t dataBytesPerToken() const {
-        return quant == 8 ? headDim : quant == 4 ? headDim / 2 : int64_t(headDim) * 2;
+        return quant == 8 ? storedDim() : quant == 4 ? storedDim() / 2 : int64_t(storedDim()) * 2;
     }
     constexpr int64_t paramBytesPerToken() const { return quant == 0 ? 0 : 4; }
     constexpr int64_t sectionBytes() const { return int64_t(kvHeads) * blockSize * (dataBytesPerToken() + paramBytesPerToken()); }

@@ -29,7 +29,7 @@ struct PagedAttentionParams {
     void* workspace = nullptr;  // pagedAttentionWorkspaceBytes(...) bytes, device
 };
 
-// Supported: headDim % 8 == 0, headDim <= 256, heads % kvHeads == 0, layout.blockSize == 64.
+// Supported: headDim even, headDim <= 256, heads % kvHeads == 0, layout.blockSize == 64.
 bool pagedAttentionSupports(int headDim, int heads, int kvHeads);
 size_t pagedAttentionWorkspaceBytes(int numTokens, int heads, int headDim, int maxContext);
 int pagedAttention(const PagedAttentionParams& p, void* stream);

@@ -6,7 +6,11 @@
 
 namespace lmw::kernels {
 
-// out[r, :] = in[r, :] * rsqrt(mean(in[r, :]^2) + eps) * weight (weight f32 [cols]); out may alias in.
-int rmsNorm(void* out, const void* in, const float* weight, int rows, int cols, float eps, void* stream);
+// RMSNorm of every run of n columns (n divides cols; n == cols: whole rows) of in [rows, cols]:
+// out[r, g*n + i] = in[r, g*n + i] * rsqrt(mean(in[r, g*n : (g+1)*n]^2) + eps) * weight[i] (weight f32 [n]).
+// Rows are inStride / outStride elements apart (strided views, e.g. the q heads inside qkv); out may
+// alias in.
+int rmsNorm(void* out, int64_t outStride, const void* in, int64_t inStride, const float* weight, int rows, int cols,
+            int n, float eps, void* stream);
 
 }  // namespace lmw::kernels
