@@ -68,22 +68,20 @@ inline GreedyRun greedyRun(engine::Backend& backend, const std::string& dir, con
 
 struct EngineRun {
     std::vector<int32_t> ids;
+    std::string text;
     engine::FinishReason finish = engine::FinishReason::None;
     std::string error;
 };
 
-// Loads `dir` into an Engine on the CPU (its tokenizer too) and runs one greedy request of `prompt`.
-inline EngineRun engineGreedy(const std::string& dir, const std::vector<int32_t>& prompt, int maxNewTokens,
-                              bool ignoreEos) {
+// Loads `dir` into an Engine on the CPU (its tokenizer too) and runs request `r` greedily.
+inline EngineRun engineGreedy(const std::string& dir, engine::Request r, int maxNewTokens, bool ignoreEos) {
     using namespace lmw::engine;
     EngineConfig c;
     c.modelDir = dir;
     c.backend = "cpu";
     c.threads = 2;
     auto e = Engine::load(c);
-    if (!e) return {{}, FinishReason::Error, e.error().what()};
-    Request r;
-    r.promptIds = prompt;
+    if (!e) return {{}, {}, FinishReason::Error, e.error().what()};
     r.sampling.temperature = 0;
     r.sampling.maxNewTokens = maxNewTokens;
     r.sampling.ignoreEos = ignoreEos;
@@ -91,6 +89,7 @@ inline EngineRun engineGreedy(const std::string& dir, const std::vector<int32_t>
     EngineRun run;
     e.value()->submit(std::move(r), [&](const Event& ev) {
         run.ids.insert(run.ids.end(), ev.tokens.begin(), ev.tokens.end());
+        run.text += ev.text;
         if (ev.final) {
             run.finish = ev.finish;
             run.error = ev.error;
@@ -98,6 +97,13 @@ inline EngineRun engineGreedy(const std::string& dir, const std::vector<int32_t>
         }
     });
     return done.get_future().get();
+}
+
+inline EngineRun engineGreedy(const std::string& dir, const std::vector<int32_t>& prompt, int maxNewTokens,
+                              bool ignoreEos) {
+    engine::Request r;
+    r.promptIds = prompt;
+    return engineGreedy(dir, std::move(r), maxNewTokens, ignoreEos);
 }
 
 }  // namespace lmw::test

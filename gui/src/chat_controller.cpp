@@ -11,20 +11,32 @@ namespace lmw::gui {
 ChatController::ChatController(EngineController* engine, ConversationStore store, QObject* parent)
     : QObject(parent), m_engine(engine), m_store(std::move(store)) {
     connect(m_engine, &EngineController::generationDelta, this,
-            [this](quint64 id, const QString& text, int) { onDelta(id, text); });
+            [this](quint64 id, const QString& text, int tokens) { onDelta(id, text, tokens); });
     connect(m_engine, &EngineController::generationFinished, this, &ChatController::onFinished);
     connect(m_engine, &EngineController::unloaded, this, &ChatController::onEngineGone);
 }
 
 void ChatController::restore() {
     m_conversations = m_store.loadAll();
-    for (const auto& c : m_conversations) emit conversationAdded(c.id);
-    if (m_conversations.isEmpty()) newConversation();
+    for (const auto& c : m_conversations)
+        if (c.open) emit conversationAdded(c.id);
+    if (ids().isEmpty()) newConversation();
 }
 
 QStringList ChatController::ids() const {
     QStringList out;
-    for (const auto& c : m_conversations) out << c.id;
+    for (const auto& c : m_conversations)
+        if (c.open) out << c.id;
+    return out;
+}
+
+QStringList ChatController::closedIds() const {
+    QVector<const Conversation*> closed;
+    for (const auto& c : m_conversations)
+        if (!c.open) closed << &c;
+    std::stable_sort(closed.begin(), closed.end(), [](auto* a, auto* b) { return a->updated > b->updated; });
+    QStringList out;
+    for (auto* c : closed) out << c->id;
     return out;
 }
 
@@ -53,15 +65,32 @@ QString ChatController::newConversation(const QString& title) {
            QUuid::createUuid().toString(QUuid::Id128).left(8);
     c.title = title.isEmpty() ? tr("Chat %1").arg(m_conversations.size() + 1) : title;
     c.created = c.updated = QDateTime::currentDateTime();
-    if (!m_conversations.isEmpty()) {  // a new tab starts from the settings of the last one
-        c.systemPrompt = m_conversations.last().systemPrompt;
-        c.sampling = m_conversations.last().sampling;
-        c.templateKwargs = m_conversations.last().templateKwargs;
-    }
     m_conversations.append(c);
     touchAndSave(m_conversations.last());
     emit conversationAdded(c.id);
     return c.id;
+}
+
+void ChatController::closeConversation(const QString& id) {
+    Conversation* c = find(id);
+    if (!c || !c->open) return;
+    stop(id);  // the reply's final event still finds the conversation and saves it
+    c->open = false;
+    touchAndSave(*c);
+    emit conversationRemoved(id);
+}
+
+bool ChatController::reopenConversation(const QString& id) {
+    Conversation* c = find(id);
+    if (!c || c->open) return false;
+    // Tab order is the conversations' order: a reopened one goes last.
+    Conversation moved = *c;
+    m_conversations.removeIf([&](const Conversation& x) { return x.id == id; });
+    moved.open = true;
+    m_conversations.append(moved);
+    touchAndSave(m_conversations.last());
+    emit conversationAdded(id);
+    return true;
 }
 
 void ChatController::removeConversation(const QString& id) {
@@ -185,7 +214,13 @@ bool ChatController::startReply(const QString& id) {
         emit messageUpdated(id, int(c->messages.size()) - 1);
         return false;
     }
-    m_running.insert(id, {requestId, int(c->messages.size()) - 1, false});
+    Running run;
+    run.requestId = requestId;
+    run.messageIndex = int(c->messages.size()) - 1;
+    run.clock.start();
+    run.promptBudget = m_engine->sessionLength();
+    run.maxTokens = c->sampling.maxTokens;
+    m_running.insert(id, run);
     m_byRequest.insert(requestId, id);
     emit generatingChanged(id, true);
     return true;
@@ -230,12 +265,16 @@ bool ChatController::exportMarkdown(const QString& id, const QString& path) cons
     return c && ConversationStore::exportMarkdown(*c, path);
 }
 
-void ChatController::onDelta(quint64 requestId, const QString& text) {
+void ChatController::onDelta(quint64 requestId, const QString& text, int tokens) {
     auto it = m_byRequest.find(requestId);
     if (it == m_byRequest.end()) return;
     const QString id = *it;
     Conversation* c = find(id);
-    const int index = m_running.value(id).messageIndex;
+    auto run = m_running.find(id);
+    if (run == m_running.end()) return;
+    if (tokens > 0 && run->firstTokenSeconds < 0) run->firstTokenSeconds = run->clock.elapsed() / 1000.0;
+    run->tokens += tokens;
+    const int index = run->messageIndex;
     if (!c || index < 0 || index >= c->messages.size()) return;
     c->messages[index].content += text;
     emit messageUpdated(id, index);
@@ -260,6 +299,10 @@ void ChatController::finishRunning(const QString& id, const GenerationResult& r)
         s.totalSeconds = r.totalSeconds;
         s.tokensPerSecond = r.tokensPerSecond();
         s.finishReason = r.finishReason;
+        // Cut off by the session length, not by Max tokens: say so.
+        if (s.finishReason == QLatin1String("length") && run.promptBudget > 0 &&
+            s.promptTokens + s.completionTokens >= run.promptBudget && s.completionTokens < run.maxTokens)
+            s.finishReason = QStringLiteral("context");
         m.stats = s;
         if (r.finishReason == QLatin1String("error")) m.error = r.error;
         touchAndSave(*c);
@@ -267,15 +310,24 @@ void ChatController::finishRunning(const QString& id, const GenerationResult& r)
     }
     emit generatingChanged(id, false);
     emit generationFinished(id, r);
-    if (r.finishReason == QLatin1String("error"))
+    if (r.contextExceeded)
+        emit contextFull(id, r.error);
+    else if (r.finishReason == QLatin1String("error"))
         emit errorOccurred(tr("The reply failed"), r.error.isEmpty() ? tr("The engine reported an error.") : r.error);
 }
 
 void ChatController::onEngineGone() {
-    GenerationResult r;
-    r.finishReason = QStringLiteral("cancelled");
+    // No final event comes: the stats are what the stream showed (the prompt size is unknown).
     const auto ids = m_running.keys();
-    for (const QString& id : ids) finishRunning(id, r);
+    for (const QString& id : ids) {
+        const Running& run = m_running[id];
+        GenerationResult r;
+        r.finishReason = QStringLiteral("unloaded");
+        r.completionTokens = run.tokens;
+        r.firstTokenSeconds = std::max(0.0, run.firstTokenSeconds);
+        r.totalSeconds = run.clock.elapsed() / 1000.0;
+        finishRunning(id, r);
+    }
 }
 
 }  // namespace lmw::gui

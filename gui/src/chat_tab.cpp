@@ -23,6 +23,7 @@
 #include <QVBoxLayout>
 
 #include "lmw/gui/chat_controller.h"
+#include "lmw/gui/engine_controller.h"
 #include "lmw/gui/message_widget.h"
 
 namespace lmw::gui {
@@ -56,6 +57,11 @@ ChatTab::ChatTab(ChatController* chat, const QString& id, QWidget* parent) : QWi
     m_editBanner->setObjectName(QStringLiteral("banner"));
     m_editBanner->hide();
     lv->addWidget(m_editBanner);
+    m_notice = new QLabel;
+    m_notice->setObjectName(QStringLiteral("warning"));
+    m_notice->setWordWrap(true);
+    m_notice->hide();
+    lv->addWidget(m_notice);
     auto* inputRow = new QHBoxLayout;
     m_input = new QPlainTextEdit;
     m_input->setPlaceholderText(tr("Message the model…"));
@@ -104,6 +110,15 @@ ChatTab::ChatTab(ChatController* chat, const QString& id, QWidget* parent) : QWi
     connect(m_chat, &ChatController::conversationChanged, this, [this](const QString& id) {
         if (id == m_id) loadSettings();
     });
+    connect(m_chat, &ChatController::contextFull, this, [this](const QString& id, const QString& message) {
+        if (id != m_id) return;
+        m_notice->setText(tr("This conversation no longer fits the model's context: %1. Start a new chat (Ctrl+T), "
+                             "or edit your last message to be shorter.")
+                              .arg(message));
+        m_notice->show();
+    });
+    connect(m_chat->engine(), &EngineController::stateChanged, this, &ChatTab::capMaxTokens);
+    capMaxTokens();
     loadSettings();
     rebuild();
     setGenerating(m_chat->isGenerating(m_id));
@@ -128,7 +143,7 @@ QWidget* ChatTab::buildSettings() {
     connect(m_system, &QPlainTextEdit::textChanged, this, [this] {
         if (!m_loading) m_systemTimer.start();
     });
-    connect(&m_systemTimer, &QTimer::timeout, this, [this] { m_chat->setSystemPrompt(m_id, m_system->toPlainText()); });
+    connect(&m_systemTimer, &QTimer::timeout, this, &ChatTab::flushSystemPrompt);
 
     auto* box = new QGroupBox(tr("Sampling"));
     auto* f = new QFormLayout(box);
@@ -195,7 +210,7 @@ void ChatTab::loadSettings() {
     m_temperature->setValue(c->sampling.temperature);
     m_topP->setValue(c->sampling.topP);
     m_topK->setValue(c->sampling.topK);
-    m_maxTokens->setValue(c->sampling.maxTokens);
+    m_maxTokens->setValue(std::min(c->sampling.maxTokens, m_maxTokens->maximum()));
     m_repetition->setValue(c->sampling.repetitionPenalty);
     m_seed->setValue(int(std::clamp<qint64>(c->sampling.seed, -1, std::numeric_limits<int>::max())));
     if (m_templateError->isHidden()) {  // an invalid text being fixed is the user's, not replaced
@@ -204,6 +219,19 @@ void ChatTab::loadSettings() {
                                  : QString::fromUtf8(QJsonDocument(c->templateKwargs).toJson(QJsonDocument::Compact));
         if (m_templateOptions->text() != text && !m_templateOptions->hasFocus()) m_templateOptions->setText(text);
     }
+    m_loading = false;
+}
+
+// A reply can never be longer than the session leaves after the prompt; the field says so.
+void ChatTab::capMaxTokens() {
+    const int session = m_chat->engine()->sessionLength();
+    m_loading = true;  // a smaller model's cap shows, but the conversation keeps its own setting
+    m_maxTokens->setMaximum(session > 1 ? session - 1 : 1 << 20);
+    m_maxTokens->setToolTip(session > 1 ? tr("At most %1: the model's session holds %2 tokens, prompt and reply together.")
+                                              .arg(session - 1)
+                                              .arg(session)
+                                        : QString());
+    if (const Conversation* c = m_chat->conversation(m_id)) m_maxTokens->setValue(std::min(c->sampling.maxTokens, m_maxTokens->maximum()));
     m_loading = false;
 }
 
@@ -235,7 +263,10 @@ void ChatTab::rebuild() {
         auto* w = new MessageWidget;
         connect(w, &MessageWidget::copyRequested, this, [](const QString& t) { QGuiApplication::clipboard()->setText(t); });
         connect(w, &MessageWidget::editRequested, this, &ChatTab::startEditLast);
-        connect(w, &MessageWidget::regenerateRequested, this, [this] { m_chat->regenerate(m_id); });
+        connect(w, &MessageWidget::regenerateRequested, this, [this] {
+            flushSystemPrompt();
+            m_chat->regenerate(m_id);
+        });
         m_list->insertWidget(int(m_messages.size()) + 1, w);  // after the empty-state label
         m_messages.append(w);
     }
@@ -277,9 +308,17 @@ void ChatTab::setGenerating(bool on) {
     }
 }
 
+// The edit is saved after a pause in typing; a reply started before that pause must still use it.
+void ChatTab::flushSystemPrompt() {
+    m_systemTimer.stop();
+    m_chat->setSystemPrompt(m_id, m_system->toPlainText());
+}
+
 void ChatTab::send() {
     const QString text = m_input->toPlainText();
     if (text.trimmed().isEmpty()) return;
+    flushSystemPrompt();
+    m_notice->hide();
     const bool ok = m_editing ? m_chat->editLastUserMessage(m_id, text) : m_chat->send(m_id, text);
     if (ok) {
         m_input->clear();

@@ -29,7 +29,7 @@ ChatView::ChatView(ChatController* chat, QWidget* parent) : QWidget(parent), m_c
     v->addWidget(m_tabs);
 
     connect(m_tabs, &QTabWidget::tabCloseRequested, this, [this](int i) {
-        if (auto* t = qobject_cast<ChatTab*>(m_tabs->widget(i))) m_chat->removeConversation(t->id());
+        if (auto* t = qobject_cast<ChatTab*>(m_tabs->widget(i))) m_chat->closeConversation(t->id());
     });
     connect(m_tabs->tabBar(), &QTabBar::tabBarDoubleClicked, this, [this](int i) {
         if (i < 0) return;
@@ -100,7 +100,7 @@ void ChatView::addTab(const QString& id) {
 void ChatView::newTab() { m_chat->newConversation(); }
 
 void ChatView::closeCurrentTab() {
-    if (auto* t = currentTab()) m_chat->removeConversation(t->id());
+    if (auto* t = currentTab()) m_chat->closeConversation(t->id());
 }
 
 void ChatView::renameCurrentTab() {

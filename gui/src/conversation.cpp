@@ -65,6 +65,7 @@ QJsonObject Conversation::toJson() const {
                   {"updated", updated.toString(Qt::ISODateWithMs)},
                   {"messages", msgs}};
     if (!templateKwargs.isEmpty()) o.insert("template_kwargs", templateKwargs);
+    if (!open) o.insert("open", false);
     return o;
 }
 
@@ -77,6 +78,7 @@ Conversation Conversation::fromJson(const QJsonObject& o) {
     c.templateKwargs = o.value("template_kwargs").toObject();
     c.created = QDateTime::fromString(o.value("created").toString(), Qt::ISODateWithMs);
     c.updated = QDateTime::fromString(o.value("updated").toString(), Qt::ISODateWithMs);
+    c.open = o.value("open").toBool(true);
     for (const auto& v : o.value("messages").toArray()) {
         const QJsonObject m = v.toObject();
         ChatMessageRecord r;

@@ -200,6 +200,8 @@ lmw::engine::RequestId EngineController::submit(lmw::engine::Request request) {
             GenerationResult r;
             r.finishReason = QString::fromLatin1(lmw::engine::finishReasonName(e.finish));
             r.error = QString::fromStdString(e.error);
+            r.contextExceeded = e.finish == lmw::engine::FinishReason::Error &&
+                                e.errorCode == lmw::ErrorCode::ContextLengthExceeded;
             r.promptTokens = e.usage.promptTokens;
             r.completionTokens = e.usage.completionTokens;
             r.firstTokenSeconds = e.firstTokenSeconds;
@@ -219,6 +221,8 @@ lmw::engine::RequestId EngineController::submit(lmw::engine::Request request) {
     ++m_active;
     return m_engine->submit(std::move(request), sink);
 }
+
+int EngineController::sessionLength() const { return isReady() && m_engine ? m_engine->sessionLen() : 0; }
 
 void EngineController::cancel(lmw::engine::RequestId id) {
     if (m_engine && id) m_engine->cancel(id);

@@ -6,6 +6,7 @@
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QListWidget>
+#include <QLocale>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QStackedWidget>
@@ -132,6 +133,25 @@ void MainWindow::buildMenus() {
         m_chatView->newTab();
     });
     chat->addAction(tr("&Close chat"), QKeySequence(Qt::CTRL | Qt::Key_W), m_chatView, &ChatView::closeCurrentTab);
+    chat->addAction(tr("Reopen closed chat"), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_T), this, [this] {
+        const QStringList closed = m_chat->closedIds();
+        if (closed.isEmpty()) return;
+        showView(ChatPage);
+        m_chat->reopenConversation(closed.first());
+    });
+    QMenu* recent = chat->addMenu(tr("Closed chats"));
+    connect(chat, &QMenu::aboutToShow, this, [this, recent] {
+        recent->clear();
+        for (const QString& id : m_chat->closedIds().mid(0, 20)) {
+            const Conversation* c = m_chat->conversation(id);
+            recent->addAction(QStringLiteral("%1 — %2").arg(c->title, QLocale().toString(c->updated, QLocale::ShortFormat)),
+                              this, [this, id] {
+                                  showView(ChatPage);
+                                  m_chat->reopenConversation(id);
+                              });
+        }
+        recent->setEnabled(!recent->isEmpty());
+    });
     chat->addAction(tr("&Rename chat…"), QKeySequence(Qt::Key_F2), m_chatView, &ChatView::renameCurrentTab);
     chat->addAction(tr("&Export as Markdown…"), this, [this] {
         if (auto* t = m_chatView->currentTab()) t->exportMarkdown();

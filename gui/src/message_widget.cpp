@@ -85,13 +85,19 @@ void MessageWidget::setMessage(const ChatMessageRecord& m, bool streaming) {
     QString stats;
     if (m.stats) {
         const auto& s = *m.stats;
-        stats = tr("%1 tokens · %2 tok/s · first token %3 s · prompt %4 tokens")
-                    .arg(s.completionTokens)
-                    .arg(s.tokensPerSecond, 0, 'f', 1)
-                    .arg(s.firstTokenSeconds, 0, 'f', 2)
-                    .arg(s.promptTokens);
-        if (s.finishReason == QLatin1String("cancelled")) stats += tr(" · stopped");
-        else if (s.finishReason == QLatin1String("length")) stats += tr(" · hit max tokens");
+        auto count = [](int n) { return n == 1 ? tr("1 token") : tr("%1 tokens").arg(n); };
+        // Only the figures that were measured: no speed from one token, no first-token time
+        // before the first token, no prompt size when the model went away before reporting it.
+        QStringList parts{count(s.completionTokens)};
+        if (s.completionTokens > 1 && s.tokensPerSecond > 0) parts << tr("%1 tok/s").arg(s.tokensPerSecond, 0, 'f', 1);
+        if (s.completionTokens > 0 && s.firstTokenSeconds > 0)
+            parts << tr("first token %1 s").arg(s.firstTokenSeconds, 0, 'f', 2);
+        if (s.promptTokens > 0) parts << tr("prompt %1").arg(count(s.promptTokens));
+        if (s.finishReason == QLatin1String("cancelled")) parts << tr("stopped");
+        else if (s.finishReason == QLatin1String("unloaded")) parts << tr("stopped: the model was unloaded");
+        else if (s.finishReason == QLatin1String("length")) parts << tr("hit max tokens");
+        else if (s.finishReason == QLatin1String("context")) parts << tr("cut off: the context is full");
+        stats = parts.join(QStringLiteral(" · "));
     } else if (streaming) {
         stats = tr("generating…");
     }

@@ -15,6 +15,7 @@
 #include "lmw/engine.h"
 #include "lmw/quantize.h"
 #include "model/safetensors.h"
+#include "greedy_run.h"
 #include "test_util.h"
 
 using namespace lmw;
@@ -71,31 +72,13 @@ Dequantized dequantizeAwq(const TensorStore& s, const std::string& prefix) {
     return d;
 }
 
-struct Generated {
-    std::vector<int32_t> ids;
-    std::string text;
-};
-
-Generated greedy(const std::string& dir, const std::string& prompt, int n) {
-    EngineConfig c;
-    c.modelDir = dir;
-    c.backend = "cpu";
-    c.threads = 2;
-    auto e = Engine::load(c);
-    if (!e) qFatal("load %s failed: %s", dir.c_str(), e.error().what());
+// A greedy continuation of prompt text on the CPU, EOS ignored.
+test::EngineRun greedy(const std::string& dir, const std::string& prompt, int n) {
     Request r;
     r.prompt = prompt;
-    r.sampling.temperature = 0;
-    r.sampling.maxNewTokens = n;
-    r.sampling.ignoreEos = true;
-    std::promise<Generated> done;
-    Generated g;
-    e.value()->submit(std::move(r), [&](const Event& ev) {
-        g.ids.insert(g.ids.end(), ev.tokens.begin(), ev.tokens.end());
-        g.text += ev.text;
-        if (ev.final) done.set_value(g);
-    });
-    return done.get_future().get();
+    test::EngineRun run = test::engineGreedy(dir, std::move(r), n, true);
+    if (!run.error.empty()) qFatal("greedy on %s failed: %s", dir.c_str(), run.error.c_str());
+    return run;
 }
 
 double ppl(const std::string& dir) {
@@ -298,8 +281,8 @@ private slots:
 
     void quantizedModelGenerates() {
         const std::string prompt = "Once upon a time";
-        const Generated base = greedy(test::modelDir(), prompt, 48);
-        const Generated awq = greedy(m_awq, prompt, 48);
+        const test::EngineRun base = greedy(test::modelDir(), prompt, 48);
+        const test::EngineRun awq = greedy(m_awq, prompt, 48);
         qInfo("16-bit: %s", base.text.c_str());
         qInfo("AWQ:    %s", awq.text.c_str());
         QCOMPARE(awq.ids.size(), size_t(48));

@@ -47,6 +47,9 @@ struct Request {
     // chat only: extra chat template variables (Hugging Face's chat_template_kwargs, e.g.
     // {"enable_thinking": false}); null or an object, see ChatTemplate::checkKwargs.
     nlohmann::ordered_json templateKwargs;
+    // Special-token text in the prompt text or message contents: AsText (client text, as OpenAI
+    // does) or Parse. The chat template's own markup always gives the real special tokens.
+    SpecialTokens specialTokens = SpecialTokens::AsText;
     SamplingParams sampling;
     int topLogprobs = -1;              // -1: no logprobs; >= 0: chosen token's logprob + that many alternatives
 };
@@ -122,11 +125,14 @@ public:
     const Tokenizer& tokenizer() const;
     const ChatTemplate& chatTemplate() const;
     int sessionLen() const;
+    // plainSpans non-null: message contents are client text; where their special-token text landed
+    // in the result is stored there (see runtime/chat_prompt.cpp), for encodeChat.
     std::string renderChat(const std::vector<ChatMessage>& messages, bool addGenerationPrompt = true,
-                           const nlohmann::ordered_json& templateKwargs = nullptr) const;
+                           const nlohmann::ordered_json& templateKwargs = nullptr,
+                           std::vector<TextSpan>* plainSpans = nullptr) const;
     // Token ids of a rendered chat prompt, as a chat request is encoded: BOS per tokenizer_config
-    // unless the template already printed the BOS text.
-    std::vector<int32_t> encodeChat(const std::string& rendered) const;
+    // unless the template already printed the BOS text; special tokens in plainSpans are text.
+    std::vector<int32_t> encodeChat(const std::string& rendered, const std::vector<TextSpan>& plainSpans = {}) const;
 
     struct Impl;
 

@@ -12,6 +12,16 @@
 
 namespace lmw::engine {
 
+// What encode() does with special-token text (e.g. "<|im_end|>", "</s>") written in its input:
+// Parse makes it the special id; AsText encodes it as ordinary text, as OpenAI does with client
+// text (transformers' split_special_tokens). Added tokens that are not special are matched either way.
+enum class SpecialTokens { Parse, AsText };
+
+// A byte range [begin, end) of a text.
+struct TextSpan {
+    size_t begin = 0, end = 0;
+};
+
 // Where a decode is in its text: the leading-space rules of a tokenizer depend on what came before.
 struct DecodeState {
     bool atStart = true;  // no text decoded yet (sentencepiece: since the last special token)
@@ -32,10 +42,17 @@ public:
     // e.g. "tokenizer.json (byte-level BPE)" or "tokenizer.model (sentencepiece)".
     virtual std::string kind() const = 0;
 
-    // Text -> ids. Special and added tokens written in the text become their ids.
+    // Text -> ids. Added tokens written in the text become their ids; special ones only with Parse.
     // addBos: add the tokens the tokenizer puts around a text (sentencepiece: BOS; tokenizer.json:
     // its post-processor template, e.g. <|begin_of_text|>); nullopt = the tokenizer's default.
-    virtual std::vector<int32_t> encode(const std::string& text, std::optional<bool> addBos = std::nullopt) const = 0;
+    std::vector<int32_t> encode(const std::string& text, std::optional<bool> addBos = std::nullopt,
+                                SpecialTokens special = SpecialTokens::Parse) const;
+    // encode() with Parse, except that a special token overlapping one of `plain` (sorted, disjoint
+    // byte ranges of text) is encoded as text: a rendered chat prompt whose message contents are plain.
+    virtual std::vector<int32_t> encodeWithPlainSpans(const std::string& text, std::optional<bool> addBos,
+                                                      const std::vector<TextSpan>& plain) const = 0;
+    // The texts of the special tokens encode() parses ("<|im_end|>", "</s>", ...), longest first.
+    virtual std::vector<std::string> specialTokenTexts() const = 0;
     // Ids -> text (special tokens dropped when skipSpecial; unknown ids ignored).
     std::string decode(const std::vector<int32_t>& ids, bool skipSpecial = true) const;
 

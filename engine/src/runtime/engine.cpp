@@ -11,6 +11,7 @@
 #include "backend/backend.h"
 #include "model/transformer.h"
 #include "model/weights.h"
+#include "runtime/chat_prompt.h"
 #include "runtime/scheduler.h"
 
 namespace lmw::engine {
@@ -28,17 +29,6 @@ const char* finishReasonName(FinishReason r) {
 
 namespace {
 constexpr int kBlockSize = 64;
-
-// As apply_chat_template: the template wrote the special tokens, so none are added (a tokenizer.json
-// post-processor could append an EOS), except a BOS the tokenizer wants and the template did not print.
-std::vector<int32_t> encodeChat(const Tokenizer& tok, const std::string& rendered) {
-    const bool hasBos = !tok.bosToken().empty() && rendered.rfind(tok.bosToken(), 0) == 0;
-    std::vector<int32_t> ids;
-    if (tok.addBos() && !hasBos && tok.bosId() >= 0) ids.push_back(tok.bosId());
-    const std::vector<int32_t> body = tok.encode(rendered, false);
-    ids.insert(ids.end(), body.begin(), body.end());
-    return ids;
-}
 
 double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 }  // namespace
@@ -183,16 +173,18 @@ std::unique_ptr<Sequence> Engine::Impl::prepare(Request& req, RequestId id, Sink
     bool chat = !req.messages.empty();
     if (chat) {
         ChatTemplate::checkKwargs(req.templateKwargs);
-        s->tokens = lmw::engine::encodeChat(*tokenizer, chatTemplate->render(req.messages, req.addGenerationPrompt,
-                                                                tokenizer->bosToken(), tokenizer->eosToken(),
-                                                                req.templateKwargs));
+        std::vector<TextSpan> plain;
+        const bool asText = req.specialTokens == SpecialTokens::AsText;
+        const std::string rendered = renderChatPrompt(*chatTemplate, *tokenizer, req.messages, req.addGenerationPrompt,
+                                                      req.templateKwargs, asText ? &plain : nullptr);
+        s->tokens = lmw::engine::encodeChat(*tokenizer, rendered, plain);
     } else if (!req.promptIds.empty()) {
         for (int32_t t : req.promptIds)
             if (t < 0 || t >= info.config.vocabSize)
                 throw Error(ErrorCode::InvalidArgument, "prompt token id " + std::to_string(t) + " is out of the vocabulary");
         s->tokens = req.promptIds;
     } else if (!req.prompt.empty()) {
-        s->tokens = tokenizer->encode(req.prompt);
+        s->tokens = tokenizer->encode(req.prompt, std::nullopt, req.specialTokens);
     }
     if (s->tokens.empty()) throw Error(ErrorCode::InvalidArgument, "the prompt is empty");
     s->promptLen = s->tokens.size();
@@ -469,15 +461,14 @@ const Tokenizer& Engine::tokenizer() const { return *m->tokenizer; }
 const ChatTemplate& Engine::chatTemplate() const { return *m->chatTemplate; }
 int Engine::sessionLen() const { return m->sessionLen; }
 
-std::vector<int32_t> Engine::encodeChat(const std::string& rendered) const {
-    return lmw::engine::encodeChat(*m->tokenizer, rendered);
+std::vector<int32_t> Engine::encodeChat(const std::string& rendered, const std::vector<TextSpan>& plainSpans) const {
+    return lmw::engine::encodeChat(*m->tokenizer, rendered, plainSpans);
 }
 
 std::string Engine::renderChat(const std::vector<ChatMessage>& messages, bool addGenerationPrompt,
-                               const nlohmann::ordered_json& templateKwargs) const {
+                               const nlohmann::ordered_json& templateKwargs, std::vector<TextSpan>* plainSpans) const {
     ChatTemplate::checkKwargs(templateKwargs);
-    return m->chatTemplate->render(messages, addGenerationPrompt, m->tokenizer->bosToken(), m->tokenizer->eosToken(),
-                                   templateKwargs);
+    return renderChatPrompt(*m->chatTemplate, *m->tokenizer, messages, addGenerationPrompt, templateKwargs, plainSpans);
 }
 
 }  // namespace lmw::engine

@@ -45,6 +45,15 @@ void AddedTokens::build(FunctionRef<std::string(const std::string&)> normalize, 
     }
 }
 
+std::vector<std::string> AddedTokens::specialTexts() const {
+    std::vector<std::string> out;
+    if (m_skipSpecial) return out;
+    for (const AddedToken& t : m_tokens)
+        if (t.special && !t.content.empty()) out.push_back(t.content);
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+    return out;
+}
+
 const AddedToken* AddedTokens::byId(int32_t id) const {
     auto it = m_byId.find(id);
     return it == m_byId.end() ? nullptr : &m_tokens[it->second];
@@ -90,7 +99,7 @@ int32_t AddedTokens::Trie::longest(std::string_view text, size_t at, size_t& end
 }
 
 void AddedTokens::split(std::string_view text, bool normalizedSet, FunctionRef<void(size_t, size_t)> onText,
-                        FunctionRef<void(int32_t)> onToken) const {
+                        FunctionRef<void(int32_t)> onToken, FunctionRef<bool(size_t, size_t)> specialAllowed) const {
     const Trie& trie = normalizedSet ? m_normalized : m_raw;
     size_t startOffset = 0;
     if (!trie.nodes.empty()) {
@@ -109,7 +118,7 @@ void AddedTokens::split(std::string_view text, bool normalizedSet, FunctionRef<v
             const AddedToken& t = m_tokens[ti];
             size_t start = pos;
             pos = stop;  // the library's match iterator goes on after the match, kept or not
-            if (m_skipSpecial && t.special) continue;
+            if (t.special && (m_skipSpecial || !specialAllowed(start, stop))) continue;
             size_t prev = 0;
             if (t.singleWord) {
                 const bool spaceBefore = start == 0 || !utf8::isWordChar(charBefore(text, start, prev));

@@ -36,9 +36,11 @@ public:
     int32_t maxId() const { return m_maxId; }
 
     // Cuts text at the tokens of one matcher: onText(start, end) for the text between (non-empty),
-    // onToken(id) for each token, in order.
+    // onToken(id) for each token, in order. A special token matched at [start, end) is kept only
+    // when specialAllowed(start, end) (else it is text, as with split_special_tokens).
     void split(std::string_view text, bool normalizedSet, FunctionRef<void(size_t, size_t)> onText,
-               FunctionRef<void(int32_t)> onToken) const;
+               FunctionRef<void(int32_t)> onToken, FunctionRef<bool(size_t, size_t)> specialAllowed) const;
+    std::vector<std::string> specialTexts() const;  // contents of the special tokens split() can keep
 
 private:
     struct Trie {

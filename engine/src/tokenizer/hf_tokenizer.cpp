@@ -31,7 +31,9 @@ public:
     HfTokenizer(const std::string& path, const TokenizerConfig& cfg);
 
     std::string kind() const override { return m_kind; }
-    std::vector<int32_t> encode(const std::string& text, std::optional<bool> addBos) const override;
+    std::vector<int32_t> encodeWithPlainSpans(const std::string& text, std::optional<bool> addBos,
+                                              const std::vector<TextSpan>& plain) const override;
+    std::vector<std::string> specialTokenTexts() const override { return m_added.specialTexts(); }
     int vocabSize() const override { return m_vocabSize; }
     bool isSpecial(int32_t id) const override {
         const AddedToken* t = m_added.byId(id);
@@ -265,14 +267,22 @@ void HfTokenizer::giveBack(std::unique_ptr<EncodeState> s) const {
     if (m_pool.size() < kMaxPooled) m_pool.push_back(std::move(s));
 }
 
-std::vector<int32_t> HfTokenizer::encode(const std::string& input, std::optional<bool> addBos) const {
-    // Text from outside may be broken UTF-8; the library only ever sees valid strings.
+std::vector<int32_t> HfTokenizer::encodeWithPlainSpans(const std::string& input, std::optional<bool> addBos,
+                                                       const std::vector<TextSpan>& plainSpans) const {
+    // Text from outside may be broken UTF-8; the library only ever sees valid strings. Repairing
+    // moves byte offsets, so then every special token is text wherever any span asks for it.
     std::string repaired;
     std::string_view text = input;
+    std::vector<TextSpan> allPlain;
+    const std::vector<TextSpan>* plain = &plainSpans;
     if (!utf8::isValid(text)) {
         repaired = utf8::sanitize(text, utf8::Lossy::PerSubpart);
         text = repaired;
+        if (!plainSpans.empty()) plain = &(allPlain = {TextSpan{0, text.size()}});
     }
+    // Offsets in a normalized segment are not the raw text's: a special token matched there is
+    // text when its raw segment overlaps a plain span at all.
+    auto rawAllows = [&](size_t s, size_t e) { return !overlapsAny(*plain, s, e); };
     std::unique_ptr<EncodeState> state = takeState();
     EncodeState& st = *state;
     const bool special = addBos.value_or(true);  // transformers' add_special_tokens=True
@@ -291,10 +301,12 @@ std::vector<int32_t> HfTokenizer::encode(const std::string& input, std::optional
         std::string_view seg = text.substr(start, end - start);
         if (m_normalizer) seg = m_normalizer->apply(seg, st.normalized);
         if (seg.empty()) return;
-        m_added.split(seg, true, [&](size_t s, size_t e) { piece(seg.substr(s, e - s), atOrigin && s == 0); }, token);
+        const bool segAllows = rawAllows(start, end);
+        m_added.split(seg, true, [&](size_t s, size_t e) { piece(seg.substr(s, e - s), atOrigin && s == 0); }, token,
+                      [&](size_t, size_t) { return segAllows; });
     };
     try {
-        m_added.split(text, false, segment, token);
+        m_added.split(text, false, segment, token, rawAllows);
     } catch (...) {
         giveBack(std::move(state));
         throw;

@@ -31,7 +31,9 @@ public:
     SpTokenizer(const std::string& modelPath, const TokenizerConfig& cfg);
 
     std::string kind() const override { return "tokenizer.model (sentencepiece)"; }
-    std::vector<int32_t> encode(const std::string& text, std::optional<bool> addBos) const override;
+    std::vector<int32_t> encodeWithPlainSpans(const std::string& text, std::optional<bool> addBos,
+                                              const std::vector<TextSpan>& plain) const override;
+    std::vector<std::string> specialTokenTexts() const override;
     int vocabSize() const override { return m_vocab; }
     bool isSpecial(int32_t id) const override;
     std::optional<int32_t> tokenId(const std::string& token) const override { return pieceId(token); }
@@ -139,7 +141,15 @@ void SpTokenizer::addNamedSpecial(const std::string& content) {
     if (auto id = pieceId(content)) addToken(*id, AddedToken{content, true, false, false});
 }
 
-std::vector<int32_t> SpTokenizer::encode(const std::string& text, std::optional<bool> addBos) const {
+std::vector<std::string> SpTokenizer::specialTokenTexts() const {
+    std::vector<std::string> out;
+    for (const auto& [content, id] : m_splitTokens)
+        if (m_added.at(id).special) out.push_back(content);
+    return out;  // sentencepiece itself never reads control pieces (<s>, </s>) from text
+}
+
+std::vector<int32_t> SpTokenizer::encodeWithPlainSpans(const std::string& text, std::optional<bool> addBos,
+                                                       const std::vector<TextSpan>& plain) const {
     std::vector<int32_t> ids;
     if (addBos.value_or(m_addBos) && m_bosId >= 0) ids.push_back(m_bosId);
 
@@ -161,7 +171,8 @@ std::vector<int32_t> SpTokenizer::encode(const std::string& text, std::optional<
         }
         const std::pair<std::string, int32_t>* hit = nullptr;
         for (const auto& st : m_splitTokens) {
-            if (text.compare(pos, st.first.size(), st.first) == 0) {
+            if (text.compare(pos, st.first.size(), st.first) == 0 &&
+                !(m_added.at(st.second).special && overlapsAny(plain, pos, pos + st.first.size()))) {
                 hit = &st;
                 break;
             }

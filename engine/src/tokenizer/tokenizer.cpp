@@ -25,6 +25,11 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& dir) {
     return file == "tokenizer.json" ? loadHfTokenizer(path, config) : loadSentencePieceTokenizer(path, config);
 }
 
+std::vector<int32_t> Tokenizer::encode(const std::string& text, std::optional<bool> addBos, SpecialTokens special) const {
+    if (special == SpecialTokens::Parse) return encodeWithPlainSpans(text, addBos, {});
+    return encodeWithPlainSpans(text, addBos, {TextSpan{0, text.size()}});
+}
+
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skipSpecial) const {
     std::string bytes;
     DecodeState state;

@@ -1,6 +1,7 @@
 #pragma once
 // Conversations and their generations: builds requests from a conversation, streams the reply into
 // its last message, and saves every change through the ConversationStore.
+#include <QElapsedTimer>
 #include <QHash>
 #include <QObject>
 #include <QVector>
@@ -19,14 +20,20 @@ public:
     // Reads the store; emits conversationAdded for each (a new empty one when there is none).
     void restore();
 
-    QStringList ids() const;  // in tab order
+    QStringList ids() const;        // the open ones, in tab order
+    QStringList closedIds() const;  // closed but kept on disk, most recently used first
     const Conversation* conversation(const QString& id) const;
     bool isGenerating(const QString& id) const { return m_running.contains(id); }
     int generatingCount() const { return int(m_running.size()); }
     const ConversationStore& store() const { return m_store; }
+    EngineController* engine() const { return m_engine; }
 
     QString newConversation(const QString& title = {});
-    void removeConversation(const QString& id);  // closes the tab and deletes its file
+    // Closes the tab; the conversation stays on disk. A reply in progress is stopped and what it
+    // wrote so far is kept.
+    void closeConversation(const QString& id);
+    bool reopenConversation(const QString& id);  // shows a closed one again
+    void removeConversation(const QString& id);  // deletes it, file and all
     void rename(const QString& id, const QString& title);
     void setSystemPrompt(const QString& id, const QString& prompt);
     void setSampling(const QString& id, const SamplingSettings& s);
@@ -48,12 +55,14 @@ public:
 
 signals:
     void conversationAdded(const QString& id);
-    void conversationRemoved(const QString& id);
+    void conversationRemoved(const QString& id);  // closed or deleted: its tab goes
     void conversationChanged(const QString& id);  // title, system prompt, sampling or template options
     void messagesReset(const QString& id);        // messages added/removed: redraw all
     void messageUpdated(const QString& id, int index);  // streaming text or stats of one message
     void generatingChanged(const QString& id, bool generating);
     void generationFinished(const QString& id, const lmw::gui::GenerationResult& result);
+    // The prompt no longer fits the model's session: shown in the tab, not as a dialog.
+    void contextFull(const QString& id, const QString& message);
     void errorOccurred(const QString& title, const QString& message);
 
 private:
@@ -61,10 +70,16 @@ private:
         lmw::engine::RequestId requestId = 0;
         int messageIndex = -1;
         bool stopRequested = false;
+        // What the deltas told so far: the stats when no final event comes (the model unloaded).
+        QElapsedTimer clock;
+        double firstTokenSeconds = -1;
+        int tokens = 0;
+        int promptBudget = 0;  // session length at submit: a "length" end there is the context's
+        int maxTokens = 0;
     };
     Conversation* find(const QString& id);
     bool startReply(const QString& id);
-    void onDelta(quint64 requestId, const QString& text);
+    void onDelta(quint64 requestId, const QString& text, int tokens);
     void onFinished(quint64 requestId, const lmw::gui::GenerationResult& r);
     void onEngineGone();
     void finishRunning(const QString& id, const GenerationResult& r);

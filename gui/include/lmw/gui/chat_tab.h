@@ -27,6 +27,9 @@ public:
     QString id() const { return m_id; }
 
     QPlainTextEdit* input() const { return m_input; }
+    QPlainTextEdit* systemPrompt() const { return m_system; }
+    QSpinBox* maxTokens() const { return m_maxTokens; }
+    QLabel* notice() const { return m_notice; }
     QLineEdit* templateOptions() const { return m_templateOptions; }
     QLabel* templateOptionsError() const { return m_templateError; }
     int messageCount() const { return int(m_messages.size()); }
@@ -49,6 +52,8 @@ private:
     void updateActions();
     void setGenerating(bool on);
     void loadSettings();
+    void flushSystemPrompt();
+    void capMaxTokens();
     void applySampling();
     void applyTemplateOptions();
     void scrollToEnd(bool force);
@@ -62,6 +67,7 @@ private:
     QVBoxLayout* m_list = nullptr;
     QLabel* m_empty = nullptr;
     QLabel* m_editBanner = nullptr;
+    QLabel* m_notice = nullptr;  // the conversation no longer fits the context
     QPlainTextEdit* m_input = nullptr;
     QPushButton* m_send = nullptr;
     QPushButton* m_stop = nullptr;

@@ -51,6 +51,7 @@ struct Conversation {
     QVector<ChatMessageRecord> messages;
     QDateTime created;
     QDateTime updated;
+    bool open = true;  // shown as a tab; a closed one stays on disk and can be reopened
 
     QJsonObject toJson() const;
     static Conversation fromJson(const QJsonObject& o);

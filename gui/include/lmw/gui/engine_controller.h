@@ -16,8 +16,11 @@ namespace lmw::gui {
 
 // The end of one generation, as the final engine event reported it.
 struct GenerationResult {
-    QString finishReason;  // "stop", "length", "cancelled", "error"
-    QString error;         // with "error"
+    // "stop", "length", "cancelled", "error"; the chat also records "context" (a reply cut off by
+    // the session length) and "unloaded" (the model went away mid-reply).
+    QString finishReason;
+    QString error;                  // with "error"
+    bool contextExceeded = false;   // with "error": the prompt alone fills the session
     int promptTokens = 0;
     int completionTokens = 0;
     double firstTokenSeconds = 0;
@@ -54,6 +57,7 @@ public:
     lmw::engine::RequestId submit(lmw::engine::Request request);
     void cancel(lmw::engine::RequestId id);
     int activeRequests() const { return m_active; }
+    int sessionLength() const;  // tokens of one sequence (prompt + reply); 0 unless Ready
 
     lmw::engine::EngineStats stats() const { return m_lastStats; }
 
