@@ -3,7 +3,8 @@
 set -euo pipefail
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 pkgs=(build-essential cmake pkg-config qt6-base-dev qt6-charts-dev libsentencepiece-dev
-      nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libboost-dev libpcre2-dev libutf8proc-dev xvfb xauth curl nodejs npm)
+      nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libboost-dev libpcre2-dev libutf8proc-dev xvfb xauth curl nodejs npm
+      clang libclang-rt-dev)  # clang + its sanitizer/libFuzzer runtimes: scripts/fuzz.sh
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 # Node and npm may come from elsewhere on the machine; only ask apt when they are absent.

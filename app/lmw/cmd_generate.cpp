@@ -70,7 +70,11 @@ void setupGenerate(CLI::App& app) {
     static std::string templateKwargs;
     req.sampling.temperature = 0.7f;
     addEngineOptions(cmd, config);
-    cmd->add_option("--prompt,-p", req.prompt, "prompt text")->required();
+    // The prompt is typed by the person at this terminal, often a raw prompt format: special-token
+    // text in it ("<|im_start|>") is parsed. `lmw chat` keeps the engine default (text), since its
+    // history also holds the model's own replies.
+    req.specialTokens = engine::SpecialTokens::Parse;
+    cmd->add_option("--prompt,-p", req.prompt, "prompt text (special-token text in it is parsed)")->required();
     cmd->add_flag("--chat", chatMode, "treat the prompt as a user message and apply the chat template");
     addTemplateKwargsOption(cmd, templateKwargs);
     addSamplingOptions(cmd, req.sampling);

@@ -97,6 +97,9 @@ void setupServe(CLI::App& app) {
     cmd->add_option("--allowed-hosts", options.allowedHosts,
                     "on a loopback address, Host names served besides localhost/127.0.0.1/[::1] (DNS rebinding "
                     "guard; '*' = any)");
+    cmd->add_flag("--allow-special-tokens", options.allowSpecialTokens,
+                  "parse special-token text (e.g. <|im_end|>, </s>) in prompts and message contents into special "
+                  "tokens; by default it is plain text, as OpenAI does, so a client cannot forge turns");
     cmd->add_option("--http-threads", options.threads, "handler threads (0 = the CPU cores)");
     cmd->add_option("--http-io-threads", options.ioThreads, "threads that move bytes")->check(CLI::PositiveNumber)
         ->capture_default_str();

@@ -3,6 +3,7 @@
 #include <QJsonDocument>
 #include <QRandomGenerator>
 #include <QUuid>
+#include <algorithm>
 
 #include "lmw/chat_template.h"
 
@@ -292,13 +293,20 @@ void ChatController::finishRunning(const QString& id, const GenerationResult& r)
     Conversation* c = find(id);
     if (c && run.messageIndex >= 0 && run.messageIndex < c->messages.size()) {
         auto& m = c->messages[run.messageIndex];
+        // An engine torn down mid-reply ends it without timings: take what the stream showed.
+        GenerationResult t = r;
+        if (t.completionTokens < run.tokens) t.completionTokens = run.tokens;
+        if (t.firstTokenSeconds <= 0 && run.firstTokenSeconds > 0) t.firstTokenSeconds = run.firstTokenSeconds;
+        if (t.totalSeconds <= 0 || t.totalSeconds < t.firstTokenSeconds) t.totalSeconds = run.clock.elapsed() / 1000.0;
         MessageStats s;
-        s.promptTokens = r.promptTokens;
-        s.completionTokens = r.completionTokens;
-        s.firstTokenSeconds = r.firstTokenSeconds;
-        s.totalSeconds = r.totalSeconds;
-        s.tokensPerSecond = r.tokensPerSecond();
-        s.finishReason = r.finishReason;
+        s.promptTokens = t.promptTokens;
+        s.completionTokens = t.completionTokens;
+        s.firstTokenSeconds = t.firstTokenSeconds;
+        s.totalSeconds = t.totalSeconds;
+        s.tokensPerSecond = t.tokensPerSecond();
+        s.finishReason = t.finishReason;
+        // Cancelled without Stop: the model was unloaded under it.
+        if (s.finishReason == QLatin1String("cancelled") && !run.stopRequested) s.finishReason = QStringLiteral("unloaded");
         // Cut off by the session length, not by Max tokens: say so.
         if (s.finishReason == QLatin1String("length") && run.promptBudget > 0 &&
             s.promptTokens + s.completionTokens >= run.promptBudget && s.completionTokens < run.maxTokens)

@@ -351,8 +351,9 @@ void ChatTab::exportMarkdown() {
         this, tr("Export conversation"),
         QStandardPaths::writableLocation(QStandardPaths::DocumentsLocation) + QLatin1Char('/') + name + QStringLiteral(".md"),
         tr("Markdown (*.md)"));
-    if (!path.isEmpty() && !m_chat->exportMarkdown(m_id, path))
-        emit m_chat->errorOccurred(tr("Export failed"), tr("Could not write %1.").arg(path));
+    if (path.isEmpty()) return;
+    if (m_chat->exportMarkdown(m_id, path)) emit m_chat->noticed(tr("Exported to %1").arg(path));
+    else emit m_chat->errorOccurred(tr("Export failed"), tr("Could not write %1.").arg(path));
 }
 
 void ChatTab::scrollToEnd(bool force) {

@@ -1,6 +1,8 @@
 #include "lmw/gui/chat_view.h"
 
+#include <QHBoxLayout>
 #include <QInputDialog>
+#include <QLabel>
 #include <QMenu>
 #include <QPlainTextEdit>
 #include <QTabBar>
@@ -25,7 +27,27 @@ ChatView::ChatView(ChatController* chat, QWidget* parent) : QWidget(parent), m_c
     plus->setToolTip(tr("New chat (Ctrl+T)"));
     plus->setAutoRaise(true);
     connect(plus, &QToolButton::clicked, this, &ChatView::newTab);
-    m_tabs->setCornerWidget(plus, Qt::TopRightCorner);
+    // Which model answers, beside the tabs.
+    auto* corner = new QWidget;
+    auto* ch = new QHBoxLayout(corner);
+    ch->setContentsMargins(8, 0, 4, 0);
+    m_model = new QLabel;
+    m_model->setObjectName(QStringLiteral("muted"));
+    ch->addWidget(m_model);
+    ch->addWidget(plus);
+    m_tabs->setCornerWidget(corner, Qt::TopRightCorner);
+    auto showModel = [this] {
+        const EngineController* e = m_chat->engine();
+        const auto* info = e->isReady() ? e->modelInfo() : nullptr;
+        m_model->setText(info ? tr("%1 · %2 · %3-token context")
+                                    .arg(QString::fromStdString(info->name),
+                                         info->quantization == "none" ? tr("unquantized")
+                                                                      : QString::fromStdString(info->quantization))
+                                    .arg(e->sessionLength())
+                              : tr("No model loaded"));
+    };
+    connect(m_chat->engine(), &EngineController::stateChanged, this, showModel);
+    showModel();
     v->addWidget(m_tabs);
 
     connect(m_tabs, &QTabWidget::tabCloseRequested, this, [this](int i) {

@@ -30,6 +30,9 @@ MainWindow::MainWindow(const QString& conversationsDir, QWidget* parent) : QMain
     setWindowTitle(QStringLiteral("LM Workbench"));
     setWindowIcon(appIcon(QStringLiteral("lmworkbench")));
     resize(1280, 800);
+    // Below this the chat's settings panel squeezes its spin boxes to slivers and the quantize
+    // result page pushes its Open button out of the window.
+    setMinimumSize(kMinimumSize);
 
     m_engine = new EngineController(this);
     m_chat = new ChatController(m_engine, ConversationStore(conversationsDir), this);
@@ -82,6 +85,7 @@ MainWindow::MainWindow(const QString& conversationsDir, QWidget* parent) : QMain
                       static_cast<QObject*>(m_quantizer), static_cast<QObject*>(m_modelView)})
         connect(src, SIGNAL(errorOccurred(QString, QString)), this, SLOT(showError(QString, QString)));
 
+    connect(m_chat, &ChatController::noticed, this, [this](const QString& m) { statusBar()->showMessage(m, 8000); });
     connect(m_engine, &EngineController::stateChanged, this, &MainWindow::updateStatus);
     connect(m_engine, &EngineController::statsUpdated, this, &MainWindow::updateStatus);
     connect(m_engine, &EngineController::generationFinished, this, &MainWindow::updateStatus);
@@ -222,10 +226,13 @@ void MainWindow::updateStatus() {
                                                          QString::fromStdString(s.device)));
         auto fmt = [](uint64_t n) { return QString::fromStdString(lmw::engine::formatBytes(n)); };
         QString mem;
-        if (s.deviceMemoryUsed && s.deviceMemoryTotal) {
+        // One figure per backend, never both in turn: the GPU's memory, or on the CPU (where the
+        // whole system's use says little) what the model holds.
+        if (s.backend != "cpu" && s.deviceMemoryUsed && s.deviceMemoryTotal) {
             mem = tr("Memory %1 / %2").arg(fmt(s.deviceMemoryUsed), fmt(s.deviceMemoryTotal));
         } else if (const auto* info = m_engine->modelInfo()) {  // no device figure yet: what we hold
-            const uint64_t kv = uint64_t(s.kvTokenCapacity) * info->kvBytesPerToken(m_engine->engine()->config().quantPolicy);
+            const uint64_t kv =
+                uint64_t(s.kvTokenCapacity) * info->kvBytesPerToken(m_engine->engine()->config().quantPolicy, s.backend);
             mem = tr("Model %1 + KV cache %2").arg(fmt(info->weightBytes), fmt(kv));
         }
         if (s.kvBlocksTotal)

@@ -9,11 +9,11 @@ namespace lmw::gui {
 
 using lmw::engine::formatBytes;
 
-QString kvPrecisionName(int quantPolicy) {
+QString kvPrecisionName(int quantPolicy, const QString& deviceKind) {
     switch (quantPolicy) {
         case 8: return QStringLiteral("int8");
         case 4: return QStringLiteral("int4");
-        default: return QStringLiteral("16-bit");
+        default: return deviceKind == QLatin1String("cpu") ? QStringLiteral("32-bit") : QStringLiteral("16-bit");
     }
 }
 
@@ -68,9 +68,13 @@ MemoryPlan planMemory(const lmw::engine::ModelInfo& info, int sessionLen, int qu
     if (sessionLen <= 0) sessionLen = info.contextLength;
     batch = std::max(batch, 1);
     p.weights = info.weightBytes;
-    p.kvCache = info.kvBytesPerToken(quantPolicy) * uint64_t(sessionLen) * uint64_t(batch);
-    p.total = info.memoryNeeded(sessionLen, quantPolicy, batch);
-    p.overhead = p.total > p.weights + p.kvCache ? p.total - p.weights - p.kvCache : 0;
+    // The engine's own sizing: whole blocks for the whole batch, in the chosen device's layout.
+    const std::string backend = device.kind == QLatin1String("cpu") ? "cpu" : "cuda";
+    p.kvCache = info.kvCacheBytes(sessionLen, quantPolicy, batch, backend);
+    const uint64_t estimate = info.memoryNeeded(sessionLen, quantPolicy, batch);
+    const uint64_t estimateKv = info.kvBytesPerToken(quantPolicy) * uint64_t(sessionLen) * uint64_t(batch);
+    p.overhead = estimate > p.weights + estimateKv ? estimate - p.weights - estimateKv : 0;
+    p.total = p.weights + p.kvCache + p.overhead;
     p.available = device.freeBytes;
     if (p.available == 0) return p;  // unknown: say nothing rather than guess
     p.fits = p.total <= p.available;

@@ -10,11 +10,31 @@
 #include <QTextDocument>
 #include <QToolButton>
 #include <QVBoxLayout>
+#include <algorithm>
 
 namespace lmw::gui {
 
+// Models write a single newline meaning a new line; Markdown would join such lines with a space.
+// Outside code fences, each one becomes a hard break.
+static QString keepLineBreaks(const QString& markdown) {
+    const QStringList lines = markdown.split(QLatin1Char('\n'));
+    QString out;
+    bool fence = false;
+    for (int i = 0; i < lines.size(); ++i) {
+        const QString& line = lines[i];
+        if (line.trimmed().startsWith(QLatin1String("```"))) fence = !fence;
+        out += line;
+        if (i + 1 == lines.size()) break;
+        const bool nextBlank = lines[i + 1].trimmed().isEmpty();
+        if (!fence && !line.trimmed().isEmpty() && !nextBlank && !line.trimmed().startsWith(QLatin1String("```")))
+            out += QStringLiteral("  ");
+        out += QLatin1Char('\n');
+    }
+    return out;
+}
+
 void setMarkdownWithCodeBlocks(QTextDocument* doc, const QString& markdown) {
-    doc->setMarkdown(markdown, QTextDocument::MarkdownDialectGitHub);
+    doc->setMarkdown(keepLineBreaks(markdown), QTextDocument::MarkdownDialectGitHub);
     QTextCursor cursor(doc);
     for (QTextBlock b = doc->begin(); b.isValid(); b = b.next()) {
         QTextBlockFormat f = b.blockFormat();
@@ -91,7 +111,8 @@ void MessageWidget::setMessage(const ChatMessageRecord& m, bool streaming) {
         QStringList parts{count(s.completionTokens)};
         if (s.completionTokens > 1 && s.tokensPerSecond > 0) parts << tr("%1 tok/s").arg(s.tokensPerSecond, 0, 'f', 1);
         if (s.completionTokens > 0 && s.firstTokenSeconds > 0)
-            parts << tr("first token %1 s").arg(s.firstTokenSeconds, 0, 'f', 2);
+            parts << (s.firstTokenSeconds < 0.9995 ? tr("first token %1 ms").arg(std::max(1, int(s.firstTokenSeconds * 1000 + 0.5)))
+                                                   : tr("first token %1 s").arg(s.firstTokenSeconds, 0, 'f', 2));
         if (s.promptTokens > 0) parts << tr("prompt %1").arg(count(s.promptTokens));
         if (s.finishReason == QLatin1String("cancelled")) parts << tr("stopped");
         else if (s.finishReason == QLatin1String("unloaded")) parts << tr("stopped: the model was unloaded");

@@ -107,7 +107,7 @@ void ModelView::buildUi() {
     m_backend->addItem(QStringLiteral("CUDA"), QStringLiteral("cuda"));
     m_backend->addItem(QStringLiteral("CPU"), QStringLiteral("cpu"));
     m_kv = new QComboBox;
-    m_kv->addItem(tr("16-bit (quant policy 0)"), 0);
+    m_kv->addItem(tr("Unquantized: 16-bit GPU, 32-bit CPU (quant policy 0)"), 0);
     m_kv->addItem(tr("int8 (quant policy 8)"), 8);
     m_kv->addItem(tr("int4 (quant policy 4)"), 4);
     m_cacheFraction = new QDoubleSpinBox;
@@ -210,17 +210,29 @@ void ModelView::openModel(const QString& dir) {
         this,
         [path] {
             auto r = lmw::engine::readModelInfo(path.toStdString());
-            return r.ok() ? std::make_pair(std::optional<ModelInfo>(r.value()), QString())
-                          : std::make_pair(std::optional<ModelInfo>(), QString::fromStdString(r.error().what()));
+            if (r.ok()) return std::make_pair(std::optional<ModelInfo>(r.value()), QString());
+            // The title names the kind of failure: no config.json at all, or a model folder whose
+            // files are broken or not supported.
+            QString title = !QFileInfo::exists(path + QStringLiteral("/config.json")) ? tr("Not a model folder")
+                            : r.error().code() == lmw::ErrorCode::Unsupported         ? tr("Model not supported")
+                                                                                      : tr("Could not read the model");
+            return std::make_pair(std::optional<ModelInfo>(),
+                                  title + QLatin1Char('\n') + QString::fromStdString(r.error().what()));
         },
         [this, path](std::pair<std::optional<ModelInfo>, QString> result) {
             if (!result.first) {
                 m_loadWhenRead = false;
-                m_path->setText(path);
-                if (!m_info) m_title->setText(tr("No model opened"));
-                else m_title->setText(QString::fromStdString(m_info->name));
-                emit errorOccurred(tr("Not a model folder"),
-                                   tr("%1 cannot be opened as a model:\n\n%2").arg(path, result.second));
+                // The header goes back to the model that is still open (name and path together).
+                if (!m_info) {
+                    m_title->setText(tr("No model opened"));
+                    m_path->clear();
+                } else {
+                    m_title->setText(QString::fromStdString(m_info->name));
+                    m_path->setText(m_dir);
+                }
+                const QString title = result.second.section(QLatin1Char('\n'), 0, 0);
+                const QString why = result.second.section(QLatin1Char('\n'), 1);
+                emit errorOccurred(title, tr("%1 cannot be opened as a model:\n\n%2").arg(path, why));
                 return;
             }
             m_dir = path;
@@ -307,16 +319,18 @@ void ModelView::updatePlan() {
         return;
     }
     const int idx = m_device->currentIndex();
-    const DeviceMemory device = (idx >= 0 && idx < m_devices.size()) ? m_devices[idx] : DeviceMemory{};
+    DeviceMemory device = (idx >= 0 && idx < m_devices.size()) ? m_devices[idx] : DeviceMemory{};
     const auto s = settings();
+    if (device.kind.isEmpty() && s.backend == QLatin1String("cpu")) device.kind = s.backend;  // not probed yet
     int session = s.sessionLen;
     if (m_info->contextLength > 0 && session > m_info->contextLength) session = m_info->contextLength;
-    m_plan = planMemory(*m_info, session, s.quantPolicy, 1, device);
+    m_plan = planMemory(*m_info, session, s.quantPolicy, s.maxBatchSize, device);
     m_bar->setPlan(m_plan);
-    QString text = tr("Weights %1 + KV cache %2 (%3 tokens, %4) + overhead %5 = <b>%6</b>")
+    QString text = tr("Weights %1 + KV cache %2 (%3 × %4 tokens, %5) + overhead %6 = <b>%7</b>")
                        .arg(bytes(m_plan.weights), bytes(m_plan.kvCache))
+                       .arg(s.maxBatchSize)
                        .arg(session)
-                       .arg(kvPrecisionName(s.quantPolicy), bytes(m_plan.overhead), bytes(m_plan.total));
+                       .arg(kvPrecisionName(s.quantPolicy, device.kind), bytes(m_plan.overhead), bytes(m_plan.total));
     if (m_plan.available) text += tr(" of %1 free").arg(bytes(m_plan.available));
     if (session < s.sessionLen) text += tr("<br>Session length capped at the model's context (%1).").arg(session);
     m_planText->setText(text);

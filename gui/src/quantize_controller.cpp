@@ -2,8 +2,11 @@
 
 #include <QFile>
 #include <QMetaObject>
+#include <QSaveFile>
 #include <QTime>
 #include <chrono>
+
+#include "lmw/model_info.h"
 
 namespace lmw::gui {
 
@@ -137,6 +140,21 @@ bool QuantizeController::start(const QuantizeOptions& options, const QString& ev
             log(tr("Quantized in %1 s").arg(outcome->report.seconds, 0, 'f', 1));
             outcome->pplAfter = measure(outcome->report.outDir, kPplShare + kSampleShare + kLayerShare + kFinishShare,
                                         tr("quantized"));
+            // The report on disk says what the result page says: the perplexities measured here.
+            if (outcome->pplBefore > 0 && outcome->pplAfter > 0) {
+                outcome->report.pplBefore = outcome->pplBefore;
+                outcome->report.pplAfter = outcome->pplAfter;
+                QSaveFile f(QString::fromStdString(outcome->report.outDir) + QStringLiteral("/quantization_report.json"));
+                if (!f.open(QIODevice::WriteOnly) || f.write(QByteArray::fromStdString(quantizeReportJson(outcome->report))) < 0 ||
+                    !f.commit())
+                    log(tr("Could not update quantization_report.json with the perplexities."));
+            }
+            // Sizes as the model card and the planner count them: tensor bytes and bytes on disk.
+            if (auto src = readModelInfo(options.modelDir); src.ok()) outcome->weightsBefore = src.value().weightBytes;
+            if (auto dst = readModelInfo(outcome->report.outDir); dst.ok()) {
+                outcome->weightsAfter = dst.value().weightBytes;
+                outcome->diskAfter = dst.value().diskBytes;
+            }
             QuantizeProgressInfo p;
             p.stage = tr("Finished");
             p.fraction = 1;

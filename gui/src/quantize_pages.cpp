@@ -20,16 +20,28 @@ namespace lmw::gui {
 
 using lmw::engine::formatBytes;
 
-static QWidget* pathRow(QLineEdit* edit, QWidget* page, bool directory, const QString& caption) {
+enum class PathKind { ExistingFolder, NewFolder, TextFile };
+
+static QWidget* pathRow(QLineEdit* edit, QWidget* page, PathKind kind, const QString& caption) {
     auto* row = new QWidget;
     auto* h = new QHBoxLayout(row);
     h->setContentsMargins(0, 0, 0, 0);
     h->addWidget(edit, 1);
     auto* browse = new QPushButton(QObject::tr("Browse…"));
-    QObject::connect(browse, &QPushButton::clicked, page, [edit, page, directory, caption] {
+    QObject::connect(browse, &QPushButton::clicked, page, [edit, page, kind, caption] {
         const QString start = edit->text().isEmpty() ? QDir::homePath() : edit->text();
-        const QString p = directory ? QFileDialog::getExistingDirectory(page, caption, start)
-                                    : QFileDialog::getOpenFileName(page, caption, start, QObject::tr("Text (*.txt *.jsonl)"));
+        QString p;
+        switch (kind) {
+            case PathKind::ExistingFolder: p = QFileDialog::getExistingDirectory(page, caption, start); break;
+            // The output folder usually does not exist yet: a save dialog lets the user name it.
+            case PathKind::NewFolder:
+                p = QFileDialog::getSaveFileName(page, caption, start, QString(), nullptr,
+                                                 QFileDialog::ShowDirsOnly | QFileDialog::DontConfirmOverwrite);
+                break;
+            case PathKind::TextFile:
+                p = QFileDialog::getOpenFileName(page, caption, start, QObject::tr("Text (*.txt *.jsonl)"));
+                break;
+        }
         if (!p.isEmpty()) edit->setText(p);
     });
     h->addWidget(browse);
@@ -47,7 +59,7 @@ SourcePage::SourcePage(QWidget* parent) : QWizardPage(parent) {
     m_card->setObjectName(QStringLiteral("muted"));
     auto* v = new QVBoxLayout(this);
     v->addWidget(new QLabel(tr("Model folder")));
-    v->addWidget(pathRow(m_dir, this, true, tr("Source model folder")));
+    v->addWidget(pathRow(m_dir, this, PathKind::ExistingFolder, tr("Source model folder")));
     v->addWidget(m_card);
     v->addStretch(1);
     registerField(QStringLiteral("source*"), m_dir);
@@ -99,7 +111,7 @@ OutputPage::OutputPage(QWidget* parent) : QWizardPage(parent) {
     m_note->setWordWrap(true);
     auto* v = new QVBoxLayout(this);
     v->addWidget(new QLabel(tr("Output folder")));
-    v->addWidget(pathRow(m_dir, this, true, tr("Output folder")));
+    v->addWidget(pathRow(m_dir, this, PathKind::NewFolder, tr("Output folder")));
     v->addWidget(m_overwrite);
     v->addWidget(m_note);
     v->addStretch(1);
@@ -111,8 +123,14 @@ OutputPage::OutputPage(QWidget* parent) : QWizardPage(parent) {
 
 void OutputPage::initializePage() {
     const QString src = QDir::cleanPath(field(QStringLiteral("source")).toString());
-    if (m_dir->text().isEmpty() || !m_dir->isModified())
-        m_dir->setText(src + QStringLiteral("-awq-int4"));
+    if (m_dir->text().isEmpty() || !m_dir->isModified()) {
+        // Beside the source when that folder is writable (models often sit in read-only places).
+        const QFileInfo fi(src);
+        const QString name = fi.fileName() + QStringLiteral("-awq-int4");
+        const QString parent = fi.absolutePath();
+        m_dir->setText(QFileInfo(parent).isWritable() ? parent + QLatin1Char('/') + name
+                                                      : QDir::homePath() + QLatin1Char('/') + name);
+    }
     check();
 }
 
@@ -158,7 +176,7 @@ SettingsPage::SettingsPage(QWidget* parent) : QWizardPage(parent) {
     m_calibFile->setEnabled(false);
     f->addRow(tr("Calibration"), m_self);
     f->addRow(QString(), m_file);
-    f->addRow(QString(), pathRow(m_calibFile, this, false, tr("Calibration text")));
+    f->addRow(QString(), pathRow(m_calibFile, this, PathKind::TextFile, tr("Calibration text")));
     m_samples = new QSpinBox;
     m_samples->setRange(1, 4096);
     m_samples->setValue(128);

@@ -1,6 +1,7 @@
 // The quantization wizard itself, its run page and its result page.
 #include "lmw/gui/quantize_wizard.h"
 
+#include <QApplication>
 #include <QBarCategoryAxis>
 #include <QBarSeries>
 #include <QBarSet>
@@ -12,6 +13,7 @@
 #include <QPlainTextEdit>
 #include <QProgressBar>
 #include <QPushButton>
+#include <QScrollArea>
 #include <QValueAxis>
 #include <QVBoxLayout>
 
@@ -103,14 +105,21 @@ ResultPage::ResultPage(QWidget* parent) : QWizardPage(parent) {
     chart->setMargins(QMargins(4, 4, 4, 4));
     m_chart = new QChartView(chart);
     m_chart->setRenderHint(QPainter::Antialiasing);
-    m_chart->setMinimumHeight(260);
+    m_chart->setMinimumHeight(200);
     m_open = new QPushButton(tr("Open the quantized model"));
     m_open->setObjectName(QStringLiteral("primary"));
     connect(m_open, &QPushButton::clicked, this, [this] { emit openModelRequested(m_outDir); });
     v->addWidget(m_sizes);
     v->addWidget(m_ppl);
     v->addWidget(m_chart, 1);
-    v->addWidget(m_notes);
+    // Notes can run long: they scroll rather than squeeze the chart and push Open off the page.
+    auto* notesScroll = new QScrollArea;
+    notesScroll->setWidget(m_notes);
+    notesScroll->setWidgetResizable(true);
+    notesScroll->setFrameShape(QFrame::NoFrame);
+    notesScroll->setMaximumHeight(72);
+    notesScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    v->addWidget(notesScroll);
     auto* row = new QHBoxLayout;
     row->addWidget(m_open);
     row->addStretch(1);
@@ -123,13 +132,14 @@ void ResultPage::showOutcome(const QuantizeOutcome& o) {
     const auto& r = o.report;
     m_outDir = QString::fromStdString(r.outDir);
     setSubTitle(tr("Saved to %1").arg(m_outDir));
-    const double ratio = r.sizeAfter ? double(r.sizeBefore) / double(r.sizeAfter) : 0;
-    m_sizes->setText(tr("Size: %1 → %2 (%3× smaller) · %4 s on %5")
-                         .arg(QString::fromStdString(lmw::engine::formatBytes(r.sizeBefore)),
-                              QString::fromStdString(lmw::engine::formatBytes(r.sizeAfter)))
-                         .arg(ratio, 0, 'f', 2)
-                         .arg(r.seconds, 0, 'f', 1)
-                         .arg(QString::fromStdString(r.backend)));
+    // The same figures as the model card ("Size on disk") and the memory planner ("Weights").
+    const uint64_t before = o.weightsBefore ? o.weightsBefore : r.sizeBefore;
+    const uint64_t after = o.weightsAfter ? o.weightsAfter : r.sizeAfter;
+    const double ratio = after ? double(before) / double(after) : 0;
+    auto fmt = [](uint64_t n) { return QString::fromStdString(lmw::engine::formatBytes(n)); };
+    QString sizes = tr("Weights: %1 → %2 (%3× smaller)").arg(fmt(before), fmt(after)).arg(ratio, 0, 'f', 2);
+    if (o.diskAfter) sizes += tr(" · %1 on disk").arg(fmt(o.diskAfter));
+    m_sizes->setText(sizes + tr(" · %1 s on %2").arg(r.seconds, 0, 'f', 1).arg(QString::fromStdString(r.backend)));
     if (o.pplBefore > 0 && o.pplAfter > 0)
         m_ppl->setText(tr("Perplexity on the bundled stories text: %1 → %2 (%3%4%)")
                            .arg(o.pplBefore, 0, 'f', 3)
@@ -204,6 +214,13 @@ QuantizeWizard::QuantizeWizard(QuantizeController* controller, QWidget* parent)
     setPage(Run, m_run);
     setPage(Result, m_result);
     m_evalText = QuantizeController::builtinEvalText();
+    // After QWizard's own button update (connected in setPage), give back the focus it moved.
+    for (int id : pageIds())
+        connect(page(id), &QWizardPage::completeChanged, this, [this] {
+            if (QWidget* w = m_keepFocus.data(); w && w->isVisible() && QApplication::focusWidget() != w)
+                w->setFocus(Qt::OtherFocusReason);
+            m_keepFocus.clear();
+        });
     connect(controller, &QuantizeController::finished, m_result, &ResultPage::showOutcome);
     connect(m_result, &ResultPage::openModelRequested, this, &QuantizeWizard::openModelRequested);
 }
@@ -213,6 +230,17 @@ void QuantizeWizard::setSourceModel(const QString& dir) {
 }
 
 lmw::engine::QuantizeOptions QuantizeWizard::options() const { return m_settings->options(); }
+
+// QWizard hides its page area for a moment on every button-state update (an anti-flicker trick,
+// with updates disabled); hiding the focused field moves the focus to the next widget, which in
+// the main window is outside the wizard (the sidebar). Keep it in the field instead.
+bool QuantizeWizard::focusNextPrevChild(bool next) {
+    if (!updatesEnabled()) {
+        m_keepFocus = QApplication::focusWidget();
+        return true;
+    }
+    return QWizard::focusNextPrevChild(next);
+}
 
 void QuantizeWizard::done(int) {
     if (m_controller->isRunning()) return;

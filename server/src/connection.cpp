@@ -33,11 +33,6 @@ std::string httpDate() {
     return buf;
 }
 
-std::string trim(std::string_view s) {
-    size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
-    return b == std::string_view::npos ? std::string() : std::string(s.substr(b, e - b + 1));
-}
-
 }  // namespace
 
 bool sameText(std::string_view a, std::string_view b) {
@@ -76,26 +71,6 @@ bool HttpResponse::hasHeader(std::string_view name) const {
     for (const auto& [k, v] : headers)
         if (sameText(k, name)) return true;
     return false;
-}
-
-std::string decodePath(std::string_view s) {
-    auto hex = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
-    std::string out;
-    out.reserve(s.size());
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
-            out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
-            i += 2;
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
 }
 
 bool saneRequestId(std::string_view id) {
@@ -279,35 +254,13 @@ void Connection::onHead(beast::error_code ec) {
     }
     const auto& msg = m_parser->get();
     m_method = std::string(msg.method_string());
-    std::string target(msg.target());
-    if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0) {  // absolute form
-        size_t slash = target.find('/', target.find("//") + 2);
-        target = slash == std::string::npos ? "/" : target.substr(slash);
-    }
-    m_path = decodePath(target.substr(0, target.find('?')));
+    m_path = requestPath(msg.target());
     m_version = static_cast<int>(msg.version());
     std::string id(msg["X-Request-Id"]);
     m_requestId = saneRequestId(id) ? id : newRequestId();
 
-    // Framing (RFC 9112 section 6): one Content-Length; only "chunked" as a transfer coding, and
-    // not together with a Content-Length. Anything else could be read differently by a proxy.
-    int lengths = 0, codings = 0;
-    std::string firstLength;
-    for (const auto& f : msg) {
-        if (f.name() == http::field::content_length) {
-            ++lengths;
-            if (lengths == 1) firstLength = trim(f.value());
-            else if (trim(f.value()) != firstLength) return reject(400, "Two different Content-Length headers.");
-        } else if (f.name() == http::field::transfer_encoding) {
-            ++codings;
-            if (!sameText(trim(f.value()), "chunked"))
-                return reject(400, "Transfer-Encoding '" + std::string(f.value()) + "' is not supported; only 'chunked' is.");
-        }
-    }
-    if (codings > 1) return reject(400, "More than one Transfer-Encoding header.");
-    if (codings && lengths) return reject(400, "Both Content-Length and Transfer-Encoding are present.");
-    if (auto len = m_parser->content_length(); len && *len > m_host.options().bodyLimit)
-        return reject(413, "");
+    if (auto verdict = checkRequestHead(*m_parser, m_host.options().bodyLimit); verdict.status)
+        return reject(verdict.status, verdict.message);
 
     if (m_parser->is_done()) {
         dispatch();

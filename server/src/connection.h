@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "http_head.h"
 #include "http_message.h"
 #include "transport.h"
 
@@ -146,8 +147,6 @@ private:
     uint64_t m_seq;
 };
 
-// Percent-decodes a path ("%20" -> " "); malformed escapes stay as they are.
-std::string decodePath(std::string_view s);
 // "X-Request-Id" from a client is echoed when it is 1..128 characters of [A-Za-z0-9._:-].
 bool saneRequestId(std::string_view id);
 std::string newRequestId();

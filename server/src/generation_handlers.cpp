@@ -106,7 +106,7 @@ void Server::Impl::handleChat(const HttpRequest& req, HttpResponse& res, const s
     checkModel(r.gen.model);
     checkChoiceLimits(opts, r.gen.n, false, r.logprobs ? r.topLogprobs : 0, "top_logprobs");
     const TokenFacts facts = tokenFactsOf(engine);
-    BuiltPrompt prompt = chatPrompt(*engine, r.messages, r.addGenerationPrompt, r.templateKwargs,
+    BuiltPrompt prompt = chatPrompt(*engine, r.messages, r.addGenerationPrompt, r.templateKwargs, specialTokens(),
                                     promptBytesAllowed(facts, engine->sessionLen()));
     engine::SamplingParams sampling = finalSampling(r.gen, static_cast<int>(prompt.ids.size()), engine->sessionLen(),
                                                     "messages", 0, engine->tokenizer().vocabSize());
@@ -118,6 +118,7 @@ void Server::Impl::handleChat(const HttpRequest& req, HttpResponse& res, const s
         q.messages = r.messages;
         q.addGenerationPrompt = r.addGenerationPrompt;
         q.templateKwargs = r.templateKwargs;
+        q.specialTokens = specialTokens();
         q.sampling = sampling;
         if (sampling.seed) q.sampling.seed = *sampling.seed + static_cast<uint64_t>(k);
         q.topLogprobs = r.logprobs ? r.topLogprobs : -1;
@@ -141,7 +142,8 @@ void Server::Impl::handleCompletions(const HttpRequest& req, HttpResponse& res, 
     std::vector<engine::Request> requests;
     std::vector<ChoiceState> choices;
     for (size_t p = 0; p < r.prompts.size(); ++p) {
-        BuiltPrompt prompt = textPrompt(*engine, r.prompts[p], promptBytesAllowed(facts, engine->sessionLen()));
+        BuiltPrompt prompt =
+            textPrompt(*engine, r.prompts[p], specialTokens(), promptBytesAllowed(facts, engine->sessionLen()));
         // Without max_tokens a completion is 16 tokens long, as OpenAI's legacy endpoint has it.
         engine::SamplingParams sampling = finalSampling(r.gen, static_cast<int>(prompt.ids.size()), engine->sessionLen(),
                                                         "prompt", kDefaultCompletionTokens, engine->tokenizer().vocabSize());
@@ -149,6 +151,7 @@ void Server::Impl::handleCompletions(const HttpRequest& req, HttpResponse& res, 
             engine::Request q;
             if (r.prompts[p].isIds) q.promptIds = r.prompts[p].ids;
             else q.prompt = r.prompts[p].text;
+            q.specialTokens = specialTokens();
             q.sampling = sampling;
             if (sampling.seed) q.sampling.seed = *sampling.seed + static_cast<uint64_t>(k);
             q.topLogprobs = r.logprobs;

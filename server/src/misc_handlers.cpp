@@ -34,8 +34,9 @@ void Server::Impl::handleEncode(const HttpRequest& req, HttpResponse& res, const
     json ids = json::array(), lengths = json::array();
     for (const auto& text : r.inputs) {
         std::vector<int32_t> tokens;
-        if (r.doPreprocess) tokens = chatPrompt(*engine, {{"user", text}}, true, nullptr).ids;
-        else tokens = engine->tokenizer().encode(text, r.addBos);
+        // Tokenized as a generation request would be, so counts agree with usage.prompt_tokens.
+        if (r.doPreprocess) tokens = chatPrompt(*engine, {{"user", text}}, true, nullptr, specialTokens()).ids;
+        else tokens = engine->tokenizer().encode(text, r.addBos, specialTokens());
         lengths.push_back(tokens.size());
         ids.push_back(tokens);
         call->entry.promptTokens += static_cast<int>(tokens.size());

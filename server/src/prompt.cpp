@@ -15,15 +15,19 @@ void checkBytes(const engine::Engine& engine, const std::string& text, size_t ma
 }  // namespace
 
 BuiltPrompt chatPrompt(const engine::Engine& engine, const std::vector<engine::ChatMessage>& messages,
-                       bool addGenerationPrompt, const nlohmann::ordered_json& templateKwargs, size_t maxBytes) {
+                       bool addGenerationPrompt, const nlohmann::ordered_json& templateKwargs,
+                       engine::SpecialTokens special, size_t maxBytes) {
     BuiltPrompt p;
-    p.text = engine.renderChat(messages, addGenerationPrompt, templateKwargs);
+    std::vector<engine::TextSpan> plain;
+    const bool asText = special == engine::SpecialTokens::AsText;
+    p.text = engine.renderChat(messages, addGenerationPrompt, templateKwargs, asText ? &plain : nullptr);
     checkBytes(engine, p.text, maxBytes, "messages");
-    p.ids = engine.encodeChat(p.text);
+    p.ids = engine.encodeChat(p.text, plain);
     return p;
 }
 
-BuiltPrompt textPrompt(const engine::Engine& engine, const PromptInput& input, size_t maxBytes) {
+BuiltPrompt textPrompt(const engine::Engine& engine, const PromptInput& input, engine::SpecialTokens special,
+                       size_t maxBytes) {
     BuiltPrompt p;
     const auto& tok = engine.tokenizer();
     if (input.isIds) {
@@ -39,7 +43,7 @@ BuiltPrompt textPrompt(const engine::Engine& engine, const PromptInput& input, s
     // Exactly what the engine does with Request::prompt (and `lmw generate --prompt`).
     p.text = input.text;
     checkBytes(engine, input.text, maxBytes, "prompt");
-    p.ids = tok.encode(input.text);
+    p.ids = tok.encode(input.text, std::nullopt, special);
     return p;
 }
 

@@ -18,9 +18,12 @@ struct BuiltPrompt {
 };
 
 // maxBytes > 0: a (rendered) prompt longer than this is refused before tokenizing (promptByteBound).
+// special: what special-token text in the prompt / message contents becomes (engine::Request's rule).
 BuiltPrompt chatPrompt(const engine::Engine& engine, const std::vector<engine::ChatMessage>& messages,
-                       bool addGenerationPrompt, const nlohmann::ordered_json& templateKwargs, size_t maxBytes = 0);
-BuiltPrompt textPrompt(const engine::Engine& engine, const PromptInput& input, size_t maxBytes = 0);
+                       bool addGenerationPrompt, const nlohmann::ordered_json& templateKwargs,
+                       engine::SpecialTokens special, size_t maxBytes = 0);
+BuiltPrompt textPrompt(const engine::Engine& engine, const PromptInput& input, engine::SpecialTokens special,
+                       size_t maxBytes = 0);
 
 // Sampling for one request: 400 context_length_exceeded when nothing is left after `promptTokens`
 // or when max_tokens asks for more than is left; without max_tokens, defaultMaxTokens (0 = all

@@ -58,6 +58,10 @@ struct Server::Impl {
     // The engine or a 503 ApiException (also while stopping).
     std::shared_ptr<engine::Engine> requireEngine() const;
     std::string modelName() const;
+    // What client prompts' special-token text becomes (ServerOptions::allowSpecialTokens).
+    engine::SpecialTokens specialTokens() const {
+        return opts.allowSpecialTokens ? engine::SpecialTokens::Parse : engine::SpecialTokens::AsText;
+    }
     // 404 model_not_found unless `requested` is empty or the served name (or the model folder's name).
     void checkModel(const std::string& requested) const;
     // Longest token of the engine's vocabulary (computed once per engine).

@@ -6,6 +6,7 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QPlainTextEdit>
+#include <QSpinBox>
 #include <QTextBlock>
 #include <QTextDocument>
 #include <QSignalSpy>
@@ -288,8 +289,8 @@ private slots:
 
         // Sent with the request: the same prompt as writing the prefix into the message.
         chat.setSampling(id, seeded(4, 12));
-        const QString plain = chat.newConversation();  // starts from the last tab's settings
-        QCOMPARE(chat.conversation(plain)->templateKwargs, chat.conversation(id)->templateKwargs);
+        const QString plain = chat.newConversation();  // starts from the defaults (issue 13)
+        chat.setSampling(plain, seeded(4, 12));
         QVERIFY(chat.setTemplateOptions(plain, QString()));
         QVERIFY(chat.conversation(plain)->templateKwargs.isEmpty());
         QSignalSpy finished(&chat, &ChatController::generationFinished);
@@ -308,6 +309,200 @@ private slots:
         QVERIFY(again.conversation(plain)->templateKwargs.isEmpty());
     }
 
+    // Issue 13, defect 2: a system prompt typed just before Send is the one the reply uses (the
+    // edit used to be saved 400 ms later, after the request had gone out without it).
+    void systemPromptEditUsedByNextReply() {
+        ChatController chat(m_engine.get(), freshStore());
+        ChatView view(&chat);
+        chat.restore();
+        const QString id = chat.ids().first();
+        chat.setSampling(id, seeded(21, 8));
+        ChatTab* tab = view.tab(id);
+        QSignalSpy finished(&chat, &ChatController::generationFinished);
+        QVERIFY(chat.send(id, QStringLiteral("Hello")));
+        QVERIFY(finished.wait(30000));
+        const int plainPrompt = chat.conversation(id)->messages[1].stats->promptTokens;
+
+        const QString system = QStringLiteral("You are a storyteller who writes about a little dog named Max.");
+        tab->systemPrompt()->setPlainText(system);  // typed, and Send pressed at once
+        tab->input()->setPlainText(QStringLiteral("Hello"));
+        QTest::keyClick(tab->input(), Qt::Key_Return);
+        QCOMPARE(chat.conversation(id)->systemPrompt, system);  // saved before the request went out
+        QVERIFY(finished.wait(30000));
+        const int withSystem = chat.conversation(id)->messages[3].stats->promptTokens;
+        QVERIFY2(withSystem > plainPrompt + 5, qPrintable(QStringLiteral("%1 vs %2").arg(withSystem).arg(plainPrompt)));
+        // Regenerate builds the same prompt: the reply really had the system prompt.
+        QVERIFY(chat.regenerate(id));
+        QVERIFY(finished.wait(30000));
+        QCOMPARE(chat.conversation(id)->messages[3].stats->promptTokens, withSystem);
+    }
+
+    // Issue 13, defect 3 (the GUI side of "stop"): Max tokens is capped by the session, a prompt
+    // that no longer fits is an inline notice in the tab (no dialog), and a reply cut off by the
+    // session length says so instead of "hit max tokens".
+    void contextFullIsInlineAndLabelled() {
+        ChatController chat(m_engine.get(), freshStore());
+        ChatView view(&chat);
+        view.show();
+        chat.restore();
+        const QString id = chat.ids().first();
+        SamplingSettings huge = seeded(4, 100000);
+        chat.setSampling(id, huge);
+        ChatTab* tab = view.tab(id);
+        QCOMPARE(m_engine->sessionLength(), 512);
+        QCOMPARE(tab->maxTokens()->maximum(), 511);
+        QCOMPARE(tab->maxTokens()->value(), 511);
+
+        QSignalSpy errors(&chat, &ChatController::errorOccurred);
+        QSignalSpy full(&chat, &ChatController::contextFull);
+        QSignalSpy finished(&chat, &ChatController::generationFinished);
+        QVERIFY(chat.send(id, QStringLiteral("Once upon a time there was a dog. ").repeated(80)));
+        QVERIFY(finished.wait(30000));
+        QCOMPARE(full.count(), 1);
+        QVERIFY(errors.isEmpty());  // no modal dialog
+        QVERIFY(tab->notice()->isVisible());
+        QVERIFY2(tab->notice()->text().contains(QStringLiteral("no longer fits")), qPrintable(tab->notice()->text()));
+        QVERIFY(full.at(0).at(1).toString().contains(QStringLiteral("session length is 512")));
+
+        // Fill the session nearly to the end: the reply stops at the context, not at Max tokens.
+        // Two prompt sizes give the tokens of one repeat.
+        const QString probeId = chat.newConversation();
+        chat.setSampling(probeId, seeded(4, 1));
+        QVERIFY(chat.send(probeId, QStringLiteral("dog ").repeated(40)));
+        QVERIFY(finished.wait(30000));
+        const int p40 = chat.conversation(probeId)->messages[1].stats->promptTokens;
+        const QString longId = chat.newConversation();
+        chat.setSampling(longId, seeded(4, 400));
+        QVERIFY(chat.send(longId, QStringLiteral("dog ").repeated(80)));
+        QVERIFY(finished.wait(30000));
+        const int p80 = chat.conversation(longId)->messages[1].stats->promptTokens;
+        const double perRepeat = (p80 - p40) / 40.0;
+        QVERIFY(perRepeat > 0);
+        const int repeats = 80 + int((512 - 8 - p80) / perRepeat);
+        QVERIFY(chat.editLastUserMessage(longId, QStringLiteral("dog ").repeated(repeats)));
+        QVERIFY(finished.wait(30000));
+        const auto& reply = chat.conversation(longId)->messages[1];
+        QVERIFY2(reply.stats->promptTokens < 512 && reply.stats->promptTokens > 400,
+                 qPrintable(QString::number(reply.stats->promptTokens)));
+        if (reply.stats->promptTokens + reply.stats->completionTokens == 512) {
+            QCOMPARE(reply.stats->finishReason, QStringLiteral("context"));
+            QVERIFY2(view.tab(longId)->messageAt(1)->statsText().contains(QStringLiteral("context is full")),
+                     qPrintable(view.tab(longId)->messageAt(1)->statsText()));
+        } else {
+            QCOMPARE(reply.stats->finishReason, QStringLiteral("stop"));  // the model ended it first
+        }
+        QVERIFY(!view.tab(longId)->messageAt(1)->statsText().contains(QStringLiteral("max tokens")));
+    }
+
+    // Issue 13, defect 4: closing a tab keeps the conversation on disk (stopping a reply in
+    // progress cleanly), and it can be reopened, also after a restart.
+    void closeTabKeepsConversation() {
+        const QString dir = m_env->path(QStringLiteral("closing"));
+        QString id;
+        {
+            ChatController chat(m_engine.get(), ConversationStore(dir));
+            ChatView view(&chat);
+            chat.restore();
+            id = chat.ids().first();
+            chat.setSampling(id, seeded(8, 450));
+            QSignalSpy updates(&chat, &ChatController::messageUpdated);
+            QSignalSpy finished(&chat, &ChatController::generationFinished);
+            QVERIFY(chat.send(id, QStringLiteral("Tell me a long story")));
+            QVERIFY(updates.wait(30000));
+            view.closeCurrentTab();  // while it generates
+            QCOMPARE(view.tabs()->count(), 1);  // a fresh tab took its place
+            QVERIFY(!chat.ids().contains(id));
+            QCOMPARE(chat.closedIds(), QStringList{id});
+            QVERIFY(finished.wait(30000));
+            QVERIFY(!chat.isGenerating(id));
+            const Conversation* c = chat.conversation(id);
+            QVERIFY(c);
+            QCOMPARE(c->messages.size(), 2);
+            QCOMPARE(c->messages[1].stats->finishReason, QStringLiteral("cancelled"));
+            QVERIFY(QFile::exists(dir + QLatin1Char('/') + id + QStringLiteral(".json")));
+        }
+        ChatController chat(m_engine.get(), ConversationStore(dir));
+        ChatView view(&chat);
+        chat.restore();
+        QVERIFY(!chat.ids().contains(id));  // still closed after a restart
+        QCOMPARE(view.tabs()->count(), 1);
+        QCOMPARE(chat.closedIds(), QStringList{id});
+        QVERIFY(chat.reopenConversation(id));
+        QCOMPARE(view.tabs()->count(), 2);
+        QVERIFY(view.tab(id));
+        QCOMPARE(view.tab(id)->messageCount(), 2);
+        QCOMPARE(chat.conversation(id)->messages[0].content, QStringLiteral("Tell me a long story"));
+        QVERIFY(chat.closedIds().isEmpty());
+    }
+
+    // Issue 13, defect 10: the chat view names the model that answers, and says when there is none.
+    void chatViewShowsLoadedModel() {
+        ChatController chat(m_engine.get(), freshStore());
+        ChatView view(&chat);
+        QCOMPARE(view.modelLabel()->text(), QStringLiteral("stories260K · unquantized · 512-token context"));
+        EngineController none;
+        ChatController idle(&none, freshStore());
+        ChatView empty(&idle);
+        QCOMPARE(empty.modelLabel()->text(), QStringLiteral("No model loaded"));
+    }
+
+    // Issue 13, defect 10: a new tab starts from the defaults, not from the last tab's settings.
+    void newTabStartsFromDefaults() {
+        ChatController chat(m_engine.get(), freshStore());
+        chat.restore();
+        const QString a = chat.ids().first();
+        chat.setSystemPrompt(a, QStringLiteral("Be terse."));
+        chat.setSampling(a, seeded(3, 17));
+        const QString b = chat.newConversation();
+        QVERIFY(chat.conversation(b)->systemPrompt.isEmpty());
+        QCOMPARE(chat.conversation(b)->sampling, SamplingSettings{});
+    }
+
+    // Issue 13, defect 5: the statistics say only what was measured — after the model is
+    // unloaded mid-reply (tokens streamed, no prompt size), after Stop, and "1 token".
+    void statisticsAfterUnloadAndStop() {
+        EngineController engine;
+        QSignalSpy loaded(&engine, &EngineController::loaded);
+        engine.load(lmw::test::smallConfig());
+        QVERIFY(loaded.wait(30000));
+        ChatController chat(&engine, freshStore());
+        ChatView view(&chat);
+        chat.restore();
+        const QString id = chat.ids().first();
+        QSignalSpy finished(&chat, &ChatController::generationFinished);
+
+        chat.setSampling(id, seeded(6, 1));
+        QVERIFY(chat.send(id, QStringLiteral("Once")));
+        QVERIFY(finished.wait(30000));
+        const QString one = view.tab(id)->messageAt(1)->statsText();
+        QVERIFY2(one.startsWith(QStringLiteral("1 token · ")), qPrintable(one));
+        QVERIFY2(!one.contains(QStringLiteral("tok/s")), qPrintable(one));  // no speed from one token
+
+        chat.setSampling(id, seeded(6, 450));
+        QSignalSpy updates(&chat, &ChatController::messageUpdated);
+        QVERIFY(chat.send(id, QStringLiteral("Tell me a long story")));
+        QTRY_VERIFY_WITH_TIMEOUT(chat.conversation(id)->messages[3].content.size() > 20, 30000);
+        engine.unload();
+        QTRY_VERIFY_WITH_TIMEOUT(!chat.isGenerating(id), 30000);
+        const auto& m = chat.conversation(id)->messages[3];
+        QVERIFY(m.stats.has_value());
+        QVERIFY2(m.stats->completionTokens > 1, qPrintable(QString::number(m.stats->completionTokens)));
+        const QString text = view.tab(id)->messageAt(3)->statsText();
+        QVERIFY2(text.startsWith(QString::number(m.stats->completionTokens) + QStringLiteral(" tokens")), qPrintable(text));
+        QVERIFY(m.stats->firstTokenSeconds > 0);  // from the stream: the engine sent no timings
+        QVERIFY(m.stats->totalSeconds >= m.stats->firstTokenSeconds);
+        QVERIFY2(!text.contains(QStringLiteral("prompt 0")) && !text.contains(QStringLiteral(" 0 ms")), qPrintable(text));
+        QVERIFY2(text.contains(QStringLiteral("unloaded")), qPrintable(text));
+
+        // Stop before the first token: no first-token time, no speed.
+        ChatMessageRecord stopped{QStringLiteral("assistant"), QString(), QDateTime::currentDateTime(), MessageStats{}, {}};
+        stopped.stats->promptTokens = 12;
+        stopped.stats->finishReason = QStringLiteral("cancelled");
+        MessageWidget w;
+        w.setMessage(stopped, false);
+        QCOMPARE(w.statsText(), QStringLiteral("0 tokens · prompt 12 tokens · stopped"));
+    }
+
     void sendWithoutModelIsAnError() {
         EngineController none;
         ChatController chat(&none, freshStore());
@@ -317,6 +512,16 @@ private slots:
         QCOMPARE(errors.count(), 1);
         QCOMPARE(errors.at(0).at(0).toString(), QStringLiteral("No model loaded"));
         QCOMPARE(chat.conversation(chat.ids().first())->messages.size(), 0);
+    }
+
+    // Issue 13, defect 10: a single newline in a reply is a line break, not a space.
+    void replyLineBreaksKept() {
+        QTextDocument doc;
+        setMarkdownWithCodeBlocks(&doc, QStringLiteral("Line one\nLine two\n\n```\na\nb\n```\n"));
+        const QString plain = doc.toPlainText();
+        QVERIFY2(!plain.contains(QStringLiteral("Line one Line two")), qPrintable(plain));
+        QVERIFY2(plain.contains(QStringLiteral("Line one")) && plain.contains(QStringLiteral("Line two")), qPrintable(plain));
+        QVERIFY2(plain.contains(QStringLiteral("a\nb")), qPrintable(plain));  // code untouched
     }
 
     void markdownCodeBlocks() {

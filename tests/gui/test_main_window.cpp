@@ -1,11 +1,14 @@
 // The real MainWindow: start-up with a model folder / the last model / the picker, the model card,
 // a chat turn, shortcuts, the status bar, settings that persist, and errors as non-blocking dialogs
 // announced through errorShown.
+#include <QAbstractSpinBox>
 #include <QDir>
+#include <QFile>
 #include <QElapsedTimer>
 #include <QLabel>
 #include <QListWidget>
 #include <QMessageBox>
+#include <QPushButton>
 #include <QSignalSpy>
 #include <QStatusBar>
 #include <QTabWidget>
@@ -19,6 +22,7 @@
 #include "lmw/gui/engine_settings.h"
 #include "lmw/gui/memory_planner.h"
 #include "lmw/gui/model_view.h"
+#include "lmw/gui/quantize_wizard.h"
 #include "lmw/gui/server_controller.h"
 #include "lmw/gui/server_view.h"
 
@@ -70,7 +74,12 @@ private slots:
         QCOMPARE(cardValue(mv, QStringLiteral("Chat template")), QStringLiteral("built-in llama2"));
         QCOMPARE(cardValue(mv, QStringLiteral("Parameters")),
                  QString::fromStdString(lmw::engine::formatParameters(mv->currentInfo()->parameters)));
-        QVERIFY(mv->currentPlan().kvCache == mv->currentInfo()->kvBytesPerToken(0) * 512);
+        // Issue 13, defect 6: the planner's KV cache is what the engine allocated — the whole
+        // batch, in whole blocks, in the CPU cache's f32 layout.
+        const auto st = w.engine()->stats();
+        QCOMPARE(mv->currentPlan().kvCache, uint64_t(st.kvTokenCapacity) * mv->currentInfo()->kvBytesPerToken(0, "cpu"));
+        QCOMPARE(mv->currentPlan().kvCache, mv->currentInfo()->kvCacheBytes(512, 0, mv->settings().maxBatchSize, "cpu"));
+        QCOMPARE(mv->currentInfo()->kvBytesPerToken(0, "cpu"), 2 * mv->currentInfo()->kvBytesPerToken(0, "cuda"));
         QCOMPARE(RecentModels::last(), QDir::cleanPath(lmw::test::model()));
         // The planner warns in plain words when the chosen device is too small.
         QVERIFY(mv->warningText().isEmpty());
@@ -83,7 +92,8 @@ private slots:
         QVERIFY(!mv->currentPlan().fits);
         EngineSettings small = mv->settings();
         small.sessionLen = 64;
-        small.quantPolicy = 4;  // shorter session, int4 KV: now it fits
+        small.quantPolicy = 4;  // shorter session, int4 KV, one sequence: now it fits
+        small.maxBatchSize = 1;
         mv->setSettings(small);
         QVERIFY2(mv->currentPlan().fits, qPrintable(mv->warningText()));
         QVERIFY2(w.statusText().startsWith(QStringLiteral("CPU")), qPrintable(w.statusText()));
@@ -114,6 +124,14 @@ private slots:
         const int tabs = w.chatView()->tabs()->count();
         QTest::keyClick(&w, Qt::Key_T, Qt::ControlModifier);
         QCOMPARE(w.chatView()->tabs()->count(), tabs + 1);
+        const QString closing = w.chatView()->currentTab()->id();
+        QTest::keyClick(&w, Qt::Key_W, Qt::ControlModifier);
+        QCOMPARE(w.chatView()->tabs()->count(), tabs);
+        // Issue 13, defect 4: closed, not deleted; Ctrl+Shift+T brings it back.
+        QCOMPARE(w.chat()->closedIds().value(0), closing);
+        QTest::keyClick(&w, Qt::Key_T, Qt::ControlModifier | Qt::ShiftModifier);
+        QCOMPARE(w.chatView()->tabs()->count(), tabs + 1);
+        QCOMPARE(w.chatView()->currentTab()->id(), closing);
         QTest::keyClick(&w, Qt::Key_W, Qt::ControlModifier);
         QCOMPARE(w.chatView()->tabs()->count(), tabs);
         QTest::keyClick(&w, Qt::Key_2, Qt::ControlModifier);
@@ -181,6 +199,34 @@ private slots:
         QCOMPARE(shown.at(0).at(0).toString(), QStringLiteral("Not a model folder"));
         QVERIFY2(shown.at(0).at(1).toString().contains(QStringLiteral("config.json")), qPrintable(shown.at(0).at(1).toString()));
         QVERIFY(!w.modelView()->currentInfo().has_value());
+
+        // Issue 13, defect 7: a folder with a corrupt file is not "Not a model folder", and after
+        // a failed open the header still names the model that is open, with its own path.
+        QSignalSpy ready(w.modelView(), &ModelView::modelInfoReady);
+        w.modelView()->openModel(lmw::test::model());
+        QVERIFY(ready.wait(10000));
+        const QString broken = m_env->path(QStringLiteral("broken-model"));
+        QDir().mkpath(broken);
+        for (const QString& f : QDir(lmw::test::model()).entryList(QDir::Files))
+            QFile::copy(lmw::test::model() + QLatin1Char('/') + f, broken + QLatin1Char('/') + f);
+        QFile config(broken + QStringLiteral("/config.json"));
+        QVERIFY(config.open(QIODevice::WriteOnly | QIODevice::Truncate));
+        config.write("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": ");  // cut short
+        config.close();
+        shown.clear();
+        w.modelView()->openModel(broken);
+        QVERIFY(shown.wait(10000));
+        QCOMPARE(shown.at(0).at(0).toString(), QStringLiteral("Could not read the model"));
+        QVERIFY(shown.at(0).at(1).toString().contains(broken));
+        const auto labels = w.modelView()->findChildren<QLabel*>();
+        bool namePath = false, wrongPath = false;
+        for (QLabel* l : labels) {
+            namePath = namePath || l->text() == QDir::cleanPath(lmw::test::model());
+            wrongPath = wrongPath || l->text() == broken;
+        }
+        QVERIFY(namePath);
+        QVERIFY(!wrongPath);
+        QCOMPARE(QString::fromStdString(w.modelView()->currentInfo()->name), QStringLiteral("stories260K"));
     }
 
     void dialogIsNonBlocking() {
@@ -195,6 +241,37 @@ private slots:
         box->accept();
     }
 
+    // Issue 13, defect 9: the window has a minimum size at which the chat settings stay usable
+    // and the quantize result page keeps its Open button on screen, however long its notes.
+    void minimumSizeKeepsControlsUsable() {
+        MainWindow w(m_env->conversations());
+        w.setDialogsEnabled(false);
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        w.resize(640, 400);
+        QCOMPARE(w.size(), MainWindow::kMinimumSize);
+        QTest::qWait(50);
+        const auto spins = w.chatView()->currentTab()->findChildren<QAbstractSpinBox*>();
+        QVERIFY(spins.size() >= 6);
+        for (QAbstractSpinBox* sb : spins)
+            QVERIFY2(sb->width() >= sb->minimumSizeHint().width(), qPrintable(QString::number(sb->width())));
+
+        ResultPage page;
+        QuantizeOutcome o;
+        o.report.outDir = "/tmp/out";
+        for (int i = 0; i < 40; ++i) o.report.notes.push_back("layer " + std::to_string(i) + ": group size changed to 64");
+        page.showOutcome(o);
+        page.resize(MainWindow::kMinimumSize.width() - 120, MainWindow::kMinimumSize.height() - 200);
+        page.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&page));
+        QPushButton* open = nullptr;
+        for (auto* b : page.findChildren<QPushButton*>())
+            if (b->text() == QStringLiteral("Open the quantized model")) open = b;
+        QVERIFY(open);
+        const QRect r(open->mapTo(&page, QPoint(0, 0)), open->size());
+        QVERIFY2(page.rect().contains(r), qPrintable(QStringLiteral("%1,%2 %3x%4 in %5x%6").arg(r.x()).arg(r.y()).arg(r.width()).arg(r.height()).arg(page.width()).arg(page.height())));
+    }
+
     void memoryPlanner() {
         auto info = lmw::engine::readModelInfo(lmw::test::modelDir());
         QVERIFY(info.ok());
@@ -207,6 +284,16 @@ private slots:
         QVERIFY(p8.kvCache < p16.kvCache);
         QVERIFY(p4.kvCache < p8.kvCache);
         QCOMPARE(p16.total, info.value().memoryNeeded(512, 0, 1));
+        // The batch counts, in whole 64-token blocks; CUDA stores f16 values and f16 scale/zero, the
+        // CPU f32 (the layouts of kernels/src/kv_store.cu and cpu_kv_cache.cpp).
+        const auto& cfg = info.value().config;
+        const uint64_t perHeadTokens = 2ull * cfg.numLayers * cfg.numKvHeads;
+        QCOMPARE(planMemory(info.value(), 100, 0, 8, tiny).kvCache, perHeadTokens * cfg.headDim * 2 * 8 * 128);
+        QCOMPARE(planMemory(info.value(), 100, 8, 8, tiny).kvCache, perHeadTokens * (cfg.headDim + 4) * 8 * 128);
+        DeviceMemory cpu{QStringLiteral("cpu"), QStringLiteral("CPU"), 64ull << 30, 32ull << 30};
+        QCOMPARE(planMemory(info.value(), 100, 0, 8, cpu).kvCache, perHeadTokens * cfg.headDim * 4 * 8 * 128);
+        QCOMPARE(planMemory(info.value(), 100, 8, 8, cpu).kvCache, perHeadTokens * (cfg.headDim + 8) * 8 * 128);
+        QCOMPARE(planMemory(info.value(), 100, 4, 8, cpu).kvCache, perHeadTokens * ((cfg.headDim + 1) / 2 + 8) * 8 * 128);
         QCOMPARE(p16.available, uint64_t(1u << 20));
         QCOMPARE(p16.fits, p16.total <= (1u << 20));
         DeviceMemory none{QStringLiteral("cuda"), QStringLiteral("Full GPU"), 4u << 20, 1024};

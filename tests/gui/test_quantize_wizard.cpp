@@ -2,11 +2,16 @@
 // worker thread (progress, log), the result page shows sizes, perplexity before/after and the
 // per-layer chart, and "Open the quantized model" loads it and it chats. Cancel leaves nothing.
 #include <QAbstractButton>
+#include <QApplication>
+#include <QLineEdit>
 #include <QBarSeries>
 #include <QBarSet>
 #include <QChart>
 #include <QChartView>
 #include <QDir>
+#include <QFileInfo>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QPlainTextEdit>
 #include <QProgressBar>
 #include <QPushButton>
@@ -15,6 +20,7 @@
 
 #include "gui/gui_test_env.h"
 #include "lmw/gui/engine_controller.h"
+#include "lmw/gui/main_window.h"
 #include "lmw/gui/model_view.h"
 #include "lmw/gui/quantize_controller.h"
 #include "lmw/gui/quantize_wizard.h"
@@ -44,6 +50,47 @@ class TestQuantizeWizard : public QObject {
 
 private slots:
     void initTestCase() { m_env = std::make_unique<lmw::test::GuiTestEnv>(); }
+
+    // Issue 13, defect 1: in the real window, typing a whole path into the source and output
+    // fields puts every character there (QWizard's button update after each keystroke used to
+    // move the focus to the sidebar, where "c" switched to Chat). Keys go to whatever has the
+    // focus, as a user's do.
+    void pathFieldsKeepFocusWhileTyping() {
+        MainWindow w(m_env->conversations());
+        w.setDialogsEnabled(false);
+        w.show();
+        QVERIFY(QTest::qWaitForWindowActive(&w));
+        w.showView(MainWindow::QuantizePage);
+        QuantizeWizard* wiz = w.wizard();
+        wiz->restart();
+        auto* source = wiz->currentPage()->findChild<QLineEdit*>();
+        QVERIFY(source);
+        source->clear();
+        QTest::mouseClick(source, Qt::LeftButton);
+        QCOMPARE(QApplication::focusWidget(), source);
+        const QString src = QDir::cleanPath(lmw::test::model());
+        QTest::keyClicks(nullptr, src);  // nullptr: each key to the focus widget of the moment
+        QCOMPARE(source->text(), src);
+        QCOMPARE(w.currentView(), MainWindow::QuantizePage);
+        QTRY_VERIFY_WITH_TIMEOUT(wiz->currentPage()->isComplete(), 10000);
+
+        wiz->next();
+        QCOMPARE(wiz->currentId(), int(QuantizeWizard::Output));
+        auto* out = wiz->currentPage()->findChild<QLineEdit*>();
+        QVERIFY(out);
+        // The models folder is read-only: the default output is somewhere writable.
+        QVERIFY2(QFileInfo(QFileInfo(out->text()).absolutePath()).isWritable(), qPrintable(out->text()));
+        QVERIFY(out->text().endsWith(QStringLiteral("/stories260K-awq-int4")));
+        QTest::mouseClick(out, Qt::LeftButton);
+        QCOMPARE(QApplication::focusWidget(), out);
+        out->selectAll();
+        const QString target = m_env->path(QStringLiteral("x/stories260K-awq-int4"));  // not there yet
+        QTest::keyClicks(nullptr, target);
+        QCOMPARE(out->text(), target);
+        QCOMPARE(QApplication::focusWidget(), out);
+        QCOMPARE(w.currentView(), MainWindow::QuantizePage);
+        QVERIFY(wiz->currentPage()->isComplete());
+    }
 
     void builtinEvalTextShips() {
         const QString text = QuantizeController::builtinEvalText();
@@ -97,7 +144,22 @@ private slots:
         QVERIFY(outcome.pplBefore > 1);
         QVERIFY(outcome.pplAfter > 1);
         QCOMPARE(int(outcome.report.layers.size()), 5);
+        // Issue 13, defect 8: the report on disk has the sizes and perplexities the page shows,
+        // and the page's sizes are the model card's and the planner's.
+        const QJsonObject onDisk = QJsonDocument::fromJson(
+            QByteArray::fromStdString(lmw::test::readFile(out.toStdString() + "/quantization_report.json"))).object();
+        QCOMPARE(onDisk.value("size_after").toDouble(), double(outcome.report.sizeAfter));
+        QVERIFY(onDisk.value("size_after").toDouble() > 0);
+        QCOMPARE(onDisk.value("ppl_before").toDouble(), outcome.pplBefore);
+        QCOMPARE(onDisk.value("ppl_after").toDouble(), outcome.pplAfter);
+        const auto outInfo = lmw::engine::readModelInfo(out.toStdString());
+        QVERIFY(outInfo.ok());
+        QCOMPARE(outcome.weightsAfter, outInfo.value().weightBytes);
+        QCOMPARE(outcome.diskAfter, outInfo.value().diskBytes);
         ResultPage* result = w.resultPage();
+        QVERIFY2(result->summaryText().contains(QString::fromStdString(lmw::engine::formatBytes(outInfo.value().weightBytes))),
+                 qPrintable(result->summaryText()));
+        QVERIFY(result->summaryText().contains(QString::fromStdString(lmw::engine::formatBytes(outInfo.value().diskBytes))));
         QCOMPARE(result->outputDir(), out);
         QVERIFY2(result->summaryText().contains(QString::number(outcome.pplBefore, 'f', 3)), qPrintable(result->summaryText()));
         QVERIFY(result->summaryText().contains(QString::number(outcome.pplAfter, 'f', 3)));

@@ -68,12 +68,23 @@ struct ModelInfo {
     std::string tokenizerFile;   // what the engine reads: "tokenizer.json" (wins) or "tokenizer.model"; empty = none
     std::string chatTemplate;    // "tokenizer_config.json (Jinja)", "chat_template.jinja (Jinja)" or "built-in NAME"
 
-    // Bytes of KV cache one token takes at this quant policy (0 = 16-bit, 8 = int8, 4 = int4),
-    // counting the per-head-per-token scale and zero of quantized policies.
-    uint64_t kvBytesPerToken(int quantPolicy) const;
+    // Bytes of KV cache one token takes at this quant policy (0 = unquantized, 8 = int8, 4 = int4)
+    // on `backend`, counting the per-head-per-token scale and zero of quantized policies: "cuda"
+    // stores f16 values and f16 scale/zero, "cpu" f32 values and f32 scale/zero (its cache's own
+    // block size, so this is what the engine allocates).
+    uint64_t kvBytesPerToken(int quantPolicy, const std::string& backend = "cuda") const;
+    // The KV cache for `batch` sequences of `sessionLen` tokens in whole blocks: what the engine
+    // allocates on the CPU, and the least it needs on a GPU.
+    uint64_t kvCacheBytes(int sessionLen, int quantPolicy, int batch, const std::string& backend) const;
     // Weights + KV for `sessionLen` tokens x `batch` sequences + activations/workspace estimate.
     uint64_t memoryNeeded(int sessionLen, int quantPolicy, int batch = 1) const;
 };
+
+// Tokens per KV cache block, and the blocks `batch` sequences of `sessionLen` tokens use at most.
+inline constexpr int kKvBlockSize = 64;
+inline int64_t kvBlocksFor(int sessionLen, int batch) {
+    return int64_t(batch < 1 ? 1 : batch) * ((int64_t(sessionLen) + kKvBlockSize - 1) / kKvBlockSize);
+}
 
 // Reads config and safetensors headers of a model folder.
 Result<ModelInfo> readModelInfo(const std::string& dir);

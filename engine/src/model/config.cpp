@@ -2,6 +2,8 @@
 // user with a broken folder knows what to fix.
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -22,8 +24,8 @@ json readJsonFile(const std::string& path) {
     std::stringstream ss;
     ss << f.rdbuf();
     try {
-        return json::parse(ss.str());
-    } catch (const json::parse_error& e) {
+        return json::parse(ss.str());  // parse_error, and out_of_range for 1e600
+    } catch (const json::exception& e) {
         throw Error(ErrorCode::InvalidModel, path + ": not valid JSON (" + e.what() + ")");
     }
 }
@@ -78,10 +80,20 @@ public:
 
 private:
     int toInt(const json& v, const char* key) const {
-        if (v.is_number_integer() || v.is_number_unsigned()) return v.get<int>();
-        // Some exporters write 4096.0; accept integral floats.
-        if (v.is_number_float() && v.get<double>() == double(int64_t(v.get<double>()))) return int(v.get<double>());
-        throw invalid(key, "an integer");
+        // Range first: get<int>() wraps 2^32 to 0 and casting 1e40 to an integer is undefined.
+        constexpr double lo = std::numeric_limits<int>::min(), hi = std::numeric_limits<int>::max();
+        if (v.is_number_unsigned()) {
+            if (v.get<uint64_t>() <= uint64_t(hi)) return int(v.get<uint64_t>());
+        } else if (v.is_number_integer()) {
+            if (v.get<int64_t>() >= int64_t(lo) && v.get<int64_t>() <= int64_t(hi)) return int(v.get<int64_t>());
+        } else if (v.is_number_float()) {
+            // Some exporters write 4096.0; accept integral floats.
+            const double d = v.get<double>();
+            if (d >= lo && d <= hi && d == std::trunc(d)) return int(d);
+        } else {
+            throw invalid(key, "an integer");
+        }
+        throw invalid(key, "an integer from " + std::to_string(int64_t(lo)) + " to " + std::to_string(int64_t(hi)));
     }
 
     const json& m_j;

@@ -9,6 +9,7 @@
 #include "lmw/chat_template.h"
 #include "lmw/model_info.h"
 #include "lmw/tokenizer.h"
+#include "backend/cpu/cpu_kv_cache.h"
 #include "model/safetensors.h"
 #include "tokenizer/tokenizer_config.h"
 
@@ -88,7 +89,10 @@ Result<ModelInfo> readModelInfo(const std::string& dir) {
     });
 }
 
-uint64_t ModelInfo::kvBytesPerToken(int quantPolicy) const {
+uint64_t ModelInfo::kvBytesPerToken(int quantPolicy, const std::string& backend) const {
+    if (backend == "cpu")  // one source: the CPU cache's own layout
+        return CpuKvCache::blockBytes({config.numLayers, config.numKvHeads, config.headDim, kKvBlockSize, quantPolicy}) /
+               kKvBlockSize;
     const uint64_t headDim = uint64_t(config.headDim);
     uint64_t perHead;  // bytes of one head of K (or V) for one token
     switch (quantPolicy) {
@@ -100,6 +104,10 @@ uint64_t ModelInfo::kvBytesPerToken(int quantPolicy) const {
                         "quant_policy " + std::to_string(quantPolicy) + " is not one of 0, 8, 4");
     }
     return 2 /* K and V */ * uint64_t(config.numLayers) * uint64_t(config.numKvHeads) * perHead;
+}
+
+uint64_t ModelInfo::kvCacheBytes(int sessionLen, int quantPolicy, int batch, const std::string& backend) const {
+    return kvBytesPerToken(quantPolicy, backend) * uint64_t(kKvBlockSize) * uint64_t(kvBlocksFor(sessionLen, batch));
 }
 
 uint64_t ModelInfo::memoryNeeded(int sessionLen, int quantPolicy, int batch) const {

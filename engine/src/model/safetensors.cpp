@@ -97,7 +97,7 @@ std::vector<HeaderEntry> parseHeader(const std::string& file, const std::string&
     json h;
     try {
         h = json::parse(headerJson);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
         throw invalid(file, std::string("safetensors header is not valid JSON (") + e.what() + ")");
     }
     if (!h.is_object()) throw invalid(file, "safetensors header is not a JSON object");
@@ -166,7 +166,7 @@ std::vector<std::string> weightFiles(const std::string& dir, std::map<std::strin
         json j;
         try {
             j = json::parse(ss.str());
-        } catch (const json::parse_error& e) {
+        } catch (const json::exception& e) {
             throw invalid(index, std::string("not valid JSON (") + e.what() + ")");
         }
         if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())

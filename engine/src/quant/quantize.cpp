@@ -110,6 +110,7 @@ public:
         }
         writeSideFiles(out.path());
         m_rep.seconds = seconds();
+        m_rep.sizeAfter = folderBytes(out.path(), ".safetensors");  // before the report that records it
         {
             std::ofstream f(out.path() + "/quantization_report.json");
             f << quantizeReportJson(m_rep);
@@ -117,7 +118,6 @@ public:
         }
         report(QuantizeStage::Finishing, N, "moving the finished folder into place");
         out.commit();
-        m_rep.sizeAfter = folderBytes(m_rep.outDir, ".safetensors");
         if (!m_opts.pplTextFile.empty()) measurePerplexity();
         QuantizeProgress p = progressAt(QuantizeStage::Done, N, "done");
         p.eta = 0;

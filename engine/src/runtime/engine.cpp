@@ -28,7 +28,7 @@ const char* finishReasonName(FinishReason r) {
 }
 
 namespace {
-constexpr int kBlockSize = 64;
+constexpr int kBlockSize = kKvBlockSize;
 
 double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 }  // namespace
@@ -116,7 +116,7 @@ void Engine::Impl::load(const ProgressFn& progress) {
         numBlocks = int64_t(double(dev.freeBytes) * std::clamp(config.cacheMaxEntryCount, 0.0, 1.0) / double(blockBytes));
         // On the CPU, memory is shared with everything else: never take more than every running
         // sequence can use at full session length.
-        const int64_t useful = int64_t(config.maxBatchSize) * ((sessionLen + kBlockSize - 1) / kBlockSize);
+        const int64_t useful = kvBlocksFor(sessionLen, config.maxBatchSize);
         if (dev.backend == "cpu") numBlocks = std::min(numBlocks, useful);
     }
     if (numBlocks < 1)

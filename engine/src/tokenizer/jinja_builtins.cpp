@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <limits>
 
 #include "lmw/error.h"
 #include "tokenizer/jinja_internal.h"
@@ -10,6 +11,14 @@
 namespace lmw::engine::jinja {
 
 namespace {
+
+// int(x) of a float: out of int64's range (or NaN) the cast is undefined; clamp as a safe choice.
+Value truncToInt(double d) {
+    if (std::isnan(d)) return int64_t(0);
+    if (d >= 9.2233720368547758e18) return std::numeric_limits<int64_t>::max();
+    if (d <= -9.2233720368547758e18) return std::numeric_limits<int64_t>::min();
+    return int64_t(std::trunc(d));
+}
 
 [[noreturn]] void fail(const std::string& what) { throw Error(ErrorCode::InvalidArgument, what); }
 
@@ -140,7 +149,7 @@ Value attribute(const Value& v, const std::string& path) {
         std::string key = path.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
         if (cur.is_object() && cur.contains(key)) cur = cur[key];
         else if (cur.is_array() && !key.empty() && std::all_of(key.begin(), key.end(), ::isdigit) &&
-                 std::stoul(key) < cur.size())
+                 key.size() < 10 && std::stoul(key) < cur.size())  // longer would overflow stoul
             cur = cur[std::stoul(key)];
         else return undefined();
         if (dot == std::string::npos) break;
@@ -268,14 +277,14 @@ Value applyFilter(const std::string& name, const Value& v, const std::vector<Val
     if (name == "int") {
         const Value* def = arg(args, 0, kw, "default");
         if (v.is_number_integer() || v.is_number_unsigned()) return v;
-        if (v.is_number_float()) return int64_t(std::trunc(v.get<double>()));
+        if (v.is_number_float()) return truncToInt(v.get<double>());
         if (v.is_boolean()) return int64_t(v.get<bool>());
         if (v.is_string()) {
             try {
                 size_t used = 0;
                 const std::string s = stripChars(v.get<std::string>(), Value(), 'b');
                 double d = std::stod(s, &used);
-                if (used == s.size()) return int64_t(std::trunc(d));
+                if (used == s.size()) return truncToInt(d);
             } catch (...) {
             }
         }

@@ -152,7 +152,7 @@ private:
             auto f = obj.find(name);
             return f != obj.end() ? *f : undefined();
         }
-        if (obj.is_array() && !name.empty() && std::all_of(name.begin(), name.end(), ::isdigit)) {
+        if (obj.is_array() && !name.empty() && name.size() < 10 && std::all_of(name.begin(), name.end(), ::isdigit)) {
             size_t i = std::stoul(name);
             return i < obj.size() ? obj[i] : undefined();
         }

@@ -54,7 +54,13 @@ std::string readString(const std::string& src, size_t& i) {
             case 'u': case 'x': {
                 const int len = e == 'u' ? 4 : 2;
                 if (i + len > src.size()) syntaxError(src, i, "bad escape");
-                const uint32_t cp = std::stoul(src.substr(i, len), nullptr, 16);
+                // By hand: std::stoul throws std::invalid_argument on "\\xZZ" and accepts " 1" or "+1".
+                uint32_t cp = 0;
+                for (int k = 0; k < len; ++k) {
+                    const char h = src[i + k];
+                    if (!std::isxdigit(static_cast<unsigned char>(h))) syntaxError(src, i, "bad escape");
+                    cp = cp * 16 + uint32_t(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
+                }
                 i += len;
                 if (cp < 0x80) out += char(cp);
                 else if (cp < 0x800) { out += char(0xC0 | (cp >> 6)); out += char(0x80 | (cp & 0x3F)); }

@@ -1,6 +1,8 @@
 // Jinja parser: recursive descent with Jinja2's operator precedence (lowest first):
 // "x if c else y", or, and, not, comparisons / in / not in, + -, ~, * / // %, **, unary -, then
 // postfix (.attr, [i], [a:b], (call)) with filters "|f" and tests "is t" binding tightest.
+#include <cerrno>
+#include <cstdlib>
 #include <set>
 
 #include "lmw/error.h"
@@ -457,12 +459,17 @@ private:
             }
             case Tok::Int: {
                 auto e = make(Expr::Literal, t.pos);
-                e->literal = std::stoll(next().text);
+                // std::stoll throws std::out_of_range past 2^63: a syntax error, not a crash.
+                const Token& lit = next();
+                errno = 0;
+                const long long v = std::strtoll(lit.text.c_str(), nullptr, 10);
+                if (errno == ERANGE) fail(lit.pos, "integer literal out of range");
+                e->literal = int64_t(v);
                 return e;
             }
             case Tok::Float: {
                 auto e = make(Expr::Literal, t.pos);
-                e->literal = std::stod(next().text);
+                e->literal = std::strtod(next().text.c_str(), nullptr);  // 1e999 is inf, as in Python
                 return e;
             }
             case Tok::Name: {

@@ -48,6 +48,9 @@ struct ServerOptions {
     // Bound to a loopback address, only requests whose Host is a loopback name (localhost,
     // 127.x.x.x, [::1]) or one of these are served (DNS rebinding); "*" accepts any Host.
     std::vector<std::string> allowedHosts;
+    // Special-token text in prompts and message contents becomes special tokens (the template's
+    // markup always does); false: it is plain text, as OpenAI does, so a client cannot forge a turn.
+    bool allowSpecialTokens = false;
 
     // Transport: sizes and deadlines of one connection.
     size_t headerLimit = 64u << 10;        // request line + headers; larger: 431 (414 for the line)

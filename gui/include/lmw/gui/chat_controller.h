@@ -64,6 +64,7 @@ signals:
     // The prompt no longer fits the model's session: shown in the tab, not as a dialog.
     void contextFull(const QString& id, const QString& message);
     void errorOccurred(const QString& title, const QString& message);
+    void noticed(const QString& message);  // a passing confirmation (the status bar shows it)
 
 private:
     struct Running {

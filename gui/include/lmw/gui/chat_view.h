@@ -3,6 +3,7 @@
 // a tab renames it.
 #include <QWidget>
 
+class QLabel;
 class QTabWidget;
 
 namespace lmw::gui {
@@ -15,6 +16,7 @@ class ChatView : public QWidget {
 public:
     explicit ChatView(ChatController* chat, QWidget* parent = nullptr);
     QTabWidget* tabs() const { return m_tabs; }
+    QLabel* modelLabel() const { return m_model; }
     ChatTab* currentTab() const;
     ChatTab* tab(const QString& id) const;
 
@@ -29,6 +31,7 @@ private:
 
     ChatController* m_chat;
     QTabWidget* m_tabs;
+    QLabel* m_model = nullptr;  // the loaded model, its quantization and context
 };
 
 }  // namespace lmw::gui

@@ -25,6 +25,7 @@ class MainWindow : public QMainWindow {
 public:
     enum View { ChatPage, ModelsPage, ServerPage, QuantizePage };
     Q_ENUM(View)
+    static constexpr QSize kMinimumSize{960, 640};
 
     // conversationsDir empty: the app data folder.
     explicit MainWindow(const QString& conversationsDir = {}, QWidget* parent = nullptr);

@@ -30,9 +30,12 @@ struct MemoryPlan {
     QString warning;         // plain words when it does not fit (or only just fits)
 };
 
+// kvCache is what the engine allocates for `batch` sequences of `sessionLen` tokens on the
+// device's backend (on a GPU, the least: it gives the cache a share of the free memory).
 MemoryPlan planMemory(const lmw::engine::ModelInfo& info, int sessionLen, int quantPolicy, int batch,
                       const DeviceMemory& device);
 
-QString kvPrecisionName(int quantPolicy);  // "16-bit", "int8", "int4"
+// "16-bit" ("32-bit" on the CPU), "int8", "int4"
+QString kvPrecisionName(int quantPolicy, const QString& deviceKind = QStringLiteral("cuda"));
 
 }  // namespace lmw::gui

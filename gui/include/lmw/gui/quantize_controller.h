@@ -25,6 +25,9 @@ struct QuantizeOutcome {
     lmw::engine::QuantizeReport report;
     double pplBefore = 0;  // 0 when not measured
     double pplAfter = 0;
+    uint64_t weightsBefore = 0;  // ModelInfo::weightBytes of source and output (what the planner shows)
+    uint64_t weightsAfter = 0;
+    uint64_t diskAfter = 0;      // ModelInfo::diskBytes of the output (the card's "Size on disk")
     QString summary;       // formatQuantizeReport
 };
 

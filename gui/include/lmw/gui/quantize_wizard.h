@@ -2,6 +2,7 @@
 // The Quantize view: a QWizard (embedded, not a dialog) — source model, output folder, settings,
 // a run page with progress, ETA, live log and Cancel, and a result page with sizes, perplexity
 // before/after and a chart of the per-layer quantization error.
+#include <QPointer>
 #include <QWizard>
 #include <QWizardPage>
 #include <optional>
@@ -130,6 +131,7 @@ signals:
 
 protected:
     void done(int result) override;  // embedded: start over instead of closing
+    bool focusNextPrevChild(bool next) override;
 
 private:
     QuantizeController* m_controller;
@@ -138,6 +140,7 @@ private:
     RunPage* m_run;
     ResultPage* m_result;
     QString m_evalText;
+    QPointer<QWidget> m_keepFocus;
 };
 
 }  // namespace lmw::gui
