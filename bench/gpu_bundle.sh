@@ -6,10 +6,11 @@
 #
 # Copies each BINARY, every shared library they need that is not part of the base system or the
 # CUDA driver/toolkit (lib/), each MODEL folder (a name under ../shared/models, or a path; models/)
-# and run.sh, which runs a command with the right library path, into one gzip tarball
-# DIR/bundle.tgz (DIR default .dev/gpu, git-ignored; the tarball keeps the carried tree well under
+# run.sh, which runs a command with the right library path, and gpu_run.sh (the one command for the
+# GPU machine, with decode_table.py and ../shared/peers/torch_compile_decode.py) into one xz tarball
+# DIR/bundle.txz (DIR default .dev/gpu, git-ignored; the tarball keeps the carried tree well under
 # the device tool's 64 MiB). On the device, with carry [".dev/gpu"]:
-#   cd .dev/gpu && tar xzf bundle.tgz && ./run.sh ./test_x
+#   cd .dev/gpu && tar xJf bundle.txz && ./run.sh ./test_x      (or ./gpu_run.sh for everything)
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -34,6 +35,7 @@ skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|librt\.so|libpthread\.so
 for bin in "$@"; do
     [ -f "$bin" ] && [ -x "$bin" ] || { echo "not an executable file: $bin" >&2; exit 1; }
     cp -f "$bin" "$out/"
+    strip --strip-debug "$out/$(basename "$bin")"  # host debug info only; keeps the tarball small
     ldd "$bin" | awk '/=> \//{print $1" "$3}' | while read -r name path; do
         if [[ "$name" =~ $skip ]]; then continue; fi
         [ -e "$out/lib/$name" ] || cp -L "$path" "$out/lib/$name"
@@ -46,6 +48,10 @@ for m in "${models[@]}"; do
     mkdir -p "$out/models"
     cp -rf "$src" "$out/models/"
 done
+# The one command for the GPU machine (gpu_run.sh), its summary and the PyTorch peer it runs.
+cp -f "$root/bench/gpu_run.sh" "$root/bench/decode_table.py" "$out/"
+peer="$root/../shared/peers/torch_compile_decode.py"
+if [ -f "$peer" ]; then cp -f "$peer" "$out/"; else echo "warning: no $peer; gpu_run.sh will have no peer" >&2; fi
 cat > "$out/run.sh" <<'RUN'
 #!/usr/bin/env bash
 # Runs a bundled binary with the bundled libraries first, then the machine's CUDA toolkit.
@@ -56,6 +62,6 @@ exec "$@"
 RUN
 chmod +x "$out/run.sh"
 mkdir -p "$final"
-rm -f "$final/bundle.tgz"
-tar czf "$final/bundle.tgz" -C "$out" .
-du -sh "$out" "$final/bundle.tgz"
+rm -f "$final/bundle.tgz" "$final/bundle.txz"
+XZ_OPT="-6 -T2" tar cJf "$final/bundle.txz" -C "$out" .
+du -sh "$out" "$final/bundle.txz"

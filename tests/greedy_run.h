@@ -1,7 +1,7 @@
 #pragma once
 // Greedy decoding of prompt ids two ways: one sequence through the Transformer on a backend, without
-// the engine's scheduler or a tokenizer (greedyRun), and one request to an Engine on the CPU
-// (engineGreedy).
+// the engine's scheduler or a tokenizer (greedyRun), and one request to an Engine (engineGreedy, on
+// the CPU unless told).
 #include <algorithm>
 #include <cmath>
 #include <future>
@@ -73,12 +73,14 @@ struct EngineRun {
     std::string error;
 };
 
-// Loads `dir` into an Engine on the CPU (its tokenizer too) and runs request `r` greedily.
-inline EngineRun engineGreedy(const std::string& dir, engine::Request r, int maxNewTokens, bool ignoreEos) {
+// Loads `dir` into an Engine on `backend` (the CPU unless told; its tokenizer too) and runs request `r`
+// greedily.
+inline EngineRun engineGreedy(const std::string& dir, engine::Request r, int maxNewTokens, bool ignoreEos,
+                              const std::string& backend = "cpu") {
     using namespace lmw::engine;
     EngineConfig c;
     c.modelDir = dir;
-    c.backend = "cpu";
+    c.backend = backend;
     c.threads = 2;
     auto e = Engine::load(c);
     if (!e) return {{}, {}, FinishReason::Error, e.error().what()};
@@ -100,10 +102,10 @@ inline EngineRun engineGreedy(const std::string& dir, engine::Request r, int max
 }
 
 inline EngineRun engineGreedy(const std::string& dir, const std::vector<int32_t>& prompt, int maxNewTokens,
-                              bool ignoreEos) {
+                              bool ignoreEos, const std::string& backend = "cpu") {
     engine::Request r;
     r.promptIds = prompt;
-    return engineGreedy(dir, std::move(r), maxNewTokens, ignoreEos);
+    return engineGreedy(dir, std::move(r), maxNewTokens, ignoreEos, backend);
 }
 
 }  // namespace lmw::test

@@ -1,11 +1,11 @@
-#include "common.cuh"
+#include "add.cuh"
 #include "lmw/kernels/add.h"
 
 namespace lmw::kernels {
 namespace {
 __global__ void addKernel(__half* x, const __half* y, int64_t n) {
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) x[i] = __float2half(__half2float(x[i]) + __half2float(y[i]));
+    if (i < n) x[i] = detail::addRounded(x[i], y[i]);
 }
 __global__ void addBiasKernel(__half* x, const __half* b, int rows, int cols) {
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;

@@ -1,9 +1,12 @@
 // W4A16: AutoAWQ tensors -> intermediate codes -> mma-fragment packing, and the GEMM on that packing.
-#include "common.cuh"
+#include "awq_gemm.cuh"
 #include "lmw/kernels/awq_gemm.h"
 
 namespace lmw::kernels {
 namespace {
+using detail::dequantFragment;
+using detail::mma16816;
+
 // AutoAWQ stores column c of each group of 8 in nibble kAwqNibble[c] (its order_map [0,2,4,6,1,3,5,7]
 // inverted).
 __constant__ int kAwqNibble[8] = {0, 4, 1, 5, 2, 6, 3, 7};
@@ -76,20 +79,6 @@ __global__ void dequantIntermediateKernel(__half* w, const uint8_t* codes, const
     w[idx] = __hmul(d, scales[n * G + k / g]);
 }
 
-__device__ __forceinline__ void dequantFragment(uint32_t word, __half2 sz0, __half2 sz1, uint32_t a[4]) {
-    // Rows: a[0], a[2] belong to fragment row r0 (sz0); a[1], a[3] to r0 + 8 (sz1).
-    const __half2 s0 = __half2half2(__low2half(sz0)), z0 = __half2half2(__high2half(sz0));
-    const __half2 s1 = __half2half2(__low2half(sz1)), z1 = __half2half2(__high2half(sz1));
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        const uint32_t bits = ((word >> (4 * i)) & 0x000f000fu) | 0x64006400u;  // half2(1024 + code)
-        __half2 h = *reinterpret_cast<const __half2*>(&bits);
-        // The subtraction is exact (integers below 2048), so only the scale multiply rounds.
-        h = (i & 1) ? __hmul2(__hsub2(h, z1), s1) : __hmul2(__hsub2(h, z0), s0);
-        a[i] = *reinterpret_cast<uint32_t*>(&h);
-    }
-}
-
 __global__ void dequantPackedKernel(__half* w, const uint4* qw, const __half2* sz, int64_t N, int64_t K, int g) {
     const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     const int64_t chunks = K / 64;
@@ -119,14 +108,6 @@ __global__ void dequantPackedKernel(__half* w, const uint4* qw, const __half2* s
     d0[1] = make_uint4(row0[4], row0[5], row0[6], row0[7]);
     d1[0] = make_uint4(row1[0], row1[1], row1[2], row1[3]);
     d1[1] = make_uint4(row1[4], row1[5], row1[6], row1[7]);
-}
-
-__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 constexpr int kGemmWarps = 8;

@@ -3,6 +3,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <cstdint>
+#include <utility>
 
 namespace lmw::kernels::detail {
 
@@ -12,6 +13,39 @@ inline cudaStream_t asStream(void* s) { return static_cast<cudaStream_t>(s); }
 inline int launchStatus() { return int(cudaGetLastError()); }
 
 inline int ceilDiv(int64_t a, int64_t b) { return int((a + b - 1) / b); }
+
+// Programmatic dependent launch (Hopper): a kernel launched with launchOverlapped may start while the
+// kernel before it on the stream is still running, so it can stream data that does not depend on that
+// kernel (weights) during the other's tail and its own launch latency. Such a kernel MUST call
+// waitPriorGrid() before it reads anything the previous kernel writes, or writes anything the previous
+// kernel reads (activations, workspaces): that call returns once the previous grid is complete and its
+// memory visible. A kernel launched the ordinary way waits for the previous one as always, and calling
+// waitPriorGrid() in it is a no-op. Captured into CUDA graphs as programmatic edges.
+__device__ __forceinline__ void waitPriorGrid() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+// Lets the next kernel (if launched with launchOverlapped) be scheduled before this grid ends.
+__device__ __forceinline__ void allowDependents() { asm volatile("griddepcontrol.launch_dependents;" :::); }
+
+template <class... KArgs, class... Args>
+int launchOverlapped(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                     Args&&... args) {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    return int(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+}
+
+// silu(g) * u in f32. The one expression for silu_mul.cu and the GEMMs that fuse it into their input:
+// they round the same f32 value, so fused and unfused results are bit for bit equal. expf, not __expf
+// (the build's fast math makes it the approximate exp anyway): silu of large negative gates must go to
+// 0 without NaN.
+__device__ __forceinline__ float siluTimes(float g, float u) { return g / (1.f + expf(-g)) * u; }
 
 __device__ __forceinline__ float warpSum(float v) {
 #pragma unroll

@@ -1,6 +1,6 @@
 // Paged attention: one CTA per (query token, kv head, group chunk of GC query heads, partition of
-// kAttentionPartition context tokens). The GC query heads that share a kv head are processed together so
-// each K/V row is read once per CTA. A "lane group" of TPT lanes owns one cached token at a time, each
+// `part` context tokens, 64..kAttentionPartition). The GC query heads that share a kv head are processed
+// together so each K/V row is read once per CTA. A "lane group" of TPT lanes owns one cached token at a time, each
 // lane 8 elements of the head (one 16-byte f16 load, 8 bytes int8, 4 bytes int4).
 #include <cfloat>
 
@@ -11,9 +11,26 @@ namespace lmw::kernels {
 namespace {
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
-constexpr int kPart = kAttentionPartition;
+constexpr int kMaxPart = kAttentionPartition;
+constexpr int kMinPart = 64;
 constexpr int kUnroll = 8;
 constexpr int kBlock = 64;  // tokens per cache block (the launcher refuses others)
+static_assert(kMinPart % kBlock == 0 && kMaxPart % kMinPart == 0, "partitions start on block starts");
+// Grids smaller than this get smaller partitions: two waves of an H200's 132 SMs (several CTAs of 128
+// threads share an SM, so this is about the least that keeps every SM's loads in flight).
+constexpr int64_t kTargetCtas = 2 * 132;
+
+// The query heads one CTA takes: the largest chunk <= 8 that divides the group.
+int groupChunk(int group) {
+    int gc = 8;
+    while (group % gc) --gc;
+    return gc;
+}
+
+// The one place the launch and the workspace size get the partition from.
+int partitionOf(const PagedAttentionParams& p) {
+    return p.partition ? p.partition : pagedAttentionPartition(p.numTokens, p.heads, p.layout.kvHeads, p.maxContext);
+}
 
 // Bytes from a token's data row (kv head row kvhRow + slot) to its (scale, zero) pair.
 __device__ __forceinline__ int64_t paramDelta(const KvLayout& L, int64_t dpt, int64_t kvhRow, int slot) {
@@ -56,6 +73,13 @@ __device__ __forceinline__ RawRow<Q> loadRow(const uint8_t* row, int64_t paramDe
     return r;
 }
 
+// Starts an L2 fill of [p, p + bytes rounded up to 16) on the copy engine, no registers held; a hint,
+// skipped for an address that is not 16-byte aligned.
+__device__ __forceinline__ void prefetchL2(const void* p, uint32_t bytes) {
+    if (reinterpret_cast<uintptr_t>(p) & 15) return;
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"((bytes + 15u) & ~15u) : "memory");
+}
+
 template <int Q>
 __device__ __forceinline__ RawRow<Q> zeroRow() {
     RawRow<Q> r{};
@@ -92,39 +116,60 @@ __device__ __forceinline__ void decodeRow(const RawRow<Q>& r, float v[8]) {
 
 template <int Q, int GC>
 __global__ void __launch_bounds__(kThreads) pagedAttentionKernel(PagedAttentionParams p, int chunks, int tpt,
-                                                                  int tpt1, int maxParts) {
+                                                                  int tpt1, int maxParts, int part) {
     extern __shared__ float smem[];
     const KvLayout& L = p.layout;
     const int D = L.headDim;        // q, out and workspace rows
     const int Dp = L.storedDim();   // cached rows and the shared buffers: whole vectors of 8
     float* qs = smem;                      // [GC][Dp], zero past D
-    float* logits = qs + GC * Dp;          // [GC][kPart]
-    float* red = logits + GC * kPart;      // [kWarps][GC][Dp]
+    float* logits = qs + GC * Dp;          // [GC][part]
+    float* red = logits + GC * part;       // [kWarps][GC][Dp]
     float* stats = red + kWarps * GC * Dp; // [GC][2] max, sum
 
     const int t = blockIdx.x;
     const int kvh = blockIdx.y / chunks;
     const int h0 = kvh * (p.heads / L.kvHeads) + (blockIdx.y % chunks) * GC;
-    const int part = blockIdx.z;
+    const int partIdx = blockIdx.z;
+    const int start = partIdx * part;
+    // Launched overlapped (PDL): positions, block table and tokenSeq come from a host copy and q, k, v
+    // from the kernel before, none of which PDL orders, so every CTA waits before its first read (and
+    // before it returns: a grid must not end before its predecessor, which the next kernel relies on).
+    detail::waitPriorGrid();
+    detail::allowDependents();
     const int ctx = p.positions[t] + 1;
-    const int start = part * kPart;
     if (start >= ctx) return;
-    const int n = min(ctx, start + kPart) - start;
-    const int nParts = (ctx + kPart - 1) / kPart;
+    const int n = min(ctx, start + part) - start;
+    const int nParts = (ctx + part - 1) / part;
     const int seq = p.tokenSeq[t];
     // This partition's K rows of this kv head, one pointer per block (blocks of kBlock tokens), so the
     // K/V loads neither wait on a dependent table load nor redo 64-bit address arithmetic per token.
-    __shared__ const uint8_t* blocks[kPart / kBlock + 1];
+    __shared__ const uint8_t* blocks[kMaxPart / kBlock + 1];
     const int firstBlock = start / kBlock;
     const int numBlocks = (start + n - 1) / kBlock - firstBlock + 1;
     const int64_t dpt = L.dataBytesPerToken();
-    for (int i = threadIdx.x; i < numBlocks; i += kThreads)
-        blocks[i] = static_cast<const uint8_t*>(p.cache) +
-                    int64_t(p.blockTable[int64_t(seq) * p.maxBlocks + firstBlock + i]) * L.blockBytes() +
-                    int64_t(p.layer) * 2 * L.sectionBytes() + int64_t(kvh) * kBlock * dpt;
     const int64_t vDelta = L.sectionBytes();
-    // From a token's data row to its (scale, zero): to the end of the data, then to the pair.
     const int64_t kvhRow = int64_t(kvh) * kBlock;
+    for (int i = threadIdx.x; i < numBlocks; i += kThreads) {
+        const uint8_t* b = static_cast<const uint8_t*>(p.cache) +
+                           int64_t(p.blockTable[int64_t(seq) * p.maxBlocks + firstBlock + i]) * L.blockBytes() +
+                           int64_t(p.layer) * 2 * L.sectionBytes() + kvhRow * dpt;
+        blocks[i] = b;
+        // Partitions start on block starts (kMinPart % kBlock == 0), so this CTA's rows of a block are one
+        // run from its row 0, as are their (scale, zero) pairs. Fetching K and V into L2 now lets the V
+        // loads of phase 3 hit L2 instead of paying a second DRAM round trip after phase 1's. Only for
+        // the small partitions, which only small grids get: there what is in flight (about 2 x kTargetCtas
+        // CTAs of at most 128 rows of K and V) stays well inside L2; large grids hide latency by numbers.
+        if (part < kMaxPart) {
+            const uint32_t rows = uint32_t(min(kBlock, start + n - (firstBlock + i) * kBlock));
+            prefetchL2(b, rows * uint32_t(dpt));
+            prefetchL2(b + vDelta, rows * uint32_t(dpt));
+            if constexpr (Q != 0) {
+                const uint8_t* pz = b + paramDelta(L, dpt, kvhRow, 0);
+                prefetchL2(pz, rows * 4);
+                prefetchL2(pz + vDelta, rows * 4);
+            }
+        }
+    }
 
     const int stride = (p.heads + 2 * L.kvHeads) * D;
     const __half* q = static_cast<const __half*>(p.qkv) + int64_t(t) * stride + int64_t(h0) * D;
@@ -185,7 +230,7 @@ __global__ void __launch_bounds__(kThreads) pagedAttentionKernel(PagedAttentionP
 #pragma unroll
                     for (int e = 0; e < kV1 * 8; ++e) d += q1[g][e] * kv[e];
                     for (int o = tpt1 >> 1; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-                    if (sub1 == 0 && tt < n) logits[g * kPart + tt] = d;
+                    if (sub1 == 0 && tt < n) logits[g * part + tt] = d;
                 }
             }
         }
@@ -195,12 +240,12 @@ __global__ void __launch_bounds__(kThreads) pagedAttentionKernel(PagedAttentionP
     // Phase 2: softmax statistics of this partition, one warp per head.
     for (int g = warp; g < GC; g += kWarps) {
         float m = -FLT_MAX;
-        for (int i = lane; i < n; i += 32) m = fmaxf(m, logits[g * kPart + i]);
+        for (int i = lane; i < n; i += 32) m = fmaxf(m, logits[g * part + i]);
         m = detail::warpMax(m);
         float s = 0.f;
         for (int i = lane; i < n; i += 32) {
-            const float e = __expf(logits[g * kPart + i] - m);
-            logits[g * kPart + i] = e;
+            const float e = __expf(logits[g * part + i] - m);
+            logits[g * part + i] = e;
             s += e;
         }
         s = detail::warpSum(s);
@@ -243,7 +288,7 @@ __global__ void __launch_bounds__(kThreads) pagedAttentionKernel(PagedAttentionP
                 for (int v = 0; v < kV3; ++v) decodeRow<Q>(raw[u][v], vv + v * 8);
 #pragma unroll
                 for (int g = 0; g < GC; ++g) {
-                    const float pr = logits[g * kPart + tt];
+                    const float pr = logits[g * part + tt];
 #pragma unroll
                     for (int e = 0; e < kV3 * 8; ++e) acc[g][e] += pr * vv[e];
                 }
@@ -276,7 +321,7 @@ __global__ void __launch_bounds__(kThreads) pagedAttentionKernel(PagedAttentionP
             static_cast<__half*>(p.out)[int64_t(t) * p.heads * D + int64_t(h) * D + d] =
                 __float2half(s / stats[2 * g + 1]);
         } else {
-            const int64_t slot = (int64_t(t) * p.heads + h) * maxParts + part;
+            const int64_t slot = (int64_t(t) * p.heads + h) * maxParts + partIdx;
             float* ws = static_cast<float*>(p.workspace);
             ws[slot * D + d] = s;
             if (d == 0) {
@@ -289,10 +334,12 @@ __global__ void __launch_bounds__(kThreads) pagedAttentionKernel(PagedAttentionP
 }
 
 // Combines the partitions of tokens whose context spans more than one.
-__global__ void combineKernel(PagedAttentionParams p, int maxParts) {
+__global__ void combineKernel(PagedAttentionParams p, int maxParts, int part) {
     const int t = blockIdx.x, h = blockIdx.y;
     const int D = p.layout.headDim;
-    const int nParts = (p.positions[t] + 1 + kPart - 1) / kPart;
+    detail::waitPriorGrid();  // the workspace comes from the kernel before; see there for the early return
+    detail::allowDependents();
+    const int nParts = (p.positions[t] + 1 + part - 1) / part;
     if (nParts <= 1) return;
     const float* ws = static_cast<const float*>(p.workspace);
     const float* ml = ws + int64_t(p.numTokens) * p.heads * maxParts * D;
@@ -318,8 +365,9 @@ int launch(const PagedAttentionParams& p, int group, cudaStream_t stream) {
     constexpr int kV1 = GC <= 4 ? 2 : 1;  // must match the kernel's phase 1
     int tpt1 = 1;
     while (tpt1 * 8 * kV1 < Dp) tpt1 <<= 1;
-    const int maxParts = (p.maxContext + kPart - 1) / kPart;
-    const size_t smem = size_t(GC * Dp + GC * kPart + kWarps * GC * Dp + 2 * GC) * sizeof(float);
+    const int part = partitionOf(p);
+    const int maxParts = (p.maxContext + part - 1) / part;
+    const size_t smem = size_t(GC * Dp + GC * part + kWarps * GC * Dp + 2 * GC) * sizeof(float);
     static bool raised = false;  // the opt-in above 48 KB is per kernel, once
     if (!raised && smem > 48 * 1024) {
         const cudaError_t e =
@@ -328,21 +376,19 @@ int launch(const PagedAttentionParams& p, int group, cudaStream_t stream) {
         raised = true;
     }
     dim3 grid(p.numTokens, p.layout.kvHeads * chunks, maxParts);
-    pagedAttentionKernel<Q, GC><<<grid, kThreads, smem, stream>>>(p, chunks, tpt, tpt1, maxParts);
-    if (const int e = detail::launchStatus()) return e;
-    if (maxParts > 1) {
-        combineKernel<<<dim3(p.numTokens, p.heads), 128, 0, stream>>>(p, maxParts);
-        return detail::launchStatus();
-    }
+    if (const int e = detail::launchOverlapped(pagedAttentionKernel<Q, GC>, grid, dim3(kThreads), smem, stream, p,
+                                               chunks, tpt, tpt1, maxParts, part))
+        return e;
+    if (maxParts > 1)
+        return detail::launchOverlapped(combineKernel, dim3(p.numTokens, p.heads), dim3(128), 0, stream, p, maxParts,
+                                        part);
     return 0;
 }
 
 template <int Q>
 int dispatchGroup(const PagedAttentionParams& p, cudaStream_t stream) {
     const int group = p.heads / p.layout.kvHeads;
-    int gc = 8;
-    while (group % gc) --gc;  // the largest chunk <= 8 that divides the group
-    switch (gc) {
+    switch (groupChunk(group)) {
         case 1: return launch<Q, 1>(p, group, stream);
         case 2: return launch<Q, 2>(p, group, stream);
         case 3: return launch<Q, 3>(p, group, stream);
@@ -359,15 +405,33 @@ bool pagedAttentionSupports(int headDim, int heads, int kvHeads) {
     return headDim > 0 && headDim % 2 == 0 && headDim <= 256 && kvHeads > 0 && heads % kvHeads == 0;
 }
 
-size_t pagedAttentionWorkspaceBytes(int numTokens, int heads, int headDim, int maxContext) {
-    const int64_t maxParts = (maxContext + kPart - 1) / kPart;
+int pagedAttentionContextBucket(int maxContext) {
+    int bucket = kAttentionPartition;
+    while (bucket < maxContext) bucket *= 2;
+    return bucket;
+}
+
+int pagedAttentionPartition(int numTokens, int heads, int kvHeads, int maxContext) {
+    if (numTokens <= 0 || kvHeads <= 0 || heads % kvHeads) return kMaxPart;
+    const int group = heads / kvHeads;
+    const int64_t ctasPerPart = int64_t(numTokens) * kvHeads * (group / groupChunk(group));
+    const int64_t ctx = pagedAttentionContextBucket(maxContext);
+    int part = kMaxPart;
+    while (part > kMinPart && ctasPerPart * ((ctx + part - 1) / part) < kTargetCtas) part /= 2;
+    return part;
+}
+
+size_t pagedAttentionWorkspaceBytes(const PagedAttentionParams& p) {
+    const int part = partitionOf(p);
+    const int64_t maxParts = (p.maxContext + part - 1) / part;
     if (maxParts <= 1) return 0;
-    return size_t(int64_t(numTokens) * heads * maxParts * (headDim + 2)) * sizeof(float);
+    return size_t(int64_t(p.numTokens) * p.heads * maxParts * (p.layout.headDim + 2)) * sizeof(float);
 }
 
 int pagedAttention(const PagedAttentionParams& p, void* stream) {
     if (p.numTokens <= 0) return 0;
-    if (!pagedAttentionSupports(p.layout.headDim, p.heads, p.layout.kvHeads) || p.layout.blockSize != kBlock)
+    if (!pagedAttentionSupports(p.layout.headDim, p.heads, p.layout.kvHeads) || p.layout.blockSize != kBlock ||
+        (p.partition != 0 && p.partition != kMinPart && p.partition != 2 * kMinPart && p.partition != kMaxPart))
         return int(cudaErrorInvalidValue);
     const cudaStream_t s = detail::asStream(stream);
     switch (p.layout.quant) {

@@ -90,6 +90,10 @@ StepBatch plainBatch(int T) {
     return b;
 }
 
+// Attention applies the step's rotary embedding first. Tests of the cache and the softmax give it
+// angle 0 everywhere (cos 1, sin 0), which leaves q and k exactly as they are.
+void withoutRotation(StepBatch& b, int headDim) { b.invFreq.assign(size_t(b.numSeqs()) * size_t(headDim / 2), 0.f); }
+
 std::vector<float> download(Backend& be, Tensor t) {
     std::vector<float> v(size_t(t.rows * t.cols));
     be.readF32(t, v.data());
@@ -195,6 +199,7 @@ struct AttentionRun {
                     b.blockTable.push_back(k < int(tables[size_t(s)].size()) ? tables[size_t(s)][size_t(k)] : -1);
             }
             b.maxBlocks = maxBlocks;
+            withoutRotation(b, D);
             const int T = b.numTokens();
             const int cols = (H + 2 * KVH) * D;
             be.beginStep(b);
@@ -496,6 +501,40 @@ private slots:
         }
     }
 
+    // The residual add fused with the norm after it: the same bits as add then rmsNorm, in x and in h;
+    // shapes that do not fit, and h on top of x or y, are refused.
+    void addRmsNormIsAddThenNorm() {
+        CpuBackend be(3);
+        for (int cols : {12, 130, 4096 + 8}) {
+            for (int T : {1, 3, 16}) {
+                auto w = makeTensor("norm", DType::BF16, {cols}, randomFloats(size_t(cols), 0.5f, 1.5f));
+                auto nw = be.loadNorm(w->ref);
+                const auto x = randomFloats(size_t(T * cols), -3.f, 3.f), y = randomFloats(size_t(T * cols), -3.f, 3.f);
+                be.beginStep(plainBatch(T));
+                Tensor fx = be.upload(x.data(), T, cols), fy = be.upload(y.data(), T, cols), fh = be.alloc(T, cols);
+                be.addRmsNorm(fx, fy, fh, *nw, 1e-5f);
+                Tensor px = be.upload(x.data(), T, cols), py = be.upload(y.data(), T, cols), ph = be.alloc(T, cols);
+                be.add(px, py);
+                be.rmsNorm(ph, px, *nw, 1e-5f);
+                QCOMPARE(download(be, fx), download(be, px));
+                QCOMPARE(download(be, fh), download(be, ph));
+                QCOMPARE(download(be, fy), y);
+            }
+        }
+        auto w = makeTensor("norm", DType::F32, {8}, randomFloats(8, 0.5f, 1.5f));
+        auto nw = be.loadNorm(w->ref);
+        be.beginStep(plainBatch(2));
+        const auto v = randomFloats(16);
+        Tensor x = be.upload(v.data(), 2, 8), y = be.upload(v.data(), 2, 8), wide = be.alloc(2, 16), wideY = be.alloc(2, 16),
+               wideH = be.alloc(2, 16);
+        be.addRmsNorm(x, y, be.alloc(2, 8), *nw, 1e-5f);  // fits
+        QVERIFY_THROWS_EXCEPTION(Error, be.addRmsNorm(x, y, wide, *nw, 1e-5f));
+        QVERIFY_THROWS_EXCEPTION(Error, be.addRmsNorm(wide, wideY, wideH, *nw, 1e-5f));  // weight of 8 for 16 columns
+        QVERIFY_THROWS_EXCEPTION(Error, be.addRmsNorm(x, y, x, *nw, 1e-5f));
+        QVERIFY_THROWS_EXCEPTION(Error, be.addRmsNorm(x, y, y, *nw, 1e-5f));
+        QVERIFY_THROWS_EXCEPTION(Error, be.addRmsNorm(x, y, colRange(wide, 0, 8), *nw, 1e-5f));  // a view
+    }
+
     // Qwen3's q/k norms: a norm of length D over a column view of qkv normalizes every head of the view in
     // place; the columns outside the view and the other ops' density checks stay as they were.
     void rmsNormPerHeadOnAView() {
@@ -573,24 +612,33 @@ private slots:
         }
     }
 
-    void rope() {
+    // Attention rotates q and k of qkv in place before it stores k (the rope half of the op).
+    void attentionAppliesRope() {
         CpuBackend be(2);
         const int H = 4, KVH = 2, D = 16, half = D / 2, cols = (H + 2 * KVH) * D;
+        be.allocKvCache({1, KVH, D, 64, 0}, 9);
+        // Two sequences with different rotary tables: positions 0..500 and 0..4, all in this step (so
+        // attention reads only what the step stores).
         StepBatch b;
-        b.tokens = {1, 1, 1, 1, 1};
-        b.positions = {0, 7, 500, 3, 4};
-        b.seqStart = {0, 3, 5};  // two sequences with different rotary tables
+        for (int p = 0; p <= 500; ++p) b.positions.push_back(p);
+        for (int p = 0; p < 5; ++p) b.positions.push_back(p);
+        const int T = int(b.positions.size());
+        b.tokens.assign(size_t(T), 1);
+        b.seqStart = {0, 501, T};
         b.contextLen = {501, 5};
+        b.maxBlocks = 8;
+        for (int s = 0; s < 2; ++s)
+            for (int k = 0; k < b.maxBlocks; ++k) b.blockTable.push_back(s == 0 ? k : k == 0 ? 8 : -1);
         for (int s = 0; s < 2; ++s)
             for (int i = 0; i < half; ++i)
                 b.invFreq.push_back(float(1.0 / std::pow(s == 0 ? 10000.0 : 500000.0, 2.0 * i / D)) * (s == 0 ? 1.f : 0.25f));
-        const auto x = randomFloats(size_t(5 * cols));
+        const auto x = randomFloats(size_t(T * cols));
         be.beginStep(b);
-        Tensor t = be.upload(x.data(), 5, cols);
-        be.rope(t, H, KVH, D);
+        Tensor t = be.upload(x.data(), T, cols);
+        be.attention(be.alloc(T, H * D), t, 0, H, KVH, D);
         const auto got = download(be, t);
-        for (int r = 0; r < 5; ++r) {
-            const int s = r < 3 ? 0 : 1;
+        for (int r = 0; r < T; ++r) {
+            const int s = r < 501 ? 0 : 1;
             for (int h = 0; h < H + 2 * KVH; ++h)
                 for (int i = 0; i < half; ++i) {
                     const float angle = float(b.positions[size_t(r)]) * b.invFreq[size_t(s * half + i)];
@@ -764,6 +812,7 @@ private slots:
             StepBatch a = plainBatch(10);
             a.blockTable = {3};
             a.maxBlocks = 1;
+            withoutRotation(a, D);
             const auto qkv = randomFloats(size_t(10 * cols));
             be.beginStep(a);
             Tensor out = be.alloc(10, H * D);
@@ -775,6 +824,7 @@ private slots:
             b.contextLen = {11};
             b.blockTable = {6};
             b.maxBlocks = 1;
+            withoutRotation(b, D);
             const auto q2 = randomFloats(size_t(cols));
             be.beginStep(b);
             Tensor o1 = be.alloc(1, H * D);
@@ -813,6 +863,7 @@ private slots:
         b.positions = {64};  // needs a second block the table does not have
         b.blockTable = {0, -1};
         b.maxBlocks = 2;
+        withoutRotation(b, 8);
         be.beginStep(b);
         try {
             be.attention(be.alloc(1, 32), be.alloc(1, 64), 0, 4, 2, 8);

@@ -693,6 +693,10 @@ private slots:
         QCOMPARE(info.memoryNeeded(10000, 8, 2) - info.memoryNeeded(5000, 8, 2), uint64_t(10000) * info.kvBytesPerToken(8));
         const std::string msg = expectError([&] { info.kvBytesPerToken(3); }, ErrorCode::InvalidArgument);
         QVERIFY(contains(msg, "quant_policy 3"));
+        // llama3-tiny's head_dim 12 is stored as 16 on CUDA (whole vectors of 8): 2 layers x 1 kv head x K, V.
+        const ModelInfo tiny = *readModelInfo(test::modelDir("llama3-tiny"));
+        QCOMPARE(tiny.kvBytesPerToken(0, "cuda"), uint64_t(2 * 1 * 2 * 16 * 2));
+        QCOMPARE(tiny.kvBytesPerToken(4, "cuda"), uint64_t(2 * 1 * 2 * (8 + 4)));
     }
 
     void modelInfoAwqCounting() {

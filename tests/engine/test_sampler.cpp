@@ -5,6 +5,7 @@
 #include <random>
 #include <set>
 
+#include "lmw/kernels/sampling_math.h"
 #include "lmw/sampling.h"
 
 using namespace lmw::engine;
@@ -212,6 +213,74 @@ private slots:
         QVERIFY(std::abs(top[2].logprob - float(2.0 - lse)) < 1e-6f);
         QVERIFY(std::abs(Sampler::logprobOf(logits.data(), 4, 0) - float(1.0 - lse)) < 1e-6f);
         QCOMPARE(int(Sampler::topLogprobs(logits.data(), 4, 10).size()), 4);
+    }
+
+    // The arithmetic the device sampler shares (lmw/kernels/sampling_math.h): exp within 3 ulp, the order key, the exact ceil(top_p * total) and the draw point.
+    void sharedMath() {
+        namespace sm = lmw::kernels::sampling;
+        std::mt19937 rng(8);
+        std::uniform_real_distribution<float> x(-86.9f, 0.0f);
+        for (int i = 0; i < 100000; ++i) {
+            const float v = i == 0 ? 0.0f : x(rng);
+            const double want = std::exp(double(v));
+            QVERIFY2(std::abs(sm::expNeg(v) - want) <= 3.6e-7 * want, qPrintable(QString::number(v)));
+        }
+        QCOMPARE(sm::expNeg(0.0f), 1.0f);
+        QCOMPARE(sm::expNeg(-100.0f), 0.0f);
+        QCOMPARE(sm::weightOf(1.0f), uint64_t(1) << sm::kWeightBits);
+        QVERIFY(sm::weightOf(sm::expNeg(-30.01f)) >= 1);  // every candidate weighs something
+        // Larger logit first, lower id on ties, -0 == +0.
+        QVERIFY(sm::orderKey(2.0f, 9) > sm::orderKey(1.0f, 0));
+        QVERIFY(sm::orderKey(1.0f, 3) > sm::orderKey(1.0f, 4));
+        QVERIFY(sm::orderKey(-0.0f, 3) > sm::orderKey(0.0f, 4));
+        QVERIFY(sm::orderKey(-1.0f, 0) > sm::orderKey(-INFINITY, 0));
+        QCOMPARE(sm::idOfKey(sm::orderKey(-3.5f, 151935)), 151935);
+        QCOMPARE(sm::logitOfKey(sm::orderKey(-3.5f, 7)), -3.5f);
+        std::mt19937_64 r64(4);
+        for (int i = 0; i < 20000; ++i) {
+            const float p = i == 0 ? 1.0f : i == 1 ? 1e-30f : std::uniform_real_distribution<float>(0.0f, 1.0f)(r64);
+            const uint64_t total = r64() >> (1 + i % 40);
+            if (p <= 0.0f) continue;
+            // ceil(p * total) from the exact product (a float is an integer over a power of two).
+            int e = 0;
+            const double f = std::frexp(double(p), &e);
+            const unsigned __int128 mant = (unsigned __int128)std::ldexp(f, 24);
+            const int sh = 24 - e;
+            const unsigned __int128 prod = mant * total;
+            const unsigned __int128 want =
+                sh >= 128 ? (prod != 0) : (prod >> sh) + (((prod & ((((unsigned __int128)1) << sh) - 1)) != 0) ? 1 : 0);
+            QCOMPARE(sm::nucleusTarget(p, total), uint64_t(want));
+            const uint64_t u = r64();
+            QCOMPARE(sm::drawPoint(u, total), uint64_t(((unsigned __int128)u * total) >> 64));
+            if (total) QVERIFY(sm::drawPoint(u, total) < total);
+        }
+    }
+
+    // One uniform, consumed one way: u = 0 draws the lowest kept id, u = 2^64 - 1 the highest (the draw
+    // walks the kept tokens by id); greedy ignores it.
+    void uniformWalksKeptIds() {
+        const std::vector<float> logits = {0.0f, 3.0f, -9.0f, 2.5f, 3.0f, 1.0f, -40.0f};
+        SamplingParams p;
+        p.topK = 3;  // keeps 1, 4 (tie: both 3.0), 3
+        Sampler s(p, 7);
+        auto draw = [&](uint64_t u) {
+            auto l = logits;
+            return s.sample(l.data(), {}, 0, u);
+        };
+        QCOMPARE(draw(0), 1);
+        QCOMPARE(draw(~uint64_t(0)), 4);
+        p.topK = 0;
+        p.temperature = 1.0f;  // -40 is below max - 30 T: never a candidate
+        Sampler all(p, 7);
+        auto l = logits;
+        QCOMPARE(all.sample(l.data(), {}, 0, 0), 0);
+        l = logits;
+        QCOMPARE(all.sample(l.data(), {}, 0, ~uint64_t(0)), 5);
+        p.temperature = 0.0f;
+        Sampler g(p, 7);
+        l = logits;
+        QCOMPARE(g.sample(l.data(), {}, 0, 0), 1);
+        QVERIFY(!g.needsUniform());
     }
 
     void validateMessages() {

@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <QtTest>
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -80,6 +81,14 @@ inline double relError(const std::vector<float>& out, const std::vector<double>&
         den += ref[i] * ref[i];
     }
     return std::sqrt(num / (den > 0 ? den : 1e-30));
+}
+
+// One unit in the last place of f16 (or bf16) at |v|: the spacing of the 16-bit values around v.
+inline double ulp16(double v, bool bf16 = false) {
+    const int mant = bf16 ? 7 : 10;
+    const double minNormal = std::ldexp(1.0, bf16 ? -126 : -14);
+    const double a = std::max(std::fabs(v), minNormal);
+    return std::ldexp(1.0, int(std::floor(std::log2(a))) - mant);
 }
 
 inline bool gpuUsableForTests() {

@@ -213,16 +213,16 @@ std::vector<std::vector<float>> runSequence(Backend& be, const Model& m, int qua
             be.rmsNorm(kh, kh, *headNorm, 1e-6f);
             read(kh);  // a view, read back densely
             read(q);
-            be.rope(q, kHeads, kKvHeads, kHeadDim);
-            read(q);
             Tensor a = be.alloc(T, kHeads * kHeadDim);
             be.attention(a, q, layer, kHeads, kKvHeads, kHeadDim);
+            read(q);  // q and k rotated in place by attention
             read(a);
             Tensor ao = be.alloc(T, kHidden);
             be.linear(ao, a, *o);
             read(ao);
-            be.add(x, ao);
-            be.rmsNorm(h, x, *norm, 1e-5f);
+            be.addRmsNorm(x, ao, h, *norm, 1e-5f);
+            read(x);
+            read(h);
             Tensor g = be.alloc(T, 2 * kFfn);
             be.linear(g, h, *gu);
             read(g);
@@ -235,6 +235,9 @@ std::vector<std::vector<float>> runSequence(Backend& be, const Model& m, int qua
             Tensor d = be.alloc(T, kHidden);
             be.linear(d, f, *down);
             read(d);
+            Tensor d2 = be.alloc(T, kHidden);  // the same projection with the activation fused in
+            be.siluMulLinear(d2, g, *down);
+            read(d2);
             be.add(x, d);
             read(x);
         }
@@ -248,14 +251,6 @@ std::vector<std::vector<float>> runSequence(Backend& be, const Model& m, int qua
 }
 }  // namespace
 
-namespace {
-// The models folder: LMW_MODELS_DIR in the environment (the GPU machine runs a bundle), else the build's.
-std::string modelPath(const std::string& name) {
-    const QByteArray env = qgetenv("LMW_MODELS_DIR");
-    return (env.isEmpty() ? lmw::test::modelsDir() : env.toStdString()) + "/" + name;
-}
-
-}  // namespace
 
 class TestCudaBackend : public QObject {
     Q_OBJECT
@@ -387,6 +382,121 @@ private slots:
         QVERIFY(cases >= 5);  // qwen3-tiny: all 6; llama3-tiny: 5 of 6
     }
 
+    // Decode steps replayed from CUDA graphs give the same ids and the same logits (bitwise, through the
+    // top-1 margins) as the same steps run op by op; and replays happen. stories260K's prompt runs 60
+    // decode steps across the 256-token context bucket, so a second bucket is recorded on the way.
+    void graphReplayEqualsEager() {
+        const std::string dir = modelPath("stories260K");
+        const auto ref = lmw::test::readJson(dir + "/reference.json");
+        const auto prompt = ref["cases"][0]["input_ids"].get<std::vector<int32_t>>();
+        const int steps = 260 - int(prompt.size());
+        auto graphs = createBackend("cuda", 0);
+        const GreedyRun a = greedyRun(*graphs, dir, prompt, steps);
+        QVERIFY2(graphs->replayedSteps() >= uint64_t(steps - 4),
+                 qPrintable(QString("%1 of %2 decode steps replayed").arg(graphs->replayedSteps()).arg(steps)));
+        qputenv("LMW_CUDA_GRAPHS", "0");
+        auto eager = createBackend("cuda", 0);
+        qunsetenv("LMW_CUDA_GRAPHS");
+        const GreedyRun b = greedyRun(*eager, dir, prompt, steps);
+        QCOMPARE(eager->replayedSteps(), uint64_t(0));
+        QCOMPARE(b.ids, a.ids);
+        QCOMPARE(b.margins, a.margins);
+    }
+
+    // backend.h's promise on rows and batches, for dense linears and siluMulLinear: up to 16 rows (the
+    // skinny GEMM) a row is bitwise the same whatever the batch, fused or not; above 16 (cuBLAS) it
+    // agrees with that to one f16 ulp plus the difference of two f32 accumulation orders. The same for
+    // AWQ weights (a shape the packed kernels take): awqGemv up to 16 rows, awqGemm above.
+    void rowsAcrossBatchSizes_data() {
+        QTest::addColumn<bool>("awq");
+        QTest::newRow("dense") << false;
+        QTest::newRow("awq") << true;
+    }
+
+    void rowsAcrossBatchSizes() {
+        QFETCH(bool, awq);
+        const int64_t N = awq ? 208 : 200, K = awq ? 192 : 136, kMaxRows = 40;
+        std::mt19937 rng(11);
+        Store store;
+        LinearSource src;
+        src.name = awq ? "awq" : "dense";
+        src.in = K;
+        src.out = N;
+        src.dtype = DType::F16;
+        std::vector<float> w;  // [N][K] as the kernels see it
+        if (awq) {
+            AwqLayer l = randomAwq(K, N, 64, rng);
+            src.awq = true;
+            src.groupSize = 64;
+            src.segments = {{store.add("q", DType::I32, {K, N / 8}, l.qweight),
+                             store.add("z", DType::I32, {K / 64, N / 8}, l.qzeros),
+                             store.add("s", DType::F16, {K / 64, N}, l.scales), 0, N, 0}};
+            w = l.w;
+        } else {
+            w = randomHalfValues(size_t(N * K), rng);
+            src.segments = {{store.add("w", DType::F16, {N, K}, toHalf(w)), nullptr, nullptr, 0, N, 0}};
+        }
+        auto be = createBackend("cuda", 0);
+        auto lin = be->loadLinear(src);
+        StepBatch b = makeStep({{1}}, {0}, {{0}});
+        be->beginStep(b);
+        // x [kMaxRows, K] and gateUp [kMaxRows, 2K] (gates wide enough to reach silu's flat part).
+        const std::vector<float> x = randomHalfValues(size_t(kMaxRows * K), rng);
+        const std::vector<float> gu = randomHalfValues(size_t(kMaxRows * 2 * K), rng, -4.f, 4.f);
+        auto run = [&](int64_t rows, bool fused) {
+            Tensor in = fused ? be->upload(gu.data(), rows, 2 * K) : be->upload(x.data(), rows, K);
+            Tensor out = be->alloc(rows, N);
+            if (fused) be->siluMulLinear(out, in, *lin);
+            else be->linear(out, in, *lin);
+            std::vector<float> v(size_t(rows * N));
+            be->readF32(out, v.data());
+            return v;
+        };
+        for (bool fused : {false, true}) {
+            const std::vector<float> one = [&] {  // every row on its own
+                std::vector<float> all;
+                for (int64_t r = 0; r < kMaxRows; ++r) {
+                    Tensor in = fused ? be->upload(gu.data() + r * 2 * K, 1, 2 * K) : be->upload(x.data() + r * K, 1, K);
+                    Tensor out = be->alloc(1, N);
+                    if (fused) be->siluMulLinear(out, in, *lin);
+                    else be->linear(out, in, *lin);
+                    std::vector<float> v(static_cast<size_t>(N));
+                    be->readF32(out, v.data());
+                    all.insert(all.end(), v.begin(), v.end());
+                }
+                return all;
+            }();
+            for (int64_t rows : {int64_t(2), int64_t(3), int64_t(4), int64_t(5), int64_t(9), int64_t(16)}) {
+                const auto got = run(rows, fused);
+                for (size_t i = 0; i < got.size(); ++i)
+                    if (got[i] != one[i])
+                        QFAIL(qPrintable(QString("fused %1, %2 rows: out[%3][%4] = %5, alone %6")
+                                             .arg(fused).arg(rows).arg(i / N).arg(i % N).arg(got[i]).arg(one[i])));
+            }
+            for (int64_t rows : {int64_t(17), kMaxRows}) {
+                const auto got = run(rows, fused);
+                for (int64_t r = 0; r < rows; ++r)
+                    for (int64_t c = 0; c < N; ++c) {
+                        double mag = 0;  // sum |w x| (x: the activation for the fused form, near enough)
+                        for (int64_t i = 0; i < K; ++i) {
+                            double xi = x[size_t(r * K + i)];
+                            if (fused) {
+                                const double g = gu[size_t(r * 2 * K + i)], u = gu[size_t(r * 2 * K + K + i)];
+                                xi = g / (1 + std::exp(-g)) * u;
+                            }
+                            mag += std::fabs(w[size_t(c * K + i)] * xi);
+                        }
+                        const float a = got[size_t(r * N + c)], e = one[size_t(r * N + c)];
+                        // AWQ: the T > 16 kernels round each dequantized weight to f16, the decode GEMV does not.
+                        const double tol = ulp16(std::max(std::fabs(a), std::fabs(e))) + K * std::ldexp(mag, -24) +
+                                           (awq ? std::ldexp(mag, -11) : 0.0);
+                        QVERIFY2(std::fabs(a - e) <= tol, qPrintable(QString("fused %1, %2 rows: out[%3][%4] = %5, alone %6")
+                                                                         .arg(fused).arg(rows).arg(r).arg(c).arg(a).arg(e)));
+                    }
+            }
+        }
+    }
+
     void errorsAreErrors() {
         auto be = createBackend("cuda", 0);
         // A huge KV cache is an OutOfMemory lmw::Error, not an abort, and the backend keeps working.
@@ -417,6 +527,17 @@ private slots:
         Tensor t = be->alloc(2, 8);
         Tensor bad = be->alloc(3, 8);
         QVERIFY_THROWS_EXCEPTION(lmw::Error, be->add(t, bad));
+        std::vector<float> ones(8, 1.f);
+        TensorRef nw;
+        nw.name = "n";
+        nw.dtype = DType::F32;
+        nw.shape = {8};
+        nw.data = reinterpret_cast<const uint8_t*>(ones.data());
+        nw.bytes = ones.size() * 4;
+        auto norm = be->loadNorm(nw);
+        Tensor h = be->alloc(2, 8);
+        QVERIFY_THROWS_EXCEPTION(lmw::Error, be->addRmsNorm(t, bad, h, *norm, 1e-5f));
+        QVERIFY_THROWS_EXCEPTION(lmw::Error, be->addRmsNorm(t, h, t, *norm, 1e-5f));  // h aliases x
     }
 };
 

@@ -1,4 +1,5 @@
-// Embedding, RMSNorm, rotary, SiLU-mul, add, bias, gather and conversion kernels vs CPU references.
+// Embedding, RMSNorm, add + RMSNorm, rotary, SiLU-mul, add, bias, gather and conversion kernels vs CPU
+// references.
 #include <QtTest>
 
 #include "gpu_test_util.h"
@@ -112,6 +113,74 @@ private slots:
                 if (c < first || c >= first + cols) QCOMPARE(got[size_t(r * stride + c)], x[size_t(r * stride + c)]);
         // A group width that does not divide the columns is refused.
         QVERIFY(k::rmsNorm(view, stride, view, stride, dw->as<float>(), rows, cols, headDim + 1, 1e-6f, nullptr) != 0);
+    }
+
+    // The residual add and the norm after it in one kernel: x and h bit-equal to addInPlace followed by
+    // rmsNorm, and both near a CPU reference; rows of every awkward width (not multiples of the block).
+    void addRmsNorm_data() {
+        QTest::addColumn<int>("rows");
+        QTest::addColumn<int>("cols");
+        for (int rows : {1, 3, 16}) {
+            QTest::newRow(qPrintable(QString("%1x4104").arg(rows))) << rows << 4096 + 8;
+            QTest::newRow(qPrintable(QString("%1x12").arg(rows))) << rows << 12;
+            QTest::newRow(qPrintable(QString("%1x130").arg(rows))) << rows << 130;
+        }
+        QTest::newRow("5x4096") << 5 << 4096;
+        QTest::newRow("7x1000") << 7 << 1000;
+    }
+    void addRmsNorm() {
+        QFETCH(int, rows);
+        QFETCH(int, cols);
+        const size_t n = size_t(rows) * size_t(cols);
+        auto x = randomHalfValues(n, m_rng, -3.f, 3.f);
+        auto y = randomHalfValues(n, m_rng, -3.f, 3.f);
+        std::vector<float> w(static_cast<size_t>(cols));
+        std::uniform_real_distribution<float> d(0.5f, 1.5f);
+        for (auto& v : w) v = d(m_rng);
+        auto dw = upload(w);
+        auto dy = upload(toHalf(y));
+        // Fused.
+        auto dx = upload(toHalf(x));
+        DeviceMem h(n * 2);
+        h.poison();
+        GPU_OK(k::addRmsNorm(dx->get(), dy->get(), h.get(), dw->as<float>(), rows, cols, 1e-5f, nullptr));
+        GPU_OK(cudaDeviceSynchronize());
+        const auto fusedX = download<uint16_t>(*dx, n), fusedH = download<uint16_t>(h, n);
+        // The two ops it replaces.
+        auto dx2 = upload(toHalf(x));
+        DeviceMem h2(n * 2);
+        h2.poison();
+        GPU_OK(k::addInPlace(dx2->get(), dy->get(), int64_t(n), nullptr));
+        GPU_OK(k::rmsNorm(h2.get(), cols, dx2->get(), cols, dw->as<float>(), rows, cols, cols, 1e-5f, nullptr));
+        GPU_OK(cudaDeviceSynchronize());
+        const auto plainX = download<uint16_t>(*dx2, n), plainH = download<uint16_t>(h2, n);
+        for (size_t i = 0; i < n; ++i) {
+            if (fusedX[i] != plainX[i] || fusedH[i] != plainH[i])
+                QFAIL(qPrintable(QString("element %1 (row %2): fused x %3 h %4, add + rmsNorm x %5 h %6")
+                                     .arg(i).arg(i / size_t(cols)).arg(fusedX[i], 0, 16).arg(fusedH[i], 0, 16)
+                                     .arg(plainX[i], 0, 16).arg(plainH[i], 0, 16)));
+        }
+        // CPU reference: the sum rounded to f16 as the device stores it, the norm in double from it.
+        std::vector<double> refX(n), refH(n);
+        for (int r = 0; r < rows; ++r) {
+            double ss = 0;
+            for (int i = 0; i < cols; ++i) {
+                const size_t e = size_t(r) * size_t(cols) + size_t(i);
+                refX[e] = halfToFloat(floatToHalf(x[e] + y[e]));
+                ss += refX[e] * refX[e];
+            }
+            const double inv = 1.0 / std::sqrt(ss / cols + 1e-5);
+            for (int i = 0; i < cols; ++i) {
+                const size_t e = size_t(r) * size_t(cols) + size_t(i);
+                refH[e] = refX[e] * inv * w[size_t(i)];
+            }
+        }
+        for (size_t i = 0; i < n; ++i) QCOMPARE(fusedX[i], floatToHalf(float(refX[i])));
+        const double err = relError(fromHalf(fusedH), refH);
+        QVERIFY2(err < 1e-3, qPrintable(QString("rel err %1").arg(err)));
+        // h may not alias x or y.
+        QVERIFY(k::addRmsNorm(dx->get(), dy->get(), dx->get(), dw->as<float>(), rows, cols, 1e-5f, nullptr) != 0);
+        QVERIFY(k::addRmsNorm(dx->get(), dy->get(), dy->get(), dw->as<float>(), rows, cols, 1e-5f, nullptr) != 0);
     }
 
     void rope_data() {

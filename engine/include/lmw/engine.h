@@ -101,6 +101,8 @@ struct EngineStats {
     uint64_t promptTokens = 0;         // cumulative
     uint64_t generatedTokens = 0;      // cumulative
     double decodeTokensPerSecond = 0;  // recent, all sequences together
+    double decodeStepMs = 0;           // recent decode step (one token per sequence), wall time
+    double decodeEnqueueMs = 0;        // of it, host time spent enqueueing the forward pass
     std::string backend;               // "cpu" / "cuda"
     std::string device;                // e.g. "NVIDIA H100 80GB HBM3" or CPU model name
     uint64_t deviceMemoryUsed = 0;

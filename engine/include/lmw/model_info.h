@@ -63,6 +63,7 @@ struct ModelInfo {
     std::string quantization;    // "none" or e.g. "AWQ W4A16 g128"
     int64_t parameters = 0;      // logical parameter count (int4 weights count as their unpacked size)
     uint64_t weightBytes = 0;    // bytes of all tensors as stored
+    uint64_t embeddingBytes = 0; // bytes of the token embedding table as stored
     uint64_t diskBytes = 0;      // bytes of all files in the folder
     int contextLength = 0;       // max_position_embeddings
     std::string tokenizerFile;   // what the engine reads: "tokenizer.json" (wins) or "tokenizer.model"; empty = none
@@ -76,6 +77,10 @@ struct ModelInfo {
     // The KV cache for `batch` sequences of `sessionLen` tokens in whole blocks: what the engine
     // allocates on the CPU, and the least it needs on a GPU.
     uint64_t kvCacheBytes(int sessionLen, int quantPolicy, int batch, const std::string& backend) const;
+    // The least one decode step of `batch` sequences, each attending to `context` tokens, reads:
+    // every weight once (the embedding table only when the head is tied to it: otherwise just the
+    // batch's rows are gathered) plus the KV cache of all `batch` sequences. The roofline of decode.
+    double decodeBytesPerStep(int batch, double context, int quantPolicy, const std::string& backend = "cuda") const;
     // Weights + KV for `sessionLen` tokens x `batch` sequences + activations/workspace estimate.
     uint64_t memoryNeeded(int sessionLen, int quantPolicy, int batch = 1) const;
 };

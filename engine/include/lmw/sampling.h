@@ -47,8 +47,15 @@ public:
     Sampler(const SamplingParams& params, int vocabSize);
 
     // Picks the next token from `logits` (length vocabSize; modified in place).
-    // `history`: prompt + generated ids (for repetition penalty); `generated`: generated ids only.
+    // `history`: prompt + generated ids; history[promptLen..] are the generated ones.
+    // Draws one uniform from the request's RNG when the temperature is above 0, none when greedy.
     int32_t sample(float* logits, const std::vector<int32_t>& history, size_t promptLen);
+    // The same with the uniform given (drawUniform()): the device sampler consumes it the same way
+    // (lmw/kernels/sampling_math.h), so from the same logits a seeded request gets the same tokens on
+    // either path.
+    int32_t sample(float* logits, const std::vector<int32_t>& history, size_t promptLen, uint64_t uniform);
+    bool needsUniform() const { return m_p.temperature > 0.0f; }
+    uint64_t drawUniform() { return m_rng(); }
 
     // log-softmax of logits, the chosen token's logprob and the top `n` alternatives.
     static std::vector<TokenChoice> topLogprobs(const float* logits, int vocabSize, int n);
@@ -58,7 +65,13 @@ private:
     SamplingParams m_p;
     int m_vocab;
     std::mt19937_64 m_rng;
-    std::vector<std::pair<float, int32_t>> m_scratch;
+    struct Candidate {
+        uint64_t key;     // the filters' order (lmw::kernels::sampling::orderKey)
+        uint64_t weight;  // fixed-point probability relative to the max
+        float p;          // probability relative to the max (min_p)
+    };
+    std::vector<Candidate> m_cand;   // by id
+    std::vector<Candidate> m_order;  // partly sorted by key for top-k / top-p
 };
 
 }  // namespace lmw::engine

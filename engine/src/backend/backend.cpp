@@ -36,6 +36,14 @@ void requireDense(const std::string& op, std::initializer_list<Tensor> ts) {
         if (!t.dense()) throw Error(ErrorCode::InvalidArgument, op + ": takes dense tensors, got a view " + shapeOf(t));
 }
 
+void Backend::siluMulLinear(Tensor out, Tensor gateUp, const Weight& w) {
+    if (gateUp.cols % 2 != 0)
+        throw Error(ErrorCode::InvalidArgument, "siluMulLinear: gateUp " + shapeOf(gateUp) + " has an odd column count");
+    Tensor act = alloc(gateUp.rows, gateUp.cols / 2);  // [T, F]
+    siluMul(act, gateUp);
+    linear(out, act, w);
+}
+
 void checkKvKeyOffsets(const KvCacheShape& s, size_t count) {
     const size_t want = size_t(s.layers) * size_t(s.kvHeads) * size_t(s.headDim);
     if (count != 0 && count != want)

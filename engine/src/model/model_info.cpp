@@ -10,6 +10,7 @@
 #include "lmw/model_info.h"
 #include "lmw/tokenizer.h"
 #include "backend/cpu/cpu_kv_cache.h"
+#include "lmw/kernels/kv_cache.h"
 #include "model/safetensors.h"
 #include "tokenizer/tokenizer_config.h"
 
@@ -48,6 +49,7 @@ Result<ModelInfo> readModelInfo(const std::string& dir) {
         bool anyInt4 = false;
         for (const auto& [name, t] : tensors) {
             info.weightBytes += t.bytes;
+            if (name == "model.embed_tokens.weight" || name == "model.tok_embeddings.weight") info.embeddingBytes = t.bytes;
             if (endsWith(name, ".qweight")) {
                 info.parameters += t.numel() * 8;  // eight int4 weights per int32
                 anyInt4 = true;
@@ -93,21 +95,20 @@ uint64_t ModelInfo::kvBytesPerToken(int quantPolicy, const std::string& backend)
     if (backend == "cpu")  // one source: the CPU cache's own layout
         return CpuKvCache::blockBytes({config.numLayers, config.numKvHeads, config.headDim, kKvBlockSize, quantPolicy}) /
                kKvBlockSize;
-    const uint64_t headDim = uint64_t(config.headDim);
-    uint64_t perHead;  // bytes of one head of K (or V) for one token
-    switch (quantPolicy) {
-        case 0: perHead = headDim * 2; break;
-        case 8: perHead = headDim + 4; break;            // int8 values + f16 scale + f16 zero
-        case 4: perHead = (headDim + 1) / 2 + 4; break;  // two int4 per byte + f16 scale + f16 zero
-        default:
-            throw Error(ErrorCode::InvalidArgument,
-                        "quant_policy " + std::to_string(quantPolicy) + " is not one of 0, 8, 4");
-    }
-    return 2 /* K and V */ * uint64_t(config.numLayers) * uint64_t(config.numKvHeads) * perHead;
+    if (quantPolicy != 0 && quantPolicy != 8 && quantPolicy != 4)
+        throw Error(ErrorCode::InvalidArgument, "quant_policy " + std::to_string(quantPolicy) + " is not one of 0, 8, 4");
+    // One source: the CUDA cache's own layout (rows padded to whole vectors of 8).
+    const kernels::KvLayout layout{config.numLayers, config.numKvHeads, config.headDim, kKvBlockSize, quantPolicy};
+    return uint64_t(layout.blockBytes()) / uint64_t(kKvBlockSize);
 }
 
 uint64_t ModelInfo::kvCacheBytes(int sessionLen, int quantPolicy, int batch, const std::string& backend) const {
     return kvBytesPerToken(quantPolicy, backend) * uint64_t(kKvBlockSize) * uint64_t(kvBlocksFor(sessionLen, batch));
+}
+
+double ModelInfo::decodeBytesPerStep(int batch, double context, int quantPolicy, const std::string& backend) const {
+    const double weights = double(weightBytes - (config.tieWordEmbeddings ? 0 : embeddingBytes));
+    return weights + double(std::max(batch, 0)) * std::max(context, 0.0) * double(kvBytesPerToken(quantPolicy, backend));
 }
 
 uint64_t ModelInfo::memoryNeeded(int sessionLen, int quantPolicy, int batch) const {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/safetensors.h"
+#include "quant/int4.h"
 #include "nlohmann/json.hpp"
 
 namespace lmw::engine {
@@ -122,9 +123,58 @@ void convertModel(const std::string& srcDir, const std::string& dstDir, DType dt
     w.finish();
 }
 
-void writeRandomLlama(const std::string& dir, const ModelConfig& cfgIn, DType dtype, uint64_t seed,
-                      const std::string& tokenizerFrom) {
-    checkTargetDtype(dtype, "writeRandomLlama");
+namespace {
+
+// What fills a tensor of a random model.
+enum class Fill {
+    Normal,  // N(0, 0.02) in the float dtype
+    Ones,    // norms
+    Codes,   // AWQ qweight: uniform random int4 codes (each int32 is eight of them)
+    Zeros,   // AWQ qzeros: zero points 7..9 (near the middle of 0..15, as real checkpoints have)
+    Scales,  // AWQ scales (f16): (code - zero) * scale then has about Normal's spread
+};
+
+// Spread of (code - zero) for uniform codes 0..15 and zeros 7..9, so scales give std ~0.02.
+constexpr double kAwqScale = 0.02 / 4.7;
+
+void fillPiece(Fill fill, DType dtype, Rng& rng, uint8_t* out, size_t m) {
+    const size_t es = dtypeSize(dtype);
+    switch (fill) {
+        case Fill::Normal:
+        case Fill::Ones:
+            for (size_t i = 0; i < m; i += 2) {
+                // Box-Muller: two N(0, 1) per pair of uniforms.
+                const double r = std::sqrt(-2.0 * std::log(rng.uniform()));
+                const double a = 6.283185307179586 * rng.uniform();
+                const float z0 = fill == Fill::Ones ? 1.0f : float(0.02 * r * std::cos(a));
+                const float z1 = fill == Fill::Ones ? 1.0f : float(0.02 * r * std::sin(a));
+                storeFloat(out + i * es, dtype, z0);
+                if (i + 1 < m) storeFloat(out + (i + 1) * es, dtype, z1);
+            }
+            break;
+        case Fill::Codes:
+            for (size_t i = 0; i < m; ++i) {
+                const uint32_t v = uint32_t(rng.next());
+                std::memcpy(out + i * 4, &v, 4);
+            }
+            break;
+        case Fill::Zeros:
+            for (size_t i = 0; i < m; ++i) {
+                const uint64_t r = rng.next();
+                uint32_t v = 0;
+                for (int k = 0; k < 8; ++k) v |= uint32_t(7 + ((r >> (8 * k)) & 0xff) % 3) << (4 * k);
+                std::memcpy(out + i * 4, &v, 4);
+            }
+            break;
+        case Fill::Scales:
+            for (size_t i = 0; i < m; ++i) storeFloat(out + i * es, dtype, float(kAwqScale * (0.75 + 0.5 * rng.uniform())));
+            break;
+    }
+}
+
+// writeRandomLlama and writeRandomLlamaAwq: awqGroup 0 = dense `dtype` linears.
+void writeRandom(const std::string& dir, const ModelConfig& cfgIn, DType dtype, uint64_t seed,
+                 const std::string& tokenizerFrom, int awqGroup) {
     ModelConfig c = cfgIn;
     if (c.numKvHeads <= 0) c.numKvHeads = c.numHeads;
     if (c.headDim <= 0 && c.numHeads > 0) c.headDim = c.hiddenSize / c.numHeads;
@@ -132,6 +182,16 @@ void writeRandomLlama(const std::string& dir, const ModelConfig& cfgIn, DType dt
         c.headDim <= 0 || c.numHeads % c.numKvHeads != 0)
         throw Error(ErrorCode::InvalidArgument, "writeRandomLlama: incomplete or inconsistent ModelConfig");
     if (c.maxPositionEmbeddings <= 0) c.maxPositionEmbeddings = 2048;
+    const int64_t h = c.hiddenSize, f = c.intermediateSize, q = int64_t(c.numHeads) * c.headDim,
+                  kv = int64_t(c.numKvHeads) * c.headDim;
+    if (awqGroup > 0) {
+        if (kv % 8 != 0 || h % 8 != 0 || f % 8 != 0)
+            throw Error(ErrorCode::InvalidArgument, "writeRandomLlamaAwq: output sizes must be multiples of 8 (int4 packing)");
+        for (int64_t in : {h, q, f})
+            if (quant::chooseGroupSize(in, awqGroup) == 0)
+                throw Error(ErrorCode::InvalidArgument, "writeRandomLlamaAwq: no group size of 32 or more divides " +
+                                                            std::to_string(in) + " inputs");
+    }
     fs::create_directories(dir);
 
     nlohmann::ordered_json j;
@@ -166,6 +226,9 @@ void writeRandomLlama(const std::string& dir, const ModelConfig& cfgIn, DType dt
     if (eos.size() == 1) j["eos_token_id"] = eos[0];
     else j["eos_token_id"] = eos;
     j["torch_dtype"] = torchDtypeName(dtype);
+    if (awqGroup > 0)  // what AutoAWQ writes for a GEMM checkpoint
+        j["quantization_config"] = {{"quant_method", "awq"}, {"version", "gemm"},    {"bits", 4},
+                                    {"group_size", awqGroup}, {"zero_point", true}, {"modules_to_not_convert", nullptr}};
     writeText(dir + "/config.json", j.dump(2) + "\n");
     nlohmann::ordered_json g;
     g["bos_token_id"] = bos;
@@ -180,43 +243,50 @@ void writeRandomLlama(const std::string& dir, const ModelConfig& cfgIn, DType dt
         }
     }
 
-    // Tensor list (Llama naming), each flagged as a norm (ones) or a random matrix.
+    // Tensor list (Llama naming), each with what fills it.
     struct Spec {
         SafetensorsWriter::Entry entry;
-        bool ones;
+        Fill fill;
     };
-    const int64_t h = c.hiddenSize, f = c.intermediateSize, q = int64_t(c.numHeads) * c.headDim,
-                  kv = int64_t(c.numKvHeads) * c.headDim;
     std::vector<Spec> specs;
-    auto add = [&](const std::string& name, std::vector<int64_t> shape, bool ones) {
-        specs.push_back({{name, dtype, std::move(shape)}, ones});
+    auto add = [&](const std::string& name, std::vector<int64_t> shape, Fill fill) {
+        specs.push_back({{name, dtype, std::move(shape)}, fill});
     };
-    add("model.embed_tokens.weight", {c.vocabSize, h}, false);
+    // A linear [out, in]: dense, or AutoAWQ GEMM's qweight [in, out/8], qzeros [in/g, out/8], scales [in/g, out].
+    auto linear = [&](const std::string& prefix, int64_t out, int64_t in) {
+        if (awqGroup <= 0) return add(prefix + ".weight", {out, in}, Fill::Normal);
+        const int64_t groups = in / quant::chooseGroupSize(in, awqGroup);
+        specs.push_back({{prefix + ".qweight", DType::I32, {in, out / 8}}, Fill::Codes});
+        specs.push_back({{prefix + ".qzeros", DType::I32, {groups, out / 8}}, Fill::Zeros});
+        specs.push_back({{prefix + ".scales", DType::F16, {groups, out}}, Fill::Scales});
+    };
+    add("model.embed_tokens.weight", {c.vocabSize, h}, Fill::Normal);
     for (int i = 0; i < c.numLayers; ++i) {
         const std::string p = "model.layers." + std::to_string(i) + ".";
-        add(p + "input_layernorm.weight", {h}, true);
-        add(p + "self_attn.q_proj.weight", {q, h}, false);
-        add(p + "self_attn.k_proj.weight", {kv, h}, false);
-        add(p + "self_attn.v_proj.weight", {kv, h}, false);
-        add(p + "self_attn.o_proj.weight", {h, q}, false);
-        add(p + "post_attention_layernorm.weight", {h}, true);
-        add(p + "mlp.gate_proj.weight", {f, h}, false);
-        add(p + "mlp.up_proj.weight", {f, h}, false);
-        add(p + "mlp.down_proj.weight", {h, f}, false);
+        add(p + "input_layernorm.weight", {h}, Fill::Ones);
+        linear(p + "self_attn.q_proj", q, h);
+        linear(p + "self_attn.k_proj", kv, h);
+        linear(p + "self_attn.v_proj", kv, h);
+        linear(p + "self_attn.o_proj", h, q);
+        add(p + "post_attention_layernorm.weight", {h}, Fill::Ones);
+        linear(p + "mlp.gate_proj", f, h);
+        linear(p + "mlp.up_proj", f, h);
+        linear(p + "mlp.down_proj", h, f);
     }
-    add("model.norm.weight", {h}, true);
-    if (!c.tieWordEmbeddings) add("lm_head.weight", {c.vocabSize, h}, false);
+    add("model.norm.weight", {h}, Fill::Ones);
+    if (!c.tieWordEmbeddings) add("lm_head.weight", {c.vocabSize, h}, Fill::Normal);
 
     std::vector<SafetensorsWriter::Entry> entries;
     for (const auto& s : specs) entries.push_back(s.entry);
     SafetensorsWriter w(dir + "/model.safetensors", entries);
-    const size_t es = dtypeSize(dtype);
     constexpr int64_t kChunk = int64_t(1) << 20;  // elements per generated piece
     const int threads = int(std::max(1u, std::thread::hardware_concurrency()));
     std::vector<std::vector<uint8_t>> bufs(static_cast<size_t>(threads));
     for (size_t ti = 0; ti < specs.size(); ++ti) {
+        const Spec& spec = specs[ti];
+        const size_t es = dtypeSize(spec.entry.dtype);
         int64_t n = 1;
-        for (int64_t d : specs[ti].entry.shape) n *= d;
+        for (int64_t d : spec.entry.shape) n *= d;
         const int64_t pieces = (n + kChunk - 1) / kChunk;
         // Pieces are generated in parallel, each from its own stream (seed, tensor, piece), so the
         // values do not depend on the thread count; a changed shape does not reshuffle other tensors.
@@ -228,15 +298,7 @@ void writeRandomLlama(const std::string& dir, const ModelConfig& cfgIn, DType dt
                 std::vector<uint8_t>& buf = bufs[size_t(k)];
                 buf.resize(m * es);
                 Rng rng{seed ^ (0x632be59bd9b4e019ull * (ti + 1)) ^ (0x9e3779b97f4a7c15ull * uint64_t(piece + 1))};
-                for (size_t i = 0; i < m; i += 2) {
-                    // Box-Muller: two N(0, 1) per pair of uniforms.
-                    const double r = std::sqrt(-2.0 * std::log(rng.uniform()));
-                    const double a = 6.283185307179586 * rng.uniform();
-                    const float z0 = specs[ti].ones ? 1.0f : float(0.02 * r * std::cos(a));
-                    const float z1 = specs[ti].ones ? 1.0f : float(0.02 * r * std::sin(a));
-                    storeFloat(buf.data() + i * es, dtype, z0);
-                    if (i + 1 < m) storeFloat(buf.data() + (i + 1) * es, dtype, z1);
-                }
+                fillPiece(spec.fill, spec.entry.dtype, rng, buf.data(), m);
             };
             std::vector<std::thread> pool;
             for (int k = 1; k < batch; ++k) pool.emplace_back(gen, k);
@@ -246,6 +308,21 @@ void writeRandomLlama(const std::string& dir, const ModelConfig& cfgIn, DType dt
         }
     }
     w.finish();
+}
+
+}  // namespace
+
+void writeRandomLlama(const std::string& dir, const ModelConfig& cfg, DType dtype, uint64_t seed,
+                      const std::string& tokenizerFrom) {
+    checkTargetDtype(dtype, "writeRandomLlama");
+    writeRandom(dir, cfg, dtype, seed, tokenizerFrom, 0);
+}
+
+void writeRandomLlamaAwq(const std::string& dir, const ModelConfig& cfg, uint64_t seed, const std::string& tokenizerFrom,
+                         int groupSize) {
+    if (groupSize < 32 || groupSize % 8 != 0)
+        throw Error(ErrorCode::InvalidArgument, "writeRandomLlamaAwq: group size must be a multiple of 8, at least 32");
+    writeRandom(dir, cfg, DType::F16, seed, tokenizerFrom, groupSize);
 }
 
 }  // namespace lmw::engine

@@ -26,4 +26,12 @@ void convertModel(const std::string& srcDir, const std::string& dstDir, DType dt
 void writeRandomLlama(const std::string& dir, const ModelConfig& cfg, DType dtype, uint64_t seed,
                       const std::string& tokenizerFrom);
 
+// The same model as AutoAWQ GEMM would publish it (quantization_config awq/gemm, 4 bits, group
+// `groupSize`, or the largest of its halves that divides a linear's inputs): every layer's linears
+// as qweight/qzeros/scales with random int4 codes, zero points 7..9 and f16 scales that give the
+// weights about the N(0, 0.02) spread; embedding, norms and lm_head F16, as AutoAWQ leaves them.
+// Nothing is quantized, so a 7B-shaped model takes seconds; for benchmarks and loading tests.
+void writeRandomLlamaAwq(const std::string& dir, const ModelConfig& cfg, uint64_t seed, const std::string& tokenizerFrom,
+                         int groupSize = 128);
+
 }  // namespace lmw::engine

@@ -1,6 +1,7 @@
 #include "model/transformer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "lmw/error.h"
@@ -40,10 +41,9 @@ Tensor attentionBlock(Backend& b, const ModelConfig& cfg, const AttentionWeights
         b.rmsNorm(q, q, *w.qNorm, float(cfg.rmsNormEps));
         b.rmsNorm(k, k, *w.kNorm, float(cfg.rmsNormEps));
     }
-    b.rope(qkv, H, KVH, D);
-    if (tap) tap->onRotatedQkv(layer, qkv, b);
     Tensor att = b.alloc(T, int64_t(H) * D);  // [T, H D]
-    b.attention(att, qkv, kvLayer, H, KVH, D);
+    b.attention(att, qkv, kvLayer, H, KVH, D);  // rotates q and k of qkv in place first
+    if (tap) tap->onRotatedQkv(layer, qkv, b);
     if (tap) tap->onLinearInput(layer, kO, att, b);
     Tensor out = b.alloc(T, cfg.hiddenSize);  // [T, hidden]
     b.linear(out, att, *w.o);
@@ -55,22 +55,32 @@ Tensor mlpBlock(Backend& b, const ModelConfig& cfg, const MlpWeights& w, int lay
     if (tap) tap->onLinearInput(layer, kGateUp, h, b);
     Tensor gu = b.alloc(T, 2 * F);  // [T, 2 F] gate | up
     b.linear(gu, h, *w.gateUp);
+    Tensor out = b.alloc(T, cfg.hiddenSize);  // [T, hidden]
+    if (!tap) {
+        b.siluMulLinear(out, gu, *w.down);  // the backend may never write the activation out
+        return out;
+    }
     Tensor act = b.alloc(T, F);     // [T, F]
     b.siluMul(act, gu);
-    if (tap) tap->onLinearInput(layer, kDown, act, b);
-    Tensor out = b.alloc(T, cfg.hiddenSize);  // [T, hidden]
+    tap->onLinearInput(layer, kDown, act, b);
     b.linear(out, act, *w.down);
     return out;
 }
 
+void decoderLayerFused(Backend& b, const ModelConfig& cfg, const LayerWeights& w, int layer, int kvLayer, Tensor x,
+                       Tensor h, const Weight* nextNorm, LinearTap* tap) {
+    const float eps = float(cfg.rmsNormEps);
+    b.addRmsNorm(x, attentionBlock(b, cfg, w.attention(), layer, kvLayer, h, tap), h, *w.ffnNorm, eps);
+    const Tensor mlp = mlpBlock(b, cfg, w.mlp(), layer, h, tap);  // [T, hidden]
+    if (nextNorm) b.addRmsNorm(x, mlp, h, *nextNorm, eps);
+    else b.add(x, mlp);
+}
+
 void decoderLayer(Backend& b, const ModelConfig& cfg, const LayerWeights& w, int layer, int kvLayer, Tensor x,
                   LinearTap* tap) {
-    const float eps = float(cfg.rmsNormEps);
     Tensor h = b.alloc(x.rows, cfg.hiddenSize);  // [T, hidden]
-    b.rmsNorm(h, x, *w.attnNorm, eps);
-    b.add(x, attentionBlock(b, cfg, w.attention(), layer, kvLayer, h, tap));
-    b.rmsNorm(h, x, *w.ffnNorm, eps);
-    b.add(x, mlpBlock(b, cfg, w.mlp(), layer, h, tap));
+    b.rmsNorm(h, x, *w.attnNorm, float(cfg.rmsNormEps));
+    decoderLayerFused(b, cfg, w, layer, kvLayer, x, h, nullptr, tap);
 }
 
 void ropeInvFreq(const ModelConfig& cfg, int contextLen, float* out) {
@@ -141,23 +151,43 @@ StepBatch sequenceBatch(const ModelConfig& cfg, int len, const int32_t* tokens) 
     return b;
 }
 
-void Transformer::forward(const StepBatch& batch, float* logits) {
+Tensor Transformer::forwardLogits(const StepBatch& batch) {
     Backend& b = m_backend;
+    const auto start = std::chrono::steady_clock::now();
     b.beginStep(batch);
-    const int64_t T = batch.numTokens();
-    Tensor x = b.alloc(T, m_cfg.hiddenSize);  // [T, hidden] residual stream
-    b.embed(x, *m_embed);
-    for (size_t i = 0; i < m_layers.size(); ++i) decoderLayer(b, m_cfg, m_layers[i], int(i), int(i), x, m_tap);
+    const int64_t T = batch.numTokens(), R = int64_t(batch.logitRows.size());
+    // A tap reads activations back in the middle of the pass: such a step cannot be replayed.
+    const Tensor out = b.runStep(
+        [&] {
+            Tensor x = b.alloc(T, m_cfg.hiddenSize);  // [T, hidden] residual stream
+            b.embed(x, *m_embed);
+            // [T, hidden] the normalized input of the next block: each residual add leaves it (addRmsNorm).
+            Tensor h = b.alloc(T, m_cfg.hiddenSize);
+            const size_t n = m_layers.size();
+            b.rmsNorm(h, x, n ? *m_layers[0].attnNorm : *m_finalNorm, float(m_cfg.rmsNormEps));
+            for (size_t i = 0; i < n; ++i) {
+                // The last layer's add leaves finalNorm(x) in h when logits are wanted.
+                const Weight* next = i + 1 < n ? m_layers[i + 1].attnNorm.get() : R > 0 ? m_finalNorm.get() : nullptr;
+                const Backend::AllocMark layerScratch = b.allocMark();
+                decoderLayerFused(b, m_cfg, m_layers[i], int(i), int(i), x, h, next, m_tap);
+                b.allocRelease(layerScratch);
+            }
+            // Only the rows whose logits are wanted go through the (large) head.
+            if (R == 0) return Tensor{};
+            Tensor last = b.alloc(R, m_cfg.hiddenSize);  // [R, hidden] finalNorm(x) of the logit rows
+            b.gatherRows(last, h);
+            Tensor head = b.alloc(R, m_cfg.vocabSize);  // [R, vocab]
+            b.linear(head, last, *m_lmHead);
+            return head;
+        },
+        m_tap == nullptr);
+    m_lastEnqueueSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return out;
+}
 
-    // Only the rows whose logits are wanted go through the norm and the (large) head.
-    const int64_t R = int64_t(batch.logitRows.size());
-    if (R == 0) return;
-    Tensor last = b.alloc(R, m_cfg.hiddenSize);  // [R, hidden]
-    b.gatherRows(last, x);
-    b.rmsNorm(last, last, *m_finalNorm, float(m_cfg.rmsNormEps));
-    Tensor out = b.alloc(R, m_cfg.vocabSize);    // [R, vocab]
-    b.linear(out, last, *m_lmHead);
-    b.readF32(out, logits);
+void Transformer::forward(const StepBatch& batch, float* logits) {
+    const Tensor out = forwardLogits(batch);
+    if (!batch.logitRows.empty()) m_backend.readF32(out, logits);
 }
 
 namespace {

@@ -15,7 +15,8 @@ class LinearTap {
 public:
     virtual ~LinearTap() = default;
     virtual void onLinearInput(int layer, LinearKind kind, Tensor in, Backend& backend) = 0;
-    // qkv [T, (H + 2 KVH) D] after the rotary embedding, before attention stores K and V.
+    // qkv [T, (H + 2 KVH) D] after attention, which rotated its q and k in place (the keys as rotated,
+    // before any cache key offset is taken off).
     virtual void onRotatedQkv(int /*layer*/, Tensor /*qkv*/, Backend& /*backend*/) {}
 };
 
@@ -42,8 +43,8 @@ LayerWeights loadLayer(Backend& backend, const LayerSources& src);
 
 // The two blocks of a decoder layer, from the output h[T, hidden] of the block's norm to what the
 // block adds to the residual stream, [T, hidden]; for the backend's current step (beginStep done).
-// Attention: o(attention(rope(qkNorm(qkv(h))))); stores this step's K and V into the cache's layer
-// `kvLayer` (the layer's own index in a full model).
+// Attention: o(attention(qkNorm(qkv(h)))), attention applying the rotary embedding first; stores this
+// step's K and V into the cache's layer `kvLayer` (the layer's own index in a full model).
 Tensor attentionBlock(Backend& backend, const ModelConfig& cfg, const AttentionWeights& w, int layer, int kvLayer,
                       Tensor h, LinearTap* tap = nullptr);
 // MLP: down(silu(gate(h)) * up(h)).
@@ -53,6 +54,11 @@ Tensor mlpBlock(Backend& backend, const ModelConfig& cfg, const MlpWeights& w, i
 // x[T, hidden] <- layer(x): x += attentionBlock(norm(x)); x += mlpBlock(norm(x)).
 void decoderLayer(Backend& backend, const ModelConfig& cfg, const LayerWeights& w, int layer, int kvLayer,
                   Tensor x, LinearTap* tap = nullptr);
+// The same layer with the norms fused into the residual adds (Backend::addRmsNorm), as the forward pass
+// chains layers: entered with h[T, hidden] = attnNorm(x); leaves x = layer(x) and, when nextNorm is
+// given (the next layer's attnNorm, or the final norm), h = nextNorm(x) — else h is scratch.
+void decoderLayerFused(Backend& backend, const ModelConfig& cfg, const LayerWeights& w, int layer, int kvLayer,
+                       Tensor x, Tensor h, const Weight* nextNorm, LinearTap* tap = nullptr);
 
 // Rotary inverse frequencies [headDim/2] for a sequence whose KV length after this step is
 // contextLen (dynamic NTK depends on it; linear and llama3 scaling do not).
@@ -70,6 +76,12 @@ public:
     uint64_t weightBytes() const { return m_weightBytes; }
     // Runs one step; writes logits [batch.logitRows.size(), vocab] to host memory `logits`.
     void forward(const StepBatch& batch, float* logits);
+    // Runs one step and leaves the logits [batch.logitRows.size(), vocab] in backend memory (valid until
+    // the next step begins; an empty tensor when no row is wanted): for sampling on the device.
+    Tensor forwardLogits(const StepBatch& batch);
+    // Host seconds the last forward spent before it waited for the logits: enqueueing (or replaying)
+    // the step's work. Far below the step's time when the host is not what limits decode.
+    double lastEnqueueSeconds() const { return m_lastEnqueueSeconds; }
     void setTap(LinearTap* tap) { m_tap = tap; }
     // For quantized KV caches: runs a short built-in text (at most 128 tokens and cacheTokens, in
     // the cache's first blocks, which the caller does not use yet) and gives the backend the mean key
@@ -84,6 +96,7 @@ private:
     std::vector<LayerWeights> m_layers;
     uint64_t m_weightBytes = 0;
     LinearTap* m_tap = nullptr;
+    double m_lastEnqueueSeconds = 0;
 };
 
 }  // namespace lmw::engine

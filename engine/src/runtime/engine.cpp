@@ -62,9 +62,12 @@ struct Engine::Impl {
     // Engine thread only.
     std::vector<float> logits;
     double tokensPerSecond = 0;
+    double decodeStepMs = 0, decodeEnqueueMs = 0;  // recent decode steps (one token per sequence)
 
     void load(const ProgressFn& progress);
     void reserveActivations(const KvCacheShape& shape);
+    void sampleOrReadBack(Tensor logits, const std::vector<Sequence*>& sampled, const std::vector<uint64_t>& uniforms,
+                        std::vector<DeviceSampleResult>& onDevice);
     std::unique_ptr<Sequence> prepare(Request& req, RequestId id, Sink sink);
     void run();
     void step();
@@ -148,14 +151,61 @@ void Engine::Impl::load(const ProgressFn& progress) {
 // A GPU's memory is sized once: one step at the full token budget first makes the backend take
 // its peak activation memory, so the KV cache gets only what is left after it (as vLLM profiles).
 void Engine::Impl::reserveActivations(const KvCacheShape& shape) {
-    const int tokens = std::max(1, std::min(config.maxPrefillTokenNum, sessionLen));
-    const int blocksNeeded = (tokens + kBlockSize - 1) / kBlockSize;
-    backend->allocKvCache(shape, blocksNeeded);
+    // The scheduler fills a step with up to maxPrefillTokenNum tokens, from several prompts when the
+    // session is shorter. One sequence of that many tokens needs at least the memory of any such mix
+    // (the activations depend on the tokens, attention's workspace grows with the context).
+    const int tokens = int(std::max<int64_t>(
+        1, std::min<int64_t>(config.maxPrefillTokenNum, int64_t(sessionLen) * std::max(1, config.maxBatchSize))));
+    backend->allocKvCache(shape, (tokens + kBlockSize - 1) / kBlockSize);
     const std::vector<int32_t> zeros(static_cast<size_t>(tokens), 0);
     StepBatch b = sequenceBatch(info.config, tokens, zeros.data());
     for (int i = 0; i < std::min(tokens, std::max(1, config.maxBatchSize)); ++i) b.logitRows.push_back(tokens - 1 - i);
     logits.resize(b.logitRows.size() * size_t(info.config.vocabSize));
-    model->forward(b, logits.data());
+    const Tensor out = model->forwardLogits(b);
+    // The device sampler's workspaces at their largest (every row with a logit bias) come first too.
+    const SamplingParams biased = [] {
+        SamplingParams p;
+        p.temperature = 0;
+        p.logitBias = {{0, 1.0f}};
+        return p;
+    }();
+    std::vector<DeviceSampleRow> rows;
+    for (size_t i = 0; i < b.logitRows.size(); ++i) rows.push_back({int32_t(i), &biased, nullptr, 0, 0, -1});
+    std::vector<DeviceSampleResult> unused;
+    backend->sampleOnDevice(out, rows, unused);
+    backend->readF32(out, logits.data());
+}
+
+// The one place that decides where a row is sampled: on the device when the backend can and the
+// request asks for nothing the device sampler lacks, else on the host from logits read back (into
+// `logits`, at the row's index). onDevice[i].token is -1 for the host's rows.
+void Engine::Impl::sampleOrReadBack(Tensor out, const std::vector<Sequence*>& sampled, const std::vector<uint64_t>& uniforms,
+                                  std::vector<DeviceSampleResult>& onDevice) {
+    onDevice.assign(sampled.size(), DeviceSampleResult{});
+    for (auto& d : onDevice) d.token = -1;
+    if (sampled.empty()) return;
+    std::vector<DeviceSampleRow> rows;
+    std::vector<size_t> index;
+    for (size_t i = 0; i < sampled.size(); ++i) {
+        const Sequence& s = *sampled[i];
+        if (s.topLogprobs > kMaxDeviceTopLogprobs) continue;
+        rows.push_back({int32_t(i), &s.sampling, &s.tokens, s.promptLen, uniforms[i], s.topLogprobs});
+        index.push_back(i);
+    }
+    std::vector<DeviceSampleResult> results;
+    if (rows.empty() || !backend->sampleOnDevice(out, rows, results)) {
+        backend->readF32(out, logits.data());
+        return;
+    }
+    for (size_t k = 0; k < index.size(); ++k) onDevice[index[k]] = std::move(results[k]);
+    const int64_t vocab = out.cols;
+    for (size_t i = 0; i < sampled.size(); ++i)
+        if (onDevice[i].token < 0) {
+            Tensor row = out;
+            row.data = static_cast<uint8_t*>(out.data) + int64_t(i) * out.stride * out.elemBytes;
+            row.rows = 1;
+            backend->readF32(row, logits.data() + int64_t(i) * vocab);
+        }
 }
 
 // ---------------------------------------------------------------- requests
@@ -320,9 +370,16 @@ void Engine::Impl::step() {
     }
     if (logits.size() < sampled.size() * size_t(cfg.vocabSize)) logits.resize(sampled.size() * size_t(cfg.vocabSize));
 
+    // One uniform per sampled token (none when greedy), drawn whichever path samples the row, so a
+    // seeded request gives the same tokens on the device and on the host.
+    std::vector<uint64_t> uniforms(sampled.size(), 0);
+    for (size_t i = 0; i < sampled.size(); ++i)
+        if (sampled[i]->sampler->needsUniform()) uniforms[i] = sampled[i]->sampler->drawUniform();
+    std::vector<DeviceSampleResult> onDevice;  // per sampled row; token -1: sampled on the host
+
     const auto t0 = Clock::now();
     try {
-        model->forward(batch, logits.data());
+        sampleOrReadBack(model->forwardLogits(batch), sampled, uniforms, onDevice);
     } catch (const std::exception& ex) {
         // The step failed as a whole (e.g. out of device memory): its requests end with the error,
         // the engine goes on serving the others.
@@ -341,18 +398,22 @@ void Engine::Impl::step() {
         Sequence& s = *sampled[i];
         float* row = logits.data() + i * size_t(cfg.vocabSize);
         Event ev;
-        if (s.topLogprobs >= 0) {
+        if (onDevice[i].token >= 0) {
+            const DeviceSampleResult& d = onDevice[i];
+            if (s.topLogprobs >= 0) ev.logprobs.push_back({d.token, tokenizer->tokenBytes(d.token), d.logprob, d.top});
+            s.tokens.push_back(d.token);
+        } else if (s.topLogprobs >= 0) {
             // Logprobs of the raw distribution, taken before the sampler changes the row in place.
             auto top = Sampler::topLogprobs(row, cfg.vocabSize, std::max(1, s.topLogprobs));
             std::vector<float> raw(row, row + cfg.vocabSize);
-            const int32_t tok = s.sampler->sample(row, s.tokens, s.promptLen);
+            const int32_t tok = s.sampler->sample(row, s.tokens, s.promptLen, uniforms[i]);
             // The token's own bytes: decoding it alone would drop a sentencepiece leading space.
             TokenLogprob lp{tok, tokenizer->tokenBytes(tok), Sampler::logprobOf(raw.data(), cfg.vocabSize, tok), {}};
             if (s.topLogprobs > 0) lp.top.assign(top.begin(), top.begin() + std::min<size_t>(top.size(), size_t(s.topLogprobs)));
             ev.logprobs.push_back(std::move(lp));
             s.tokens.push_back(tok);
         } else {
-            s.tokens.push_back(s.sampler->sample(row, s.tokens, s.promptLen));
+            s.tokens.push_back(s.sampler->sample(row, s.tokens, s.promptLen, uniforms[i]));
         }
         const int32_t tok = s.tokens.back();
         if (!s.hasFirstToken) {
@@ -375,6 +436,11 @@ void Engine::Impl::step() {
     }
     const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
     if (dt > 0) tokensPerSecond = 0.8 * tokensPerSecond + 0.2 * (double(sampled.size()) / dt);
+    if (batch.numTokens() == batch.numSeqs()) {
+        decodeStepMs = decodeStepMs == 0 ? 1e3 * dt : 0.8 * decodeStepMs + 0.2 * 1e3 * dt;
+        const double enqueue = 1e3 * model->lastEnqueueSeconds();
+        decodeEnqueueMs = decodeEnqueueMs == 0 ? enqueue : 0.8 * decodeEnqueueMs + 0.2 * enqueue;
+    }
 }
 
 void Engine::Impl::updateStats() {
@@ -386,6 +452,8 @@ void Engine::Impl::updateStats() {
     stats.prefixCacheHitBlocks = blocks->hitBlocks();
     stats.preemptions = scheduler->preemptions();
     stats.decodeTokensPerSecond = (stats.running == 0 && stats.waiting == 0) ? 0 : tokensPerSecond;
+    stats.decodeStepMs = decodeStepMs;
+    stats.decodeEnqueueMs = decodeEnqueueMs;
     stats.deviceMemoryUsed = dev.totalBytes - dev.freeBytes;
 }
 

@@ -1,6 +1,8 @@
 // Sampler: penalties, temperature, top-k / top-p / min-p filtering, then a draw from the request's
 // own RNG. The order follows Hugging Face's logits processors (penalties, temperature, top_k, top_p,
-// min_p), so a request behaves as users of transformers expect.
+// min_p), so a request behaves as users of transformers expect. The arithmetic (fixed-point weights,
+// the filters' order, the draw from one 64-bit uniform) is lmw/kernels/sampling_math.h, shared with
+// the device sampler: this file is its reference.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -9,6 +11,8 @@
 #include <unordered_set>
 
 #include "lmw/sampling.h"
+
+#include "lmw/kernels/sampling_math.h"
 
 namespace lmw::engine {
 
@@ -67,120 +71,102 @@ Sampler::Sampler(const SamplingParams& params, int vocabSize)
 }
 
 int32_t Sampler::sample(float* logits, const std::vector<int32_t>& history, size_t promptLen) {
+    return sample(logits, history, promptLen, needsUniform() ? drawUniform() : 0);
+}
+
+int32_t Sampler::sample(float* logits, const std::vector<int32_t>& history, size_t promptLen, uint64_t uniform) {
+    namespace sm = lmw::kernels::sampling;
     const int n = m_vocab;
 
     for (const auto& [id, bias] : m_p.logitBias)
-        if (id >= 0 && id < n) logits[id] += bias;
+        if (id >= 0 && id < n) logits[id] = sm::applyBias(logits[id], bias);
 
     // Repetition penalty (CTRL / HF): every distinct id seen in prompt + output, once.
     if (m_p.repetitionPenalty != 1.0f && !history.empty()) {
         std::unordered_set<int32_t> seen(history.begin(), history.end());
-        for (int32_t id : seen) {
-            if (id < 0 || id >= n) continue;
-            float& l = logits[id];
-            l = l > 0.0f ? l / m_p.repetitionPenalty : l * m_p.repetitionPenalty;
-        }
+        for (int32_t id : seen)
+            if (id >= 0 && id < n) logits[id] = sm::applyRepetition(logits[id], m_p.repetitionPenalty);
     }
     // Presence / frequency penalties (OpenAI): over the generated tokens only.
     if ((m_p.presencePenalty != 0.0f || m_p.frequencyPenalty != 0.0f) && history.size() > promptLen) {
         std::unordered_map<int32_t, int> counts;
         for (size_t i = promptLen; i < history.size(); ++i) ++counts[history[i]];
-        for (auto [id, c] : counts) {
-            if (id < 0 || id >= n) continue;
-            logits[id] -= m_p.frequencyPenalty * float(c) + m_p.presencePenalty;
-        }
+        for (auto [id, c] : counts)
+            if (id >= 0 && id < n)
+                logits[id] = sm::applyPresenceFrequency(logits[id], m_p.presencePenalty, m_p.frequencyPenalty, c);
     }
 
     if (m_p.temperature <= 0.0f) return argmax(logits, n);
 
-    // Unnormalized probabilities relative to the max logit (the max gets exactly 1), kept as
-    // (prob, id) candidates; tokens at -inf or NaN never enter.
+    // Candidates l >= max - 30 T with fixed-point weights relative to the max (which weighs 2^44),
+    // ordered by (logit desc, id asc) for the filters; NaN never enters.
     const int32_t best = argmax(logits, n);
     const float mx = logits[best];
-    if (!(mx > -std::numeric_limits<float>::infinity())) return best;
-    const float invT = 1.0f / m_p.temperature;
-    // Tokens below e^-30 of the max are left out: together they weigh under vocab * 1e-13 of the
-    // mass, and skipping their exp() is most of the cost on a 150k vocabulary.
-    const float cutoff = mx - 30.0f * m_p.temperature;
-    auto better = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
-        return a.first != b.first ? a.first > b.first : a.second < b.second;
-    };
-    auto& cand = m_scratch;
+    if (!std::isfinite(mx)) return best;
+    const float invT = sm::inverseTemperature(m_p.temperature);
+    const float cutoff = sm::cutoffOf(mx, m_p.temperature);
+    auto& cand = m_cand;
     cand.clear();
-    if (m_p.topK > 0 && m_p.topK < n) {
-        // Top-k by logit with a heap whose top is the worst kept: one pass, most tokens cost a compare.
-        const size_t k = size_t(m_p.topK);
-        for (int i = 0; i < n; ++i) {
-            const float l = logits[i];
-            if (!(l >= cutoff)) continue;
-            if (cand.size() < k) {
-                cand.emplace_back(l, i);
-                std::push_heap(cand.begin(), cand.end(), better);
-            } else if (better({l, i}, cand.front())) {
-                std::pop_heap(cand.begin(), cand.end(), better);
-                cand.back() = {l, i};
-                std::push_heap(cand.begin(), cand.end(), better);
-            }
+    for (int i = 0; i < n; ++i)
+        if (logits[i] >= cutoff) {
+            const float p = sm::relativeProb(logits[i], mx, invT);
+            cand.push_back({sm::orderKey(logits[i], i), sm::weightOf(p), p});
         }
-        for (auto& c : cand) c.first = std::exp((c.first - mx) * invT);
-    } else {
-        cand.reserve(n);
-        for (int i = 0; i < n; ++i)
-            if (logits[i] >= cutoff) cand.emplace_back(std::exp((logits[i] - mx) * invT), i);  // false for NaN
-    }
 
-    size_t keep = cand.size();
-    bool sorted = false;  // cand[0, keep) sorted by `better`
+    // The filters keep a prefix of that order: every token whose key is >= limit.
+    uint64_t limit = 0;
+    auto& order = m_order;
+    auto desc = [](const Candidate& a, const Candidate& b) { return a.key > b.key; };
+    if (m_p.topK > 0 && size_t(m_p.topK) < cand.size()) {
+        order.assign(cand.begin(), cand.end());
+        std::nth_element(order.begin(), order.begin() + (m_p.topK - 1), order.end(), desc);
+        limit = order[size_t(m_p.topK - 1)].key;
+    }
     if (m_p.topP < 1.0f) {
-        // Smallest prefix (by probability) whose mass reaches top_p, at least one token. Sorting
-        // grows in chunks so a peaked distribution never pays for sorting the whole vocabulary.
-        double total = 0.0;
-        for (size_t i = 0; i < keep; ++i) total += cand[i].first;
-        const double target = double(m_p.topP) * total;
-        double cum = 0.0;
-        size_t done = 0, chunk = 256, cut = keep;
-        while (done < keep) {
-            const size_t end = std::min(keep, done + chunk);
-            if (end < keep) std::nth_element(cand.begin() + done, cand.begin() + end, cand.begin() + keep, better);
-            std::sort(cand.begin() + done, cand.begin() + end, better);
+        // Smallest prefix whose mass reaches ceil(top_p * mass) (at least one token). Sorting grows
+        // in chunks so a peaked distribution never pays for sorting the whole vocabulary.
+        order.clear();
+        uint64_t total = 0;
+        for (const auto& c : cand)
+            if (c.key >= limit) {
+                order.push_back(c);
+                total += c.weight;
+            }
+        const uint64_t target = sm::nucleusTarget(m_p.topP, total);
+        uint64_t cum = 0;
+        size_t done = 0, chunk = 256;
+        bool found = false;
+        while (done < order.size() && !found) {
+            const size_t end = std::min(order.size(), done + chunk);
+            if (end < order.size()) std::nth_element(order.begin() + done, order.begin() + end, order.end(), desc);
+            std::sort(order.begin() + done, order.begin() + end, desc);
             for (size_t i = done; i < end; ++i) {
-                cum += cand[i].first;
+                cum += order[i].weight;
                 if (cum >= target) {
-                    cut = i + 1;
+                    limit = order[i].key;
+                    found = true;
                     break;
                 }
             }
             done = end;
-            if (cut < keep || cum >= target) break;
             chunk *= 4;
         }
-        keep = std::max<size_t>(std::min(cut, done), 1);
-        sorted = true;
     }
-    if (m_p.minP > 0.0f) {
-        // The max token has probability 1 here, so the threshold is min_p itself; the ratio to
-        // the max does not depend on normalization.
-        const float threshold = m_p.minP;
-        if (sorted) {
-            size_t k = 1;
-            while (k < keep && cand[k].first >= threshold) ++k;
-            keep = k;
-        } else {
-            auto mid = std::stable_partition(cand.begin(), cand.begin() + keep,
-                                             [&](const auto& c) { return c.first >= threshold; });
-            keep = std::max<size_t>(size_t(mid - cand.begin()), 1);  // the max always passes (p == 1)
-        }
-    }
+    // min_p: the max has probability 1 here, so the threshold is min_p itself (the max always passes).
+    auto kept = [&](const Candidate& c) { return c.key >= limit && (m_p.minP <= 0.0f || c.p >= m_p.minP); };
 
-    double mass = 0.0;
-    for (size_t i = 0; i < keep; ++i) mass += cand[i].first;
-    std::uniform_real_distribution<double> uni(0.0, mass);
-    double u = uni(m_rng);
-    for (size_t i = 0; i < keep; ++i) {
-        u -= cand[i].first;
-        if (u < 0.0) return cand[i].second;
+    // The draw walks the kept tokens by id.
+    uint64_t mass = 0;
+    for (const auto& c : cand)
+        if (kept(c)) mass += c.weight;
+    const uint64_t point = sm::drawPoint(uniform, mass);
+    uint64_t cum = 0;
+    for (const auto& c : cand) {
+        if (!kept(c)) continue;
+        cum += c.weight;
+        if (cum > point) return sm::idOfKey(c.key);
     }
-    return cand[keep - 1].second;  // rounding left u at the very end
+    return best;  // unreachable: point < mass
 }
 
 std::vector<TokenChoice> Sampler::topLogprobs(const float* logits, int vocabSize, int n) {

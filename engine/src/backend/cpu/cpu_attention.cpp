@@ -74,6 +74,9 @@ void CpuBackend::attention(Tensor out, Tensor qkv, int layer, int heads, int kvH
         if (m_batch.positions[size_t(t)] < 0)
             throw Error(ErrorCode::InvalidArgument, "cpu attention: negative position at row " + std::to_string(t));
 
+    // 0) The rotary embedding, in place: q and k of qkv stay rotated for the caller (Backend::attention).
+    rope(qkv, heads, kvHeads, headDim);
+
     // 1) This step's K and V go into the cache first: a token attends to itself and to earlier
     //    tokens of the same step.
     const int64_t storeChunk = std::max<int64_t>(1, (T + m_pool.size() - 1) / m_pool.size());

@@ -47,6 +47,16 @@ const W& weightAs(const Weight& w, const char* op) {
 
 float* f(Tensor t) { return static_cast<float*>(t.data); }
 
+// y[0, n) = RMSNorm of x[0, n) with weight w (y may be x): rmsNorm and addRmsNorm share it.
+void normalizeRun(float* y, const float* x, const float* w, int64_t n, float eps) {
+    // The sum of squares in double: HF's f32 reduction is pairwise, this is at least as exact.
+    double ss = 0;
+    for (int64_t i = 0; i < n; ++i) ss += double(x[i]) * double(x[i]);
+    const float mean = float(ss / double(n));
+    const float inv = 1.0f / std::sqrt(mean + eps);
+    for (int64_t i = 0; i < n; ++i) y[i] = w[i] * (x[i] * inv);
+}
+
 
 // Splits `rows` rows into tasks of at least `minRows` so small tensors stay on one thread.
 int64_t rowChunk(int64_t rows, int64_t cols, int threads) {
@@ -213,16 +223,8 @@ void CpuBackend::rmsNorm(Tensor out, Tensor in, const Weight& w, float eps) {
     const int64_t chunk = rowChunk(in.rows, in.cols, m_pool.size());
     m_pool.parallelFor((in.rows + chunk - 1) / chunk, [&](int64_t task) {
         for (int64_t r = task * chunk; r < std::min(in.rows, (task + 1) * chunk); ++r)
-            for (int64_t g = 0; g < groups; ++g) {
-                const float* x = f(in) + r * in.stride + g * n;
-                float* y = f(out) + r * out.stride + g * n;
-                // The sum of squares in double: HF's f32 reduction is pairwise, this is at least as exact.
-                double ss = 0;
-                for (int64_t i = 0; i < n; ++i) ss += double(x[i]) * double(x[i]);
-                const float mean = float(ss / double(n));
-                const float inv = 1.0f / std::sqrt(mean + eps);
-                for (int64_t i = 0; i < n; ++i) y[i] = v.values[size_t(i)] * (x[i] * inv);
-            }
+            for (int64_t g = 0; g < groups; ++g)
+                normalizeRun(f(out) + r * out.stride + g * n, f(in) + r * in.stride + g * n, v.values.data(), n, eps);
     });
 }
 
@@ -294,6 +296,25 @@ void CpuBackend::add(Tensor x, Tensor y) {
     float* a = f(x);
     const float* b = f(y);
     for (int64_t i = 0; i < n; ++i) a[i] += b[i];
+}
+
+void CpuBackend::addRmsNorm(Tensor x, Tensor y, Tensor h, const Weight& w, float eps) {
+    const auto& v = weightAs<CpuVector>(w, "addRmsNorm");
+    requireDense("cpu addRmsNorm", {x, y, h});
+    const int64_t n = x.cols;
+    if (y.rows != x.rows || y.cols != n || h.rows != x.rows || h.cols != n || int64_t(v.values.size()) != n ||
+        h.data == x.data || h.data == y.data)
+        shapeError("addRmsNorm", "x " + shapeOf(x) + ", y " + shapeOf(y) + ", h " + shapeOf(h) + ", weight [" +
+                                     std::to_string(v.values.size()) + "] (h apart from x and y)");
+    const int64_t chunk = rowChunk(x.rows, n, m_pool.size());
+    m_pool.parallelFor((x.rows + chunk - 1) / chunk, [&](int64_t task) {
+        for (int64_t r = task * chunk; r < std::min(x.rows, (task + 1) * chunk); ++r) {
+            float* xr = f(x) + r * n;
+            const float* yr = f(y) + r * n;
+            for (int64_t i = 0; i < n; ++i) xr[i] += yr[i];
+            normalizeRun(f(h) + r * n, xr, v.values.data(), n, eps);
+        }
+    });
 }
 
 void CpuBackend::gatherRows(Tensor out, Tensor in) {

@@ -32,10 +32,10 @@ public:
     void embed(Tensor out, const Weight& table) override;
     void rmsNorm(Tensor out, Tensor in, const Weight& w, float eps) override;
     void linear(Tensor out, Tensor in, const Weight& w) override;
-    void rope(Tensor qkv, int heads, int kvHeads, int headDim) override;
     void attention(Tensor out, Tensor qkv, int layer, int heads, int kvHeads, int headDim) override;
     void siluMul(Tensor out, Tensor gateUp) override;
     void add(Tensor x, Tensor y) override;
+    void addRmsNorm(Tensor x, Tensor y, Tensor h, const Weight& w, float eps) override;
     void gatherRows(Tensor out, Tensor in) override;
     void addColumnAbsSums(Tensor t, double* dst) override;
     void setKvKeyOffsets(const std::vector<float>& offsets) override { m_kv.setKeyOffsets(offsets); }
@@ -56,6 +56,8 @@ private:
         size_t used = 0;
     };
     static ArenaChunk newArenaChunk(size_t floats);
+    // Rotary embedding in place on the q and k heads of qkv (the first part of attention).
+    void rope(Tensor qkv, int heads, int kvHeads, int headDim);
     void resetArena();
 
     ThreadPool m_pool;

@@ -7,8 +7,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <map>
+#include <set>
 #include <string>
+#include <tuple>
+#include <type_traits>
 
 #include "backend/cuda/arena.h"
 #include "backend/cuda/cuda_check.h"
@@ -23,8 +28,11 @@
 #include "lmw/kernels/kv_cache.h"
 #include "lmw/kernels/paged_attention.h"
 #include "lmw/kernels/rms_norm.h"
-#include "lmw/kernels/rope.h"
+#include "lmw/kernels/rope_kv_store.h"
+#include "lmw/kernels/sampling.h"
+#include "lmw/kernels/sampling_math.h"
 #include "lmw/kernels/silu_mul.h"
+#include "lmw/kernels/skinny_gemm.h"
 
 namespace lmw::engine {
 
@@ -40,6 +48,35 @@ using cuda::PinnedBuffer;
 // AWQ layers with more tokens than this dequantize to an f16 scratch and use cuBLAS (tensor cores);
 // below it the W4A16 kernel wins (it reads 4x fewer weight bytes). Measured in bench/kernels_bench.
 constexpr int64_t kAwqGemmMaxTokens = 64;
+// AWQ layers (linear and siluMulLinear) with at most this many tokens use the decode GEMV (one
+// persistent wave streaming weights, K split across the warps of a CTA); 16 < M <= 64 the kernel above.
+constexpr int64_t kAwqGemvMaxTokens = k::kAwqGemvMaxM;
+// AWQ siluMulLinear fuses silu into the GEMV up to this many tokens: every CTA (one per SM) evaluates
+// silu for the whole M x K input into shared memory, which soon costs more than the separate siluMul.
+// bench/kernels_bench prints both forms for the down projection at M = 1, 4, 16.
+constexpr int64_t kAwqSiluFusedMaxTokens = 2;
+// Dense layers with at most this many tokens use the skinny GEMM (weights streamed once at the read
+// bandwidth); above it cuBLAS' tiled kernels. bench/kernels_bench compares them on the 7B/8B shapes.
+constexpr int64_t kSkinnyMaxTokens = k::kSkinnyGemmMaxM;
+
+// Decode steps of up to this many sequences (one token each) are replayed from CUDA graphs.
+constexpr int kGraphMaxTokens = 32;
+// Captured graphs kept at most (one per batch size x context bucket x logit rows seen).
+constexpr size_t kMaxGraphs = 256;
+// cuBLAS gets its workspace from us, so that a captured GEMM never allocates.
+constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;
+
+// The shape a captured decode step is keyed by: tokens (= sequences), logit rows, context bucket.
+using GraphKey = std::tuple<int, int, int>;
+
+struct GraphExecDeleter {
+    void operator()(cudaGraphExec_t g) const { cudaGraphExecDestroy(g); }
+};
+struct CapturedStep {
+    std::unique_ptr<std::remove_pointer_t<cudaGraphExec_t>, GraphExecDeleter> exec;
+    Tensor out;              // the tensor the recorded step returned (arena memory)
+    size_t arenaUsed = 0;    // arena bytes the recorded step took
+};
 
 [[noreturn]] void badArg(const std::string& what) {
     throw Error(ErrorCode::InvalidArgument, "CUDA backend: " + what);
@@ -73,11 +110,18 @@ public:
         LMW_CUDA_CHECK(cudaEventCreateWithFlags(&m_metaCopied, cudaEventDisableTiming));
         LMW_CUBLAS_CHECK(cublasCreate(&m_cublas));
         LMW_CUBLAS_CHECK(cublasSetStream(m_cublas, m_stream));
+        m_cublasWorkspace = DeviceBuffer(kCublasWorkspaceBytes);
+        LMW_CUBLAS_CHECK(cublasSetWorkspace(m_cublas, m_cublasWorkspace.get(), m_cublasWorkspace.bytes()));
         m_arena = std::make_unique<Arena>(size_t(64) << 20);
+        m_deviceMeta = DeviceBuffer(size_t(1) << 20);
+        // LMW_CUDA_GRAPHS=0 runs every step as it is (to compare, or to debug a kernel).
+        const char* graphs = std::getenv("LMW_CUDA_GRAPHS");
+        m_graphsEnabled = !(graphs && std::string(graphs) == "0");
     }
 
     ~CudaBackend() override {
         if (m_stream) cudaStreamSynchronize(m_stream);
+        m_graphs.clear();
         m_arena.reset();
         if (m_cublas) cublasDestroy(m_cublas);
         if (m_metaCopied) cudaEventDestroy(m_metaCopied);
@@ -95,7 +139,9 @@ public:
         return d;
     }
 
-    std::unique_ptr<Weight> loadLinear(const LinearSource& src) override { return cuda::loadCudaLinear(src, m_stream); }
+    std::unique_ptr<Weight> loadLinear(const LinearSource& src) override {
+        return cuda::loadCudaLinear(src, m_stream);
+    }
     std::unique_ptr<Weight> loadNorm(const TensorRef& w) override { return cuda::loadCudaNorm(w, m_stream); }
     std::unique_ptr<Weight> loadEmbedding(const TensorRef& w) override { return cuda::loadCudaEmbedding(w, m_stream); }
 
@@ -108,6 +154,7 @@ public:
         checkKvShape(shape);
         if (numBlocks <= 0) badArg("KV cache needs at least one block, got " + std::to_string(numBlocks));
         LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+        ++m_bindings;
         m_kv = DeviceBuffer();
         m_keyOffsets = DeviceBuffer();
         m_kvLayout = layoutOf(shape);
@@ -123,6 +170,7 @@ public:
         if (!m_kv) badArg("setKvKeyOffsets before allocKvCache");
         checkKvKeyOffsets(m_kvShape, offsets.size());
         LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+        ++m_bindings;
         m_keyOffsets = DeviceBuffer();
         if (offsets.empty()) return;
         m_keyOffsets = DeviceBuffer(offsets.size() * 4);
@@ -161,6 +209,23 @@ public:
         for (int r : batch.logitRows)
             if (r < 0 || r >= T) badArg("beginStep: logit row " + std::to_string(r) + " outside " + std::to_string(T) + " tokens");
 
+        // A replayed step keeps the launch parameters it was recorded with: the context is rounded up
+        // to its bucket (a power of two; attention CTAs past a token's own context return at once, and
+        // the attention partition depends on the bucket only) and the block table is laid out for it.
+        m_graphable = m_kv && T > 0 && T <= kGraphMaxTokens && S == T;
+        const std::vector<int32_t>* blockTable = &batch.blockTable;
+        if (m_graphable) {
+            const int bucket = k::pagedAttentionContextBucket(m_maxContext);
+            const int width = (bucket + m_kvShape.blockSize - 1) / std::max(1, m_kvShape.blockSize);
+            m_paddedBlocks.assign(size_t(S) * size_t(width), -1);
+            for (int s = 0; s < S; ++s)
+                std::copy_n(batch.blockTable.begin() + int64_t(s) * batch.maxBlocks, std::min(width, batch.maxBlocks),
+                            m_paddedBlocks.begin() + int64_t(s) * width);
+            blockTable = &m_paddedBlocks;
+            m_maxContext = bucket;
+            m_maxBlocks = width;
+        }
+
         // One pinned staging buffer, one copy. Wait for the last copy out of it before refilling.
         struct Part {
             const void* src;
@@ -170,7 +235,7 @@ public:
         Part parts[6] = {{batch.tokens.data(), size_t(T) * 4, 0},
                          {batch.positions.data(), size_t(T) * 4, 0},
                          {tokenSeq.data(), size_t(T) * 4, 0},
-                         {batch.blockTable.data(), batch.blockTable.size() * 4, 0},
+                         {blockTable->data(), blockTable->size() * 4, 0},
                          {batch.invFreq.data(), batch.invFreq.size() * 4, 0},
                          {batch.logitRows.data(), batch.logitRows.size() * 4, 0}};
         size_t total = 0;
@@ -182,6 +247,7 @@ public:
         m_hostMeta.reserve(total);
         if (m_deviceMeta.bytes() < total) {
             LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+            ++m_bindings;
             m_deviceMeta = DeviceBuffer(total + total / 2);
         }
         for (const auto& p : parts)
@@ -197,6 +263,37 @@ public:
         m_dInvFreq = reinterpret_cast<float*>(base + parts[4].offset);
         m_dLogitRows = reinterpret_cast<int32_t*>(base + parts[5].offset);
     }
+
+    Tensor runStep(const std::function<Tensor()>& body, bool replayable) override {
+        if (!replayable || !m_graphable || !m_graphsEnabled) return body();
+        // Recorded steps hold addresses in the arena, the metadata buffer and the KV cache.
+        const std::pair<uint64_t, uint64_t> epoch{m_arena->generation(), m_bindings};
+        if (epoch != m_graphEpoch || m_graphs.size() >= kMaxGraphs) {
+            m_graphs.clear();
+            m_graphEpoch = epoch;
+        }
+        const GraphKey key{m_tokens, m_logitRows, m_maxContext};
+        auto it = m_graphs.find(key);
+        if (it == m_graphs.end()) {
+            // The first step of a shape runs as it is: kernels load, the arena reaches its peak.
+            if (m_warmShapes.insert(key).second) return body();
+            CapturedStep step = capture(body);
+            if (!step.exec) return body();
+            it = m_graphs.emplace(key, std::move(step)).first;
+        }
+        m_arena->skip(it->second.arenaUsed);
+        LMW_CUDA_CHECK(cudaGraphLaunch(it->second.exec.get(), m_stream));
+        ++m_replayed;
+        return it->second.out;
+    }
+
+    uint64_t replayedSteps() const override { return m_replayed; }
+
+    AllocMark allocMark() const override {
+        const Arena::Mark m = m_arena->mark();
+        return {m.used, m.virtualUsed, m.chunks};
+    }
+    void allocRelease(AllocMark m) override { m_arena->release({m.used, m.total, m.chunks}); }
 
     Tensor alloc(int64_t rows, int64_t cols) override {
         if (rows < 0 || cols < 0) badArg("alloc of a negative shape");
@@ -239,8 +336,13 @@ public:
                    std::to_string(l.n) + ", " + std::to_string(l.k) + "]");
         const int64_t M = in.rows;
         if (M == 0) return;
-        if (l.awq && M <= kAwqGemmMaxTokens) {
+        if (awqGemvTakes(l, M, in.data)) {
+            LMW_CUDA_CHECK(k::awqGemv(out.data, in.data, l.qw.as<uint32_t>(), l.sz.get(), M, l.n, l.k, l.groupSize,
+                                      m_stream));
+        } else if (l.awq && M <= kAwqGemmMaxTokens) {
             LMW_CUDA_CHECK(k::awqGemm(out.data, in.data, l.qw.as<uint32_t>(), l.sz.get(), M, l.n, l.k, l.groupSize, m_stream));
+        } else if (!l.awq && M <= kSkinnyMaxTokens && k::skinnyGemmSupports(M, l.n, l.k)) {
+            LMW_CUDA_CHECK(k::skinnyGemm(out.data, in.data, l.w.get(), M, l.n, l.k, k::DType16::F16, false, m_stream));
         } else {
             const void* wt = l.w.get();
             if (l.awq) {
@@ -251,18 +353,6 @@ public:
             gemm(out.data, in.data, wt, M, l.n, l.k);
         }
         if (l.bias) LMW_CUDA_CHECK(k::addBias(out.data, l.bias.get(), int(M), int(l.n), m_stream));
-    }
-
-    void rope(Tensor qkv, int heads, int kvHeads, int headDim) override {
-        requireDense("CUDA backend: rope", {qkv});
-        if (qkv.rows != m_tokens || qkv.cols != int64_t(heads + 2 * kvHeads) * headDim || headDim % 2)
-            badArg("rope: qkv " + shapeOf(qkv) + " for " + std::to_string(heads) + "+2*" + std::to_string(kvHeads) +
-                   " heads of " + std::to_string(headDim));
-        if (m_invFreqCols != headDim / 2)
-            badArg("rope: the step's invFreq has " + std::to_string(m_invFreqCols) + " entries per sequence, want " +
-                   std::to_string(headDim / 2));
-        LMW_CUDA_CHECK(k::ropeRotateHalf(qkv.data, m_dPositions, m_dTokenSeq, m_dInvFreq, int(qkv.rows), heads, kvHeads,
-                                         headDim, m_stream));
     }
 
     void attention(Tensor out, Tensor qkv, int layer, int heads, int kvHeads, int headDim) override {
@@ -280,9 +370,12 @@ public:
             out.cols != int64_t(heads) * headDim)
             badArg("attention: qkv " + shapeOf(qkv) + ", out " + shapeOf(out));
         if (m_tokens == 0) return;
-        LMW_CUDA_CHECK(k::kvStore(m_kv.get(), m_kvLayout, layer, qkv.data, m_dPositions, m_dTokenSeq, m_dBlockTable,
-                                  m_maxBlocks, m_tokens, heads, m_keyOffsets ? m_keyOffsets.as<float>() : nullptr,
-                                  m_stream));
+        if (m_invFreqCols != headDim / 2)
+            badArg("attention: the step's invFreq has " + std::to_string(m_invFreqCols) + " entries per sequence, want " +
+                   std::to_string(headDim / 2));
+        LMW_CUDA_CHECK(k::ropeKvStore(m_kv.get(), m_kvLayout, layer, qkv.data, m_dPositions, m_dTokenSeq, m_dInvFreq,
+                                      m_dBlockTable, m_maxBlocks, m_tokens, heads,
+                                      m_keyOffsets ? m_keyOffsets.as<float>() : nullptr, m_stream));
         k::PagedAttentionParams p;
         p.out = out.data;
         p.qkv = qkv.data;
@@ -297,7 +390,7 @@ public:
         p.heads = heads;
         p.maxContext = m_maxContext;
         p.scale = 1.f / std::sqrt(float(headDim));
-        const size_t ws = k::pagedAttentionWorkspaceBytes(m_tokens, heads, headDim, m_maxContext);
+        const size_t ws = k::pagedAttentionWorkspaceBytes(p);
         p.workspace = ws ? m_arena->alloc(ws) : nullptr;
         LMW_CUDA_CHECK(k::pagedAttention(p, m_stream));
     }
@@ -309,10 +402,40 @@ public:
         LMW_CUDA_CHECK(k::siluMul(out.data, gateUp.data, int(out.rows), int(out.cols), m_stream));
     }
 
+    void siluMulLinear(Tensor out, Tensor gateUp, const Weight& w) override {
+        const auto& l = as<CudaLinear>(w, "siluMulLinear");
+        requireDense("CUDA backend: siluMulLinear", {out, gateUp});
+        if (gateUp.cols != 2 * l.k || out.cols != l.n || out.rows != gateUp.rows)
+            badArg("siluMulLinear " + l.name + ": gateUp " + shapeOf(gateUp) + ", out " + shapeOf(out) + " for weight [" +
+                   std::to_string(l.n) + ", " + std::to_string(l.k) + "]");
+        const int64_t M = gateUp.rows;
+        if (M == 0) return;
+        // Dense weights take the default (siluMul, then linear's skinny GEMM or cuBLAS): the skinny GEMM's
+        // silu-input form recomputes silu of its whole K slice in every CTA and measured slower at every M
+        // (kernels_bench, 7B/8B down: M = 1 33.4 us fused vs 25.9 us split).
+        if (M <= kAwqSiluFusedMaxTokens && awqGemvTakes(l, M, gateUp.data)) {
+            LMW_CUDA_CHECK(k::awqGemvSiluMul(out.data, gateUp.data, l.qw.as<uint32_t>(), l.sz.get(), M, l.n, l.k,
+                                             l.groupSize, m_stream));
+            if (l.bias) LMW_CUDA_CHECK(k::addBias(out.data, l.bias.get(), int(M), int(l.n), m_stream));
+            return;
+        }
+        Backend::siluMulLinear(out, gateUp, w);
+    }
+
     void add(Tensor x, Tensor y) override {
         requireDense("CUDA backend: add", {x, y});
         if (x.rows != y.rows || x.cols != y.cols) badArg("add: x " + shapeOf(x) + ", y " + shapeOf(y));
         LMW_CUDA_CHECK(k::addInPlace(x.data, y.data, x.rows * x.cols, m_stream));
+    }
+
+    void addRmsNorm(Tensor x, Tensor y, Tensor h, const Weight& w, float eps) override {
+        const auto& n = as<CudaNorm>(w, "addRmsNorm");
+        requireDense("CUDA backend: addRmsNorm", {x, y, h});
+        if (y.rows != x.rows || y.cols != x.cols || h.rows != x.rows || h.cols != x.cols || n.n != x.cols ||
+            h.data == x.data || h.data == y.data)
+            badArg("addRmsNorm: x " + shapeOf(x) + ", y " + shapeOf(y) + ", h " + shapeOf(h) + ", weight [" +
+                   std::to_string(n.n) + "] (h apart from x and y)");
+        LMW_CUDA_CHECK(k::addRmsNorm(x.data, y.data, h.data, n.w.as<float>(), int(x.rows), int(x.cols), eps, m_stream));
     }
 
     void gatherRows(Tensor out, Tensor in) override {
@@ -344,7 +467,138 @@ public:
         LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
     }
 
+    bool sampleOnDevice(Tensor logits, const std::vector<DeviceSampleRow>& rows,
+                        std::vector<DeviceSampleResult>& out) override {
+        static_assert(kMaxDeviceTopLogprobs == k::kMaxSampleTopLogprobs, "one bound for the device's top logprobs");
+        out.assign(rows.size(), DeviceSampleResult{});
+        if (rows.empty()) return true;
+        if (logits.cols > k::sampling::kMaxVocab || logits.cols <= 0) return false;
+        const int R = int(rows.size());
+        std::vector<k::SampleRowParams> params(rows.size());
+        std::vector<int32_t> history, biasIds;
+        std::vector<float> biasValues;
+        bool workspace = false;
+        for (int r = 0; r < R; ++r) {
+            const DeviceSampleRow& row = rows[size_t(r)];
+            if (!row.params || row.row < 0 || row.row >= logits.rows || row.topLogprobs > kMaxDeviceTopLogprobs)
+                badArg("sampleOnDevice: row " + std::to_string(r) + " (logits row " + std::to_string(row.row) + " of " +
+                       shapeOf(logits) + ", top logprobs " + std::to_string(row.topLogprobs) + ")");
+            const SamplingParams& sp = *row.params;
+            k::SampleRowParams& p = params[size_t(r)];
+            p.row = row.row;
+            p.temperature = sp.temperature;
+            p.topK = sp.topK;
+            p.topP = sp.topP;
+            p.minP = sp.minP;
+            p.repetitionPenalty = sp.repetitionPenalty;
+            p.presencePenalty = sp.presencePenalty;
+            p.frequencyPenalty = sp.frequencyPenalty;
+            p.topLogprobs = row.topLogprobs;
+            p.uniform = row.uniform;
+            const bool penalties = sp.repetitionPenalty != 1.f || sp.presencePenalty != 0.f || sp.frequencyPenalty != 0.f;
+            if (penalties && row.history && !row.history->empty()) {
+                // Uploaded whole each step: only rows with a penalty pay for it.
+                p.historyOffset = int32_t(history.size());
+                p.historyLen = int32_t(row.history->size());
+                p.promptLen = int32_t(std::min(row.promptLen, row.history->size()));
+                history.insert(history.end(), row.history->begin(), row.history->end());
+            }
+            p.biasOffset = int32_t(biasIds.size());
+            p.biasCount = int32_t(sp.logitBias.size());
+            for (const auto& [id, bias] : sp.logitBias) {
+                biasIds.push_back(id);
+                biasValues.push_back(bias);
+            }
+            workspace = workspace || k::sampleRowNeedsWorkspace(p);
+        }
+
+        // One pinned staging buffer and one device buffer: params | history | bias ids | bias values | results.
+        auto aligned = [](size_t b) { return (b + 255) / 256 * 256; };
+        const size_t offHistory = aligned(params.size() * sizeof(k::SampleRowParams));
+        const size_t offBiasIds = offHistory + aligned(history.size() * 4);
+        const size_t offBiasValues = offBiasIds + aligned(biasIds.size() * 4);
+        const size_t offResults = offBiasValues + aligned(biasValues.size() * 4);
+        const size_t total = offResults + aligned(size_t(R) * sizeof(k::SampleRowResult));
+        m_sampleHost.reserve(total);
+        uint8_t* host = m_sampleHost.data();
+        std::memcpy(host, params.data(), params.size() * sizeof(k::SampleRowParams));
+        if (!history.empty()) std::memcpy(host + offHistory, history.data(), history.size() * 4);
+        if (!biasIds.empty()) std::memcpy(host + offBiasIds, biasIds.data(), biasIds.size() * 4);
+        if (!biasValues.empty()) std::memcpy(host + offBiasValues, biasValues.data(), biasValues.size() * 4);
+        if (m_sampleDevice.bytes() < total) m_sampleDevice = DeviceBuffer(total + total / 2);
+        uint8_t* dev = m_sampleDevice.as<uint8_t>();
+        LMW_CUDA_CHECK(cudaMemcpyAsync(dev, host, offResults, cudaMemcpyHostToDevice, m_stream));
+
+        const size_t rowsBytes = size_t(R) * size_t(logits.cols) * 4;
+        if (workspace && m_sampleScratch.bytes() < rowsBytes) {
+            LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+            m_sampleScratch = DeviceBuffer(rowsBytes);
+            m_sampleCounts = DeviceBuffer(rowsBytes);
+            LMW_CUDA_CHECK(cudaMemsetAsync(m_sampleCounts.get(), 0, rowsBytes, m_stream));  // the kernel leaves it zero
+        }
+        k::SampleBatch b;
+        b.logits = logits.data;
+        b.type = logits.elemBytes == 4 ? k::SrcType::F32 : k::SrcType::F16;
+        b.stride = logits.stride;
+        b.vocab = int(logits.cols);
+        b.rows = R;
+        b.params = reinterpret_cast<const k::SampleRowParams*>(dev);
+        b.history = reinterpret_cast<const int32_t*>(dev + offHistory);
+        b.biasIds = reinterpret_cast<const int32_t*>(dev + offBiasIds);
+        b.biasValues = reinterpret_cast<const float*>(dev + offBiasValues);
+        b.scratch = workspace ? m_sampleScratch.as<float>() : nullptr;
+        b.counts = workspace ? m_sampleCounts.as<uint32_t>() : nullptr;
+        b.results = reinterpret_cast<k::SampleRowResult*>(dev + offResults);
+        LMW_CUDA_CHECK(k::sampleRows(b, m_stream));
+        LMW_CUDA_CHECK(cudaMemcpyAsync(host + offResults, dev + offResults, size_t(R) * sizeof(k::SampleRowResult),
+                                       cudaMemcpyDeviceToHost, m_stream));
+        LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+        const auto* res = reinterpret_cast<const k::SampleRowResult*>(host + offResults);
+        for (int r = 0; r < R; ++r) {
+            DeviceSampleResult& o = out[size_t(r)];
+            if (res[r].token < 0 || res[r].token >= logits.cols)
+                throw Error(ErrorCode::Internal, "CUDA sampler: row " + std::to_string(r) + " got token " +
+                                                     std::to_string(res[r].token) + " outside the vocabulary");
+            o.token = res[r].token;
+            o.logprob = res[r].logprob;
+            const int top = std::min(rows[size_t(r)].topLogprobs, int(logits.cols));
+            for (int i = 0; i < top; ++i) o.top.push_back({res[r].topIds[i], res[r].topLogprobs[i]});
+        }
+        return true;
+    }
+
 private:
+    // Records what `body` enqueues (nothing runs). An empty exec when the record is unusable: the arena
+    // had to grow during it (that memory goes at the next step).
+    CapturedStep capture(const std::function<Tensor()>& body) {
+        CapturedStep step;
+        LMW_CUDA_CHECK(cudaStreamBeginCapture(m_stream, cudaStreamCaptureModeRelaxed));
+        cudaGraph_t graph = nullptr;
+        try {
+            step.out = body();
+        } catch (...) {
+            cudaStreamEndCapture(m_stream, &graph);
+            if (graph) cudaGraphDestroy(graph);
+            cudaGetLastError();
+            throw;
+        }
+        LMW_CUDA_CHECK(cudaStreamEndCapture(m_stream, &graph));
+        cudaGraphExec_t exec = nullptr;
+        const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+        cudaGraphDestroy(graph);
+        LMW_CUDA_CHECK(e);
+        step.exec.reset(exec);
+        step.arenaUsed = m_arena->used();
+        if (m_arena->grewThisStep()) step.exec.reset();
+        return step;
+    }
+
+    // The decode GEMV for this AWQ layer and batch (its input 16-byte aligned, as the arena gives).
+    bool awqGemvTakes(const CudaLinear& l, int64_t M, const void* in) const {
+        return l.awq && M <= kAwqGemvMaxTokens && k::awqGemvSupports(M, l.n, l.k, l.groupSize) &&
+               reinterpret_cast<uintptr_t>(in) % 16 == 0;
+    }
+
     void checkKvShape(const KvCacheShape& s) const {
         if (s.layers <= 0 || s.kvHeads <= 0 || s.headDim <= 0 || s.blockSize <= 0)
             badArg("KV cache shape needs positive layers, kv heads, head_dim and block size");
@@ -371,6 +625,7 @@ private:
     cudaStream_t m_stream = nullptr;
     cudaEvent_t m_metaCopied = nullptr;
     cublasHandle_t m_cublas = nullptr;
+    DeviceBuffer m_cublasWorkspace;
     std::unique_ptr<Arena> m_arena;
 
     DeviceBuffer m_kv;
@@ -386,6 +641,19 @@ private:
             *m_dLogitRows = nullptr;
     float* m_dInvFreq = nullptr;
     std::vector<float> m_colSums;  // addColumnAbsSums' host landing buffer
+    // sampleOnDevice: staging, its device copy, and the [rows, vocab] workspaces of penalized rows.
+    PinnedBuffer m_sampleHost;
+    DeviceBuffer m_sampleDevice, m_sampleScratch, m_sampleCounts;
+
+    // CUDA graphs of decode steps (runStep).
+    bool m_graphsEnabled = true;
+    bool m_graphable = false;             // this step may be replayed
+    uint64_t m_replayed = 0;
+    std::vector<int32_t> m_paddedBlocks;  // its block table, laid out for the context bucket
+    uint64_t m_bindings = 0;              // bumped when the KV cache, key offsets or metadata buffer move
+    std::pair<uint64_t, uint64_t> m_graphEpoch{~uint64_t(0), ~uint64_t(0)};
+    std::map<GraphKey, CapturedStep> m_graphs;
+    std::set<GraphKey> m_warmShapes;
 };
 }  // namespace
 

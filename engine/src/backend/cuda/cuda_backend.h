@@ -20,4 +20,8 @@ namespace lmw::engine {
 // Device-to-device copy bandwidth of device 0 in GB/s, counting bytes read + written (the ceiling
 // a memory-bound kernel is measured against). Throws lmw::Error on a CUDA failure.
 double measureDeviceCopyBandwidthGBs();
+// DRAM read bandwidth of device 0 in GB/s: a kernel that only reads (16-byte loads) and sums a
+// buffer of several GB, best of several runs; the roofline decode is measured against. Throws
+// lmw::Error on a CUDA failure or a wrong sum.
+double measureDeviceReadBandwidthGBs();
 }  // namespace lmw::engine

@@ -9,6 +9,7 @@
 //      Inside each 64-wide k chunk the k order is permuted (the kernel permutes x the same way): lane l's
 //      fragment element e of tile j is k = (l%4)*16 + j*4 + (e/4)*2 + e%2, so x loads are 16 bytes wide.
 //   sz [K/g][N] half2 (scale, 1024 + zero) so a code dequantizes as (half(1024 + code) - (1024 + zero)) * scale.
+#include <cstddef>
 #include <cstdint>
 
 namespace lmw::kernels {
@@ -37,5 +38,35 @@ int awqDequantPacked(void* w, const uint32_t* qw, const void* sz, int64_t n, int
 // dequantized in registers straight into tensor-core fragments; M is processed 16 tokens per pass.
 int awqGemm(void* out, const void* x, const uint32_t* qw, const void* sz, int64_t m, int64_t n, int64_t k,
             int groupSize, void* stream);
+
+// ---- Decode GEMV, 1 <= m <= kAwqGemvMaxM tokens, on the same packed layout (awq_gemm.h, awq_gemv.cu) ----
+// Takes every shape awqGemmSupports takes (N % 16 == 0, K % 64 == 0, g % 64 == 0, K % g == 0); x (or
+// gateUp) must be 16-byte aligned and dense. One persistent wave of CTAs walks the 16-row tiles; a
+// tile's K is split over the warps of one CTA and summed in a fixed order (chunks in order per warp,
+// then the warps in order), so the result is deterministic and a row's result is bitwise independent
+// of m and of the configuration. No workspace. Launched with programmatic dependent launch: the first
+// weight loads overlap the previous kernel on the stream, x is read (and out written) only after it is
+// complete. Products are exact (q - z) * x in f32, the group scale applied to each 64-wide f32 chunk
+// sum, so the result differs from awqGemm's (which rounds each dequantized weight to f16) by rounding.
+constexpr int64_t kAwqGemvMaxM = 16;
+
+struct AwqGemvConfig {
+    int tilesPerWarp = 0;  // 16-row tiles per warp step sharing each x load: 1, 2, or 0 = the default (2)
+    // Plain x (awqGemv) copied into shared memory once per CTA: 1 = when m <= 8 and m * (k + 8) halves fit
+    // in 160 KB, 0 = never (read from L1/L2 per step), -1 = the default (1). The result is the same.
+    int stageX = -1;
+};
+bool awqGemvSupports(int64_t m, int64_t n, int64_t k, int groupSize);
+
+// out[m][n] (f16) = x[m][k] * W^T. Returns cudaErrorInvalidValue for what awqGemvSupports rejects, a
+// misaligned x or a bad config. cfg = nullptr: the default.
+int awqGemv(void* out, const void* x, const uint32_t* qw, const void* sz, int64_t m, int64_t n, int64_t k,
+            int groupSize, void* stream, const AwqGemvConfig* cfg = nullptr);
+// The down projection's input fused in: x = silu(gateUp[:, :k]) * gateUp[:, k:] (gateUp [m][2k]), with
+// the rounding of siluMul, so the result is bit for bit siluMul followed by awqGemv. Up to 160 KB of x
+// (m * k halves) silu is evaluated once per element per CTA into shared memory, above that per use
+// (much slower): it is meant for the smallest m (bench/kernels_bench measures both forms).
+int awqGemvSiluMul(void* out, const void* gateUp, const uint32_t* qw, const void* sz, int64_t m, int64_t n,
+                   int64_t k, int groupSize, void* stream, const AwqGemvConfig* cfg = nullptr);
 
 }  // namespace lmw::kernels

@@ -2,7 +2,8 @@
 // Paged causal GQA attention over the KV cache (plain C++ launcher).
 // Each query token t of sequence tokenSeq[t] attends to cached positions [0, positions[t]] of its
 // sequence (so one kernel serves decode, one token per sequence, and prefill, several). The work is
-// split over the context in partitions of kAttentionPartition tokens and combined afterwards.
+// split over the context in partitions (64, 128 or 256 tokens, pagedAttentionPartition) and combined
+// afterwards.
 #include <cstddef>
 #include <cstdint>
 
@@ -10,6 +11,7 @@
 
 namespace lmw::kernels {
 
+// The largest partition, and the floor of pagedAttentionContextBucket.
 constexpr int kAttentionPartition = 256;
 
 struct PagedAttentionParams {
@@ -26,12 +28,24 @@ struct PagedAttentionParams {
     int heads = 0;
     int maxContext = 0;   // >= positions[t] + 1 for every t (sizes the partitions)
     float scale = 0.f;    // usually 1/sqrt(D)
-    void* workspace = nullptr;  // pagedAttentionWorkspaceBytes(...) bytes, device
+    void* workspace = nullptr;  // pagedAttentionWorkspaceBytes(*this) bytes, device
+    // Context tokens per partition: 0 = pagedAttentionPartition of this launch's shape; 64, 128 or 256
+    // force one (tests). A token's result depends on the partition only, not on maxContext.
+    int partition = 0;
 };
 
 // Supported: headDim even, headDim <= 256, heads % kvHeads == 0, layout.blockSize == 64.
 bool pagedAttentionSupports(int headDim, int heads, int kvHeads);
-size_t pagedAttentionWorkspaceBytes(int numTokens, int heads, int headDim, int maxContext);
+// maxContext rounded up to a power of two, at least kAttentionPartition: the context bucket that
+// CUDA-graph replays record their launches with.
+int pagedAttentionContextBucket(int maxContext);
+// The partition for a launch shape: 256, halved (down to 64) while the grid would have fewer than about
+// two waves of CTAs on an H200, so that a small batch still streams from every SM. It depends on
+// maxContext through its bucket only, so an eager step and its graph replay get the same bits. A row's
+// result thus depends on the step's token count and context bucket (a regime, like the linears' T).
+int pagedAttentionPartition(int numTokens, int heads, int kvHeads, int maxContext);
+// Reads numTokens, heads, layout (kvHeads, headDim), maxContext and partition.
+size_t pagedAttentionWorkspaceBytes(const PagedAttentionParams& p);
 int pagedAttention(const PagedAttentionParams& p, void* stream);
 
 }  // namespace lmw::kernels

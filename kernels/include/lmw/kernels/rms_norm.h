@@ -13,4 +13,9 @@ namespace lmw::kernels {
 int rmsNorm(void* out, int64_t outStride, const void* in, int64_t inStride, const float* weight, int rows, int cols,
             int n, float eps, void* stream);
 
+// The residual add and the norm after it in one pass over dense [rows, cols] rows (n == cols):
+// x += y, rounded as addInPlace, then out = rmsNorm(x) — bit-equal to addInPlace followed by rmsNorm.
+// out must not alias x or y.
+int addRmsNorm(void* x, const void* y, void* out, const float* weight, int rows, int cols, float eps, void* stream);
+
 }  // namespace lmw::kernels
