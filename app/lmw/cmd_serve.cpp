@@ -123,6 +123,9 @@ void setupServe(CLI::App& app) {
                     "a request whose answer could be larger is refused (400)")->capture_default_str();
     cmd->add_option("--max-inflight-response-bytes", options.maxInflightResponseBytes,
                     "bytes that answers in flight may hold together (beyond: 429)")->capture_default_str();
+    cmd->add_option("--max-inflight-request-bytes", options.maxInflightRequestBytes,
+                    "bytes that request bodies being received or handled may hold together (beyond: 503)")
+        ->capture_default_str();
     cmd->add_option("--shutdown-grace", options.shutdownGraceSeconds,
                     "on SIGTERM, seconds requests in flight get to finish before they are cancelled")
         ->check(CLI::Range(0.0, 3.0))->capture_default_str();

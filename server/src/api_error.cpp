@@ -138,6 +138,7 @@ ApiError fromHttpStatus(int status, const std::string& method, const std::string
     case 400:
         return badRequest(detail.empty() ? "Malformed HTTP request." : detail, "", "bad_request");
     case 503:
+        if (!detail.empty()) return {503, detail, "server_error", "", "server_busy"};
         return shuttingDown();
     default:
         if (status >= 500) return {status, "Internal server error.", "server_error", "", ""};

@@ -133,6 +133,7 @@ void Connection::close() {
     if (m_phase == Phase::Closed) return;
     m_phase = Phase::Closed;
     release(m_reserved);
+    m_bodyHold.reset();
     m_timer.cancel();
     beast::error_code ec;
     m_socket.close(ec);
@@ -266,6 +267,7 @@ void Connection::onHead(beast::error_code ec) {
         dispatch();
         return;
     }
+    if (!reserveBody()) return reject(503, "Too many request bodies are in flight; retry in a moment.");
     if (sameText(std::string(msg[http::field::expect]), "100-continue")) {
         auto line = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
         arm(m_host.options().writeTimeout);
@@ -278,6 +280,28 @@ void Connection::onHead(beast::error_code ec) {
         return;
     }
     readBody();
+}
+
+bool Connection::reserveBody() {
+    const auto& hooks = m_host.hooks();
+    if (!hooks.reserveInput) return true;
+    const auto length = m_parser->content_length();
+    const size_t bytes = length ? static_cast<size_t>(*length) : m_host.options().bodyLimit;
+    if (bytes == 0) return true;
+    if (!hooks.reserveInput(bytes)) return false;
+    // Built in place: a copy would release the bytes a second time.
+    struct Hold {
+        Hold(std::function<void(size_t)> r, size_t n) : release(std::move(r)), bytes(n) {}
+        Hold(const Hold&) = delete;
+        Hold& operator=(const Hold&) = delete;
+        ~Hold() {
+            if (release) release(bytes);
+        }
+        std::function<void(size_t)> release;
+        size_t bytes;
+    };
+    m_bodyHold = std::make_shared<Hold>(hooks.releaseInput, bytes);
+    return true;
 }
 
 void Connection::readBody() {
@@ -330,6 +354,7 @@ void Connection::dispatch() {
     req.remoteAddr = m_remoteAddr;
     req.remotePort = m_remotePort;
     req.requestId = m_requestId;
+    req.bodyHold = std::move(m_bodyHold);
     m_parser.reset();
     auto ex = std::make_shared<ConnectionExchange>(shared_from_this(), m_strand, m_seq);
     m_host.hooks().dispatch(std::move(req), std::move(ex));
@@ -344,6 +369,7 @@ void Connection::reject(int status, const std::string& message) {
     }
     disarm();
     m_keepAlive = false;
+    m_bodyHold.reset();  // the rest of the body is never read
     if (m_requestId.empty()) m_requestId = newRequestId();
     std::string body = m_host.hooks().errorBody ? m_host.hooks().errorBody(status, message) : std::string();
     if (m_host.hooks().rejected) {

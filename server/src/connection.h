@@ -72,6 +72,7 @@ private:
     void readHead();
     void parseHead();
     void onHead(beast::error_code ec);
+    bool reserveBody();  // false: the request-body budget is spent
     void readBody();
     void onBody(beast::error_code ec);
     void dispatch();
@@ -122,6 +123,7 @@ private:
     std::deque<std::string> m_out;        // queued, not yet being written
     std::vector<std::string> m_inFlight;  // being written now
     size_t m_outBytes = 0;                // queued + in flight
+    std::shared_ptr<void> m_bodyHold;      // the request body's reservation (TransportHooks::reserveInput)
     size_t m_reserved = 0;                // of them, stream bytes held in the response budget
     bool m_writing = false;
 };

@@ -20,7 +20,8 @@ std::string finishReasonText(engine::FinishReason r) {
 }
 
 json usageJson(const UsageCounts& u) {
-    return {{"prompt_tokens", u.prompt}, {"completion_tokens", u.completion}, {"total_tokens", u.prompt + u.completion}};
+    // int64: the response bound formats usage with the largest counts a request could reach.
+    return {{"prompt_tokens", u.prompt}, {"completion_tokens", u.completion}, {"total_tokens", int64_t{u.prompt} + u.completion}};
 }
 
 namespace {

@@ -26,6 +26,7 @@ struct HttpRequest {
     int remotePort = 0;
     std::string requestId;  // the client's X-Request-Id when sane, else a fresh one; echoed back
     std::string pathParam;  // routing: the {model} of /v1/models/{model}
+    std::shared_ptr<void> bodyHold;  // the body's share of the request-body budget, released with the last copy
 
     bool hasHeader(std::string_view name) const;
     std::string header(std::string_view name) const;  // first value; "" when absent

@@ -88,6 +88,11 @@ int Metrics::inFlight() const {
     return m_inFlight;
 }
 
+void Metrics::logLineDropped() {
+    std::lock_guard lock(m_mutex);
+    ++m_logDropped;
+}
+
 uint64_t Metrics::clientDisconnects() const {
     std::lock_guard lock(m_mutex);
     return m_disconnects;
@@ -108,6 +113,8 @@ std::string Metrics::render(const engine::EngineStats* s, const std::string& mod
            static_cast<double>(m_completionTokens));
     metric(out, "lmw_client_disconnects_total", "counter",
            "Generation requests cancelled because the client went away.", static_cast<double>(m_disconnects));
+    metric(out, "lmw_request_log_dropped_total", "counter",
+           "Request log lines dropped because the log writer fell behind.", static_cast<double>(m_logDropped));
     m_ttft.render(out, "lmw_time_to_first_token_seconds", "Time from arrival to the first generated token.");
     m_latency.render(out, "lmw_request_latency_seconds", "Time from arrival to the end of a generation request.");
     m_itl.render(out, "lmw_inter_token_latency_seconds", "Mean time between tokens of a request, per request.");

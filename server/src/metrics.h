@@ -33,6 +33,7 @@ public:
     void generationFinished(int promptTokens, int completionTokens, double ttft, double total,
                             double interTokenSeconds);
     void clientDisconnected();
+    void logLineDropped();
     int inFlight() const;
     uint64_t clientDisconnects() const;
 
@@ -46,6 +47,7 @@ private:
     uint64_t m_promptTokens = 0;
     uint64_t m_completionTokens = 0;
     uint64_t m_disconnects = 0;
+    uint64_t m_logDropped = 0;
     Histogram m_ttft;
     Histogram m_latency;
     Histogram m_itl;

@@ -149,15 +149,17 @@ void Server::Impl::finishCall(CallLog& call) {
     call.done = true;
     call.entry.totalSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - call.start).count();
     metrics.requestFinished(endpointLabel(call.entry.endpoint), call.entry.status);
-    if (opts.requestLog) {
+    if (!opts.requestLog || !logWriter) return;
+    RequestLogEntry e = call.entry;
+    escapeEntry(e);
+    std::function<void()> line = [this, e = std::move(e)] {
         try {
-            RequestLogEntry e = call.entry;
-            escapeEntry(e);
             opts.requestLog(e);
         } catch (...) {
-            // the log is best effort; it must not break the answer
+            // the log is best effort; it must not break the server
         }
-    }
+    };
+    if (!logWriter->post(std::move(line))) metrics.logLineDropped();
 }
 
 void Server::Impl::sendError(HttpResponse& res, CallLog& call, const ApiError& e) {
@@ -353,9 +355,11 @@ Result<int> Server::start(const std::string& host, int port, const ServerOptions
     m->host = host;
     m->loopbackOnly = isLoopbackAddress(host);
     m->budget = std::make_unique<ResponseBudget>(options.maxInflightResponseBytes);
+    m->bodyBudget = std::make_unique<ResponseBudget>(options.maxInflightRequestBytes);
     const int threads = options.threads > 0 ? options.threads
                                             : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
     m->pool = std::make_unique<WorkerPool>(threads, 4096);
+    if (options.requestLog) m->logWriter = std::make_unique<WorkerPool>(1, 16384);
 
     auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
     TransportOptions t;
@@ -374,6 +378,8 @@ Result<int> Server::start(const std::string& host, int port, const ServerOptions
     hooks.rejected = [impl](const TransportReject& r) { impl->logRejected(r); };
     hooks.reserveOutput = [impl](size_t n) { return impl->budget->reserve(n); };
     hooks.releaseOutput = [impl](size_t n) { impl->budget->release(n); };
+    hooks.reserveInput = [impl](size_t n) { return impl->bodyBudget->reserve(n); };
+    hooks.releaseInput = [impl](size_t n) { impl->bodyBudget->release(n); };
     hooks.errorBody = [impl](int status, const std::string& detail) {
         return fromHttpStatus(status, "", "", impl->opts.bodyLimit, detail).body();
     };
@@ -382,6 +388,7 @@ Result<int> Server::start(const std::string& host, int port, const ServerOptions
     if (!bound) {
         m->transport.reset();
         m->pool.reset();
+        m->logWriter.reset();
         return bound.error();
     }
     m->port = bound.value();
@@ -430,6 +437,7 @@ void Server::stop() {
         m->jobs.clear();
     }
     jobs.clear();
+    if (m->logWriter) m->logWriter->stop();  // writes what is queued: every answered request is logged
     m->running = false;
 }
 

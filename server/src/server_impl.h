@@ -43,7 +43,11 @@ struct Server::Impl {
 
     Metrics metrics;
     std::unique_ptr<ResponseBudget> budget;
+    std::unique_ptr<ResponseBudget> bodyBudget;  // request bodies held (same rules: one alone always fits)
     std::unique_ptr<WorkerPool> pool;
+    // One thread that calls the request-log callback: the log may block (a full stderr pipe) and
+    // must not stall the I/O threads or the handlers. Bounded; what does not fit is dropped and counted.
+    std::unique_ptr<WorkerPool> logWriter;
     std::unique_ptr<Transport> transport;
 
     std::mutex factsMutex;
@@ -67,7 +71,7 @@ struct Server::Impl {
     // Longest token of the engine's vocabulary (computed once per engine).
     TokenFacts tokenFactsOf(const std::shared_ptr<engine::Engine>& e);
 
-    // Ends a call: metrics, then the user's request-log callback (exceptions swallowed). Once only.
+    // Ends a call: metrics, then queues the request-log callback for the log writer. Once only.
     void finishCall(CallLog& call);
     // Sends an error answer (JSON body, status) on res and records it in the call log.
     void sendError(HttpResponse& res, CallLog& call, const ApiError& e);

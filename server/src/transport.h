@@ -46,6 +46,10 @@ struct TransportHooks {
     // whose client lags when the budget is spent is dropped. Both optional.
     std::function<bool(size_t bytes)> reserveOutput;
     std::function<void(size_t bytes)> releaseOutput;
+    // A request body is reserved before it is read (its Content-Length, or bodyLimit when chunked)
+    // and released when the last copy of its HttpRequest is gone; refused: 503. Both optional.
+    std::function<bool(size_t bytes)> reserveInput;
+    std::function<void(size_t bytes)> releaseInput;
 };
 
 class Transport {

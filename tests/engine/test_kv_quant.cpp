@@ -58,7 +58,8 @@ class TestKvQuant : public QObject {
 private slots:
     void int8GreedyMatches16Bit() {
         auto base = load(0), q8 = load(8);
-        for (const auto& c : lmw::test::reference()["cases"]) {
+        const auto ref = lmw::test::reference();  // a temporary's ["cases"] would dangle in the loop
+        for (const auto& c : ref["cases"]) {
             const auto prompt = c["input_ids"].get<std::vector<int32_t>>();
             const auto a = greedyIds(*base, prompt, 32), b = greedyIds(*q8, prompt, 32);
             QCOMPARE(b, a);

@@ -2,6 +2,9 @@
 // the docs and the request log. (Generation is tested against a real `lmw serve` in tests/e2e.)
 #include <QtTest>
 
+#include <atomic>
+#include <chrono>
+#include <future>
 #include <mutex>
 
 #include "http_client.h"
@@ -20,6 +23,10 @@ class TestHttpRoutes : public QObject {
     std::vector<RequestLogEntry> m_log;
 
     static json error(const lmw::test::HttpReply& r) { return json::parse(r.body)["error"]; }
+    size_t logSize() {
+        std::lock_guard lock(m_logMutex);
+        return m_log.size();
+    }
 
 private slots:
     void initTestCase() {
@@ -115,6 +122,15 @@ private slots:
         QCOMPARE(j["openapi"], json("3.0.3"));
         for (const char* p : {"/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/encode", "/health", "/metrics"})
             QVERIFY2(j["paths"].contains(p), p);
+        // The transport's refusals hold for every path; 429 is the generation routes' budget.
+        for (auto& [path, ops] : j["paths"].items())
+            for (auto& [method, op] : ops.items())
+                for (const char* status : {"403", "408", "431"})
+                    QVERIFY2(op["responses"].contains(status), (method + " " + path + ": " + status).c_str());
+        for (const char* p : {"/v1/chat/completions", "/v1/completions"})
+            QVERIFY2(j["paths"][p]["post"]["responses"].contains("429"), p);
+        for (auto& [name, r] : j["components"]["responses"].items())
+            QVERIFY2(r["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/ErrorResponse", name.c_str());
         auto page = request(m_port, "GET", "/");
         QCOMPARE(page.status, 200);
         QVERIFY(page.headers["content-type"].rfind("text/html", 0) == 0);
@@ -134,8 +150,9 @@ private slots:
         QVERIFY(m.body.find("lmw_model_loaded{model=\"test-model\"} 0\n") != std::string::npos);
         QVERIFY(m.body.find("lmw_http_requests_total{endpoint=\"/health\",status=\"503\"} 2\n") != std::string::npos);
         QVERIFY(m.body.find("lmw_http_requests_total{endpoint=\"other\",status=\"404\"}") != std::string::npos);
+        // The log writer runs on its own thread: the entries arrive shortly after the answers.
+        QTRY_VERIFY_WITH_TIMEOUT(logSize() >= 10, 5000);
         std::lock_guard lock(m_logMutex);
-        QVERIFY(m_log.size() >= 10);
         const auto& first = m_log.front();
         QCOMPARE(first.endpoint, std::string("/health"));
         QCOMPARE(first.method, std::string("GET"));
@@ -199,6 +216,69 @@ private slots:
         QVERIFY(!clash.ok());
         QVERIFY(std::string(clash.error().what()).find(std::to_string(m_port)) != std::string::npos);
         m_server.stop();
+    }
+
+    // Request bodies held at once are bounded: while one body is half received, a second one is
+    // refused with 503 (one alone is always admitted); once the first is done, bodies fit again.
+    void requestBodiesInFlightAreBounded() {
+        ServerOptions o;
+        o.threads = 2;
+        o.maxInflightRequestBytes = 1;
+        Server s;
+        auto r = s.start("127.0.0.1", 0, o);
+        QVERIFY2(r.ok(), r.ok() ? "" : r.error().what());
+        const int port = r.value();
+        const std::string body = R"({"input":"hello"})";
+        const std::string head = "POST /v1/encode HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                                 "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+        int slow = lmw::test::connectTo(port);
+        QVERIFY(slow >= 0);
+        const std::string first = head + body.substr(0, 4);
+        QCOMPARE(::send(slow, first.data(), first.size(), MSG_NOSIGNAL), ssize_t(first.size()));
+        QTest::qWait(200);  // the head is read and the body reserved
+        auto refused = lmw::test::rawRequest(port, head + body);
+        QCOMPARE(refused.status, 503);
+        QVERIFY2(error(refused)["code"] == json("server_busy"), refused.body.c_str());
+        QCOMPARE(refused.headers["retry-after"], std::string("1"));
+        QCOMPARE(request(port, "GET", "/health").status, 503);  // no body: not bounded (and no model)
+        const std::string rest = body.substr(4);
+        QCOMPARE(::send(slow, rest.data(), rest.size(), MSG_NOSIGNAL), ssize_t(rest.size()));
+        std::string answer;
+        char buf[4096];
+        for (ssize_t n; (n = ::recv(slow, buf, sizeof buf, 0)) > 0;) answer.append(buf, size_t(n));
+        ::close(slow);
+        QVERIFY2(answer.rfind("HTTP/1.1 503", 0) == 0, answer.c_str());  // no model to encode with
+        QVERIFY2(answer.find("model_loading") != std::string::npos || answer.find("loading") != std::string::npos, answer.c_str());
+        // Released with the request: the same body is admitted now (and answered like the first).
+        QTRY_VERIFY_WITH_TIMEOUT(lmw::test::rawRequest(port, head + body).body.find("server_busy") == std::string::npos, 5000);
+        s.stop();
+    }
+
+    // The request log runs on its own thread: a log that blocks (stderr into a pipe nobody reads)
+    // delays only the log, never an answer; stop() still writes every line.
+    void aBlockedLogStallsNoAnswer() {
+        std::promise<void> release;
+        std::shared_future<void> released = release.get_future().share();
+        std::atomic<int> logged{0};
+        ServerOptions o;
+        o.threads = 2;
+        o.requestLog = [released, &logged](const RequestLogEntry&) {
+            released.wait();
+            ++logged;
+        };
+        Server s;
+        auto r = s.start("127.0.0.1", 0, o);
+        QVERIFY2(r.ok(), r.ok() ? "" : r.error().what());
+        for (int i = 0; i < 5; ++i) {
+            const auto t0 = std::chrono::steady_clock::now();
+            QCOMPARE(request(r.value(), "GET", "/health").status, 503);  // no model
+            QVERIFY(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
+        }
+        QCOMPARE(request(r.value(), "GET", "/nothing").status, 404);
+        QCOMPARE(logged.load(), 0);
+        release.set_value();
+        s.stop();
+        QCOMPARE(logged.load(), 6);
     }
 };
 

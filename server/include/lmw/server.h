@@ -72,6 +72,9 @@ struct ServerOptions {
     // Answers in flight (whole ones as reserved up front, streams by their unsent bytes) may hold
     // this much; beyond, new requests get 429 and a stream whose client lags is dropped.
     size_t maxInflightResponseBytes = 256u << 20;
+    // Request bodies held at once, all connections together, from their head (Content-Length, or
+    // bodyLimit when chunked) until the handler is done with them; beyond, new bodies get 503.
+    size_t maxInflightRequestBytes = 256u << 20;
 
     RequestLogFn requestLog;               // optional, see RequestLogFn
 };

@@ -406,10 +406,12 @@ void cpuLinear(ThreadPool& pool, const CpuLinear& w, const float* x, int64_t T, 
 
     // Tokens per block: the block of x (f32, ~512 KiB) stays in L2 next to the task's weights.
     const int64_t tokenBlock = std::clamp<int64_t>(int64_t(512u << 10) / (in * 4) / kTileTokens * kTileTokens, kTileTokens, 64);
-    const bool direct = !w.awq && w.dtype == DType::F32;  // f32 rows need no conversion
+    // f32 rows need no conversion, unless they are not float-aligned (safetensors data offsets
+    // need not be; reading them as float* is undefined): those are copied like f16 ones.
+    const bool direct = !w.awq && w.dtype == DType::F32;
     pool.parallelFor(tasks, [&](int64_t task) {
         const int64_t r0 = task * chunk, r1 = std::min(out, r0 + chunk);
-        std::vector<float> scratch(direct ? 0 : size_t(kTileRows * in));
+        std::vector<float> scratch;
         float sums[kTileRows * kTileTokens];
         for (int64_t t0 = 0; t0 < T; t0 += tokenBlock) {
             const int64_t t1 = std::min(T, t0 + tokenBlock);
@@ -417,9 +419,11 @@ void cpuLinear(ThreadPool& pool, const CpuLinear& w, const float* x, int64_t T, 
                 const int rows = int(std::min<int64_t>(kTileRows, r1 - r));
                 const float* wr[kTileRows];
                 for (int k = 0; k < rows; ++k) {
-                    if (direct) {
-                        wr[k] = reinterpret_cast<const float*>(w.rows[size_t(r + k)]);
+                    const uint8_t* row = direct ? w.rows[size_t(r + k)] : nullptr;  // AWQ: no rows
+                    if (row && reinterpret_cast<uintptr_t>(row) % alignof(float) == 0) {
+                        wr[k] = reinterpret_cast<const float*>(row);
                     } else {
+                        if (scratch.empty()) scratch.resize(size_t(kTileRows * in));
                         rowToF32(w, r + k, scratch.data() + k * in);
                         wr[k] = scratch.data() + k * in;
                     }
