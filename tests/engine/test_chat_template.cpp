@@ -543,6 +543,19 @@ private slots:
                  std::string("chat template syntax error at line 1, column 6: unexpected character '$'"));
     }
 
+    // Python's integers do not overflow: past 64 bits the arithmetic goes on in floating point (no
+    // undefined behaviour, which UBSan and the fuzzer check), and a string repetition has a bound.
+    void jinjaHugeIntegers() {
+        QCOMPARE(renderJinja("{{ 9223372036854775807 * 2 > 9223372036854775807 }} {{ -9223372036854775807 - 10 < 0 }} "
+                             "{{ 999999995 * 99999999999999 > 0 }} {{ 3 * 4 }}",
+                             ojson::object()),
+                 std::string("True True True 12"));
+        QCOMPARE(renderJinja("{{ range(9223372036854775806, 9223372036854775807, 100) | list }}", ojson::object()),
+                 std::string("[9223372036854775806]"));
+        QCOMPARE(jinjaError("{{ 'ab' * 99999999999 }}"),
+                 std::string("chat template error at line 1, column 9: string repetition too large"));
+    }
+
     void jinjaRuntimeErrors() {
         QCOMPARE(jinjaError("{{ x | nosuch }}", {{"x", 1}}), std::string("unknown filter 'nosuch' (line 1, column 8)"));
         QCOMPARE(jinjaError("\n{{ 'a' + 1 }}"),

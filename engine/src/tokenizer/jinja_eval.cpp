@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <limits>
 #include <unordered_map>
 
 #include "lmw/error.h"
@@ -15,6 +16,8 @@ namespace lmw::engine {
 namespace jinja {
 
 namespace {
+// The longest string `str * n` may build (a template that asks for more is broken or hostile).
+constexpr uint64_t kMaxRepeatBytes = uint64_t(16) << 20;
 
 enum class Flow { Normal, Break, Continue };
 
@@ -269,9 +272,10 @@ private:
             }
             if (step == 0) fail(e.pos, "range step cannot be zero");
             Value out = Value::array();
-            for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+            for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
                 out.push_back(i);
                 if (out.size() > 1000000) fail(e.pos, "range too large");
+                if (__builtin_add_overflow(i, step, &i)) break;  // past the 64-bit range: past stop too
             }
             return out;
         }
@@ -324,8 +328,11 @@ private:
             const Value* s = a.is_string() ? &a : b.is_string() ? &b : nullptr;
             const Value* k = a.is_string() ? &b : &a;
             if (s && isInt(*k)) {
+                const std::string& unit = s->get_ref<const std::string&>();
+                const int64_t times = k->get<int64_t>();
+                if (times > 0 && unit.size() > kMaxRepeatBytes / uint64_t(times)) fail(pos, "string repetition too large");
                 std::string out;
-                for (int64_t i = 0; i < k->get<int64_t>(); ++i) out += s->get<std::string>();
+                for (int64_t i = 0; i < times; ++i) out += unit;
                 return out;
             }
         }
@@ -342,11 +349,16 @@ private:
             return std::pow(num(a), num(b));
         }
         if (ints) {
+            // Python's integers do not overflow; past 64 bits the result is the float Python's would
+            // convert to (a template never needs such numbers, but must not misbehave on them).
             const int64_t x = ival(a), y = ival(b);
-            if (op == "+") return x + y;
-            if (op == "-") return x - y;
-            if (op == "*") return x * y;
+            int64_t r64 = 0;
+            if (op == "+") return __builtin_add_overflow(x, y, &r64) ? Value(double(x) + double(y)) : Value(r64);
+            if (op == "-") return __builtin_sub_overflow(x, y, &r64) ? Value(double(x) - double(y)) : Value(r64);
+            if (op == "*") return __builtin_mul_overflow(x, y, &r64) ? Value(double(x) * double(y)) : Value(r64);
             if (y == 0) fail(pos, "division by zero");
+            if (y == -1 && x == std::numeric_limits<int64_t>::min())
+                return op == "//" ? Value(-double(x)) : Value(int64_t(0));
             // Python floors (the sign follows the divisor).
             int64_t q = x / y, r = x % y;
             if (r != 0 && ((r < 0) != (y < 0))) {
