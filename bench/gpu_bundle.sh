@@ -48,8 +48,8 @@ for m in "${models[@]}"; do
     mkdir -p "$out/models"
     cp -rf "$src" "$out/models/"
 done
-# The one command for the GPU machine (gpu_run.sh), its summary and the PyTorch peer it runs.
-cp -f "$root/bench/gpu_run.sh" "$root/bench/decode_table.py" "$out/"
+# The one command for the GPU machine (gpu_run.sh), its summaries and the PyTorch peer it runs.
+cp -f "$root/bench/gpu_run.sh" "$root/bench/decode_table.py" "$root/bench/trace_summary.py" "$out/"
 peer="$root/../shared/peers/torch_compile_decode.py"
 if [ -f "$peer" ]; then cp -f "$peer" "$out/"; else echo "warning: no $peer; gpu_run.sh will have no peer" >&2; fi
 cat > "$out/run.sh" <<'RUN'

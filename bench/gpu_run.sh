@@ -4,7 +4,9 @@
 # (batch 1, 4, 16 at context 512; batch 1 at context 8192), the PyTorch peer
 # (torch_compile_decode.py) on the same shape and context, and a table of ours vs the peer with
 # the targets. Everything is printed as it comes and kept in $OUT (or ./out).
-#   ./gpu_run.sh [tests] [ctx512] [ctx8192] [peer]     (no argument: all four; a device call has 10 minutes)
+#   ./gpu_run.sh [tests] [ctx512] [ctx8192] [peer] [trace]   (no argument: the first four; a device call
+#   has 10 minutes). trace: the kernel timeline of one replayed batch-1 decode step in F16 and W4A16
+#   (bench/cupti_trace.cpp and trace_summary.py; the bundle must hold libcupti_trace.so).
 set -u
 parts="${*:-tests ctx512 ctx8192 peer}"
 want() { [[ " $parts " == *" $1 "* ]]; }
@@ -64,6 +66,14 @@ if want ctx8192; then
   stamp "lmw bench, context 8192"
   "${lmw[@]}" bench "${synth[@]}" --backend cuda --context 8192 --batch 1 2>&1 | tee "$out/bench_ctx8192.txt"
   [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("lmw bench --context 8192")
+fi
+if want trace; then
+  for dt in F16 W4A16; do
+    stamp "kernel timeline, $dt batch 1, context 512"
+    CUDA_INJECTION64_PATH="$here/libcupti_trace.so" LMW_TRACE_OUT="/tmp/trace_$dt.csv" "${lmw[@]}" bench \
+      models/stories260K --synthetic 7b --synthetic-dtype "$dt" --backend cuda --context 512 --batch 1 | grep -E "^  [a-z]"
+    python3 "$here/trace_summary.py" "/tmp/trace_$dt.csv" --top 8 | tee "$out/trace_$dt.txt"
+  done
 fi
 stamp "summary"
 python3 "$here/decode_table.py" "$out/bench_ctx512.txt" "$out/bench_ctx8192.txt" "$out/peer_bf16_int4.json" \

@@ -22,7 +22,10 @@ inline int ceilDiv(int64_t a, int64_t b) { return int((a + b - 1) / b); }
 // memory visible. A kernel launched the ordinary way waits for the previous one as always, and calling
 // waitPriorGrid() in it is a no-op. Captured into CUDA graphs as programmatic edges.
 __device__ __forceinline__ void waitPriorGrid() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
-// Lets the next kernel (if launched with launchOverlapped) be scheduled before this grid ends.
+// Lets the next kernel (if launched with launchOverlapped) be scheduled before this grid ends. Kernels
+// call it first thing, before waitPriorGrid(): the next kernel still waits for this grid's completion
+// before it touches activations, so only its weight loads (or nothing) run ahead, and a chain of such
+// kernels is scheduled while the slow one runs instead of paying one launch latency per kernel.
 __device__ __forceinline__ void allowDependents() { asm volatile("griddepcontrol.launch_dependents;" :::); }
 
 template <class... KArgs, class... Args>

@@ -114,6 +114,26 @@ __device__ __forceinline__ void decodeRow(const RawRow<Q>& r, float v[8]) {
     }
 }
 
+// out[t, h, d] from the nParts partials of (t, h) in the workspace: their sums rescaled to the largest
+// partition maximum, over the total. Loads through L2 (__ldcg): other CTAs of the grid may have written
+// them during this launch.
+__device__ __forceinline__ void combinePartitions(const PagedAttentionParams& p, int t, int h, int d, int maxParts,
+                                                  int nParts) {
+    const int D = p.layout.headDim;
+    const float* ws = static_cast<const float*>(p.workspace);
+    const float* ml = ws + int64_t(p.numTokens) * p.heads * maxParts * D;
+    const int64_t slot0 = (int64_t(t) * p.heads + h) * maxParts;
+    float m = -FLT_MAX;
+    for (int i = 0; i < nParts; ++i) m = fmaxf(m, __ldcg(ml + 2 * (slot0 + i)));
+    float l = 0.f, s = 0.f;
+    for (int i = 0; i < nParts; ++i) {
+        const float e = __expf(__ldcg(ml + 2 * (slot0 + i)) - m);
+        l += __ldcg(ml + 2 * (slot0 + i) + 1) * e;
+        s += __ldcg(ws + (slot0 + i) * D + d) * e;
+    }
+    static_cast<__half*>(p.out)[int64_t(t) * p.heads * D + int64_t(h) * D + d] = __float2half(s / l);
+}
+
 template <int Q, int GC>
 __global__ void __launch_bounds__(kThreads) pagedAttentionKernel(PagedAttentionParams p, int chunks, int tpt,
                                                                   int tpt1, int maxParts, int part) {
@@ -131,21 +151,23 @@ __global__ void __launch_bounds__(kThreads) pagedAttentionKernel(PagedAttentionP
     const int h0 = kvh * (p.heads / L.kvHeads) + (blockIdx.y % chunks) * GC;
     const int partIdx = blockIdx.z;
     const int start = partIdx * part;
-    // Launched overlapped (PDL): positions, block table and tokenSeq come from a host copy and q, k, v
-    // from the kernel before, none of which PDL orders, so every CTA waits before its first read (and
-    // before it returns: a grid must not end before its predecessor, which the next kernel relies on).
-    detail::waitPriorGrid();
+    // Launched overlapped (PDL). positions, tokenSeq and the block table are the step's metadata, copied
+    // from the host before the step's first kernel, so they are read before griddepcontrol.wait, and so
+    // is the L2 prefetch of the K and V rows: rows of earlier steps are complete, and the row the kernel
+    // before writes (this step's) is written through L2, which a prefetch cannot make stale. q, k, v
+    // and everything this kernel writes come after the wait, which every CTA reaches before it returns
+    // (a grid must not end before its predecessor: the next kernel relies on it).
     detail::allowDependents();
     const int ctx = p.positions[t] + 1;
-    if (start >= ctx) return;
-    const int n = min(ctx, start + part) - start;
-    const int nParts = (ctx + part - 1) / part;
     const int seq = p.tokenSeq[t];
+    const bool active = start < ctx;
+    const int n = active ? min(ctx, start + part) - start : 0;
+    const int nParts = (ctx + part - 1) / part;
     // This partition's K rows of this kv head, one pointer per block (blocks of kBlock tokens), so the
     // K/V loads neither wait on a dependent table load nor redo 64-bit address arithmetic per token.
     __shared__ const uint8_t* blocks[kMaxPart / kBlock + 1];
     const int firstBlock = start / kBlock;
-    const int numBlocks = (start + n - 1) / kBlock - firstBlock + 1;
+    const int numBlocks = active ? (start + n - 1) / kBlock - firstBlock + 1 : 0;
     const int64_t dpt = L.dataBytesPerToken();
     const int64_t vDelta = L.sectionBytes();
     const int64_t kvhRow = int64_t(kvh) * kBlock;
@@ -155,10 +177,10 @@ __global__ void __launch_bounds__(kThreads) pagedAttentionKernel(PagedAttentionP
                            int64_t(p.layer) * 2 * L.sectionBytes() + kvhRow * dpt;
         blocks[i] = b;
         // Partitions start on block starts (kMinPart % kBlock == 0), so this CTA's rows of a block are one
-        // run from its row 0, as are their (scale, zero) pairs. Fetching K and V into L2 now lets the V
-        // loads of phase 3 hit L2 instead of paying a second DRAM round trip after phase 1's. Only for
-        // the small partitions, which only small grids get: there what is in flight (about 2 x kTargetCtas
-        // CTAs of at most 128 rows of K and V) stays well inside L2; large grids hide latency by numbers.
+        // run from its row 0, as are their (scale, zero) pairs. Fetching K and V into L2 now lets the
+        // loads after the wait hit L2 instead of paying DRAM round trips. Only for the small partitions,
+        // which only small grids get: there what is in flight (about 2 x kTargetCtas CTAs of at most 128
+        // rows of K and V) stays well inside L2; large grids hide latency by numbers.
         if (part < kMaxPart) {
             const uint32_t rows = uint32_t(min(kBlock, start + n - (firstBlock + i) * kBlock));
             prefetchL2(b, rows * uint32_t(dpt));
@@ -170,6 +192,8 @@ __global__ void __launch_bounds__(kThreads) pagedAttentionKernel(PagedAttentionP
             }
         }
     }
+    detail::waitPriorGrid();
+    if (!active) return;
 
     const int stride = (p.heads + 2 * L.kvHeads) * D;
     const __half* q = static_cast<const __half*>(p.qkv) + int64_t(t) * stride + int64_t(h0) * D;
@@ -331,28 +355,32 @@ __global__ void __launch_bounds__(kThreads) pagedAttentionKernel(PagedAttentionP
             }
         }
     }
+    if (nParts == 1 || !p.counters) return;
+    // The last of the token's partitions of these heads to get here combines them (the partials of the
+    // others are visible to it: each CTA fences its writes before it counts, and the last one reads
+    // them through L2) and leaves the counter zero for the next launch.
+    __shared__ bool last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int* c = p.counters + int64_t(t) * gridDim.y + blockIdx.y;
+        last = atomicAdd(c, 1) == nParts - 1;
+        if (last) *c = 0;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    for (int i = threadIdx.x; i < GC * D; i += kThreads) combinePartitions(p, t, h0 + i / D, i % D, maxParts, nParts);
 }
 
-// Combines the partitions of tokens whose context spans more than one.
+// Combines the partitions of tokens whose context spans more than one (no counters given).
 __global__ void combineKernel(PagedAttentionParams p, int maxParts, int part) {
     const int t = blockIdx.x, h = blockIdx.y;
-    const int D = p.layout.headDim;
-    detail::waitPriorGrid();  // the workspace comes from the kernel before; see there for the early return
     detail::allowDependents();
+    detail::waitPriorGrid();  // the workspace comes from the kernel before; see there for the early return
     const int nParts = (p.positions[t] + 1 + part - 1) / part;
     if (nParts <= 1) return;
-    const float* ws = static_cast<const float*>(p.workspace);
-    const float* ml = ws + int64_t(p.numTokens) * p.heads * maxParts * D;
-    const int64_t slot0 = (int64_t(t) * p.heads + h) * maxParts;
-    float m = -FLT_MAX;
-    for (int i = 0; i < nParts; ++i) m = fmaxf(m, ml[2 * (slot0 + i)]);
-    float l = 0.f;
-    for (int i = 0; i < nParts; ++i) l += ml[2 * (slot0 + i) + 1] * __expf(ml[2 * (slot0 + i)] - m);
-    for (int d = threadIdx.x; d < D; d += blockDim.x) {
-        float s = 0.f;
-        for (int i = 0; i < nParts; ++i) s += ws[(slot0 + i) * D + d] * __expf(ml[2 * (slot0 + i)] - m);
-        static_cast<__half*>(p.out)[int64_t(t) * p.heads * D + int64_t(h) * D + d] = __float2half(s / l);
-    }
+    for (int d = threadIdx.x; d < p.layout.headDim; d += blockDim.x) combinePartitions(p, t, h, d, maxParts, nParts);
 }
 
 template <int Q, int GC>
@@ -379,7 +407,7 @@ int launch(const PagedAttentionParams& p, int group, cudaStream_t stream) {
     if (const int e = detail::launchOverlapped(pagedAttentionKernel<Q, GC>, grid, dim3(kThreads), smem, stream, p,
                                                chunks, tpt, tpt1, maxParts, part))
         return e;
-    if (maxParts > 1)
+    if (maxParts > 1 && !p.counters)
         return detail::launchOverlapped(combineKernel, dim3(p.numTokens, p.heads), dim3(128), 0, stream, p, maxParts,
                                         part);
     return 0;
@@ -426,6 +454,11 @@ size_t pagedAttentionWorkspaceBytes(const PagedAttentionParams& p) {
     const int64_t maxParts = (p.maxContext + part - 1) / part;
     if (maxParts <= 1) return 0;
     return size_t(int64_t(p.numTokens) * p.heads * maxParts * (p.layout.headDim + 2)) * sizeof(float);
+}
+
+size_t pagedAttentionCounters(const PagedAttentionParams& p) {
+    const int group = p.layout.kvHeads > 0 ? p.heads / p.layout.kvHeads : 0;
+    return group > 0 ? size_t(p.numTokens) * p.layout.kvHeads * (group / groupChunk(group)) : 0;
 }
 
 int pagedAttention(const PagedAttentionParams& p, void* stream) {

@@ -79,16 +79,33 @@ __device__ __forceinline__ float squares8(const uint4& u) {
     return ss;
 }
 
+// This thread's chunks of the norm weight. Weights are no kernel's output: the vector kernels load them
+// before they wait for the kernel before them (PDL), off the critical path.
+struct VecWeights {
+    float4 w[kVec][2];
+};
+__device__ __forceinline__ VecWeights loadVecWeights(const float* w, int chunks) {
+    VecWeights r;
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) {
+        const int c = threadIdx.x + j * blockDim.x;
+        if (c >= chunks) break;
+        r.w[j][0] = reinterpret_cast<const float4*>(w)[2 * c];
+        r.w[j][1] = reinterpret_cast<const float4*>(w)[2 * c + 1];
+    }
+    return r;
+}
+
 // y = x * rsqrt(ss / n + eps) * w for this thread's chunks (the same per-element formula as normalize()).
-__device__ __forceinline__ void normalizeVec(__half* y, const uint4 (&v)[kVec], const float* w, int chunks, int n,
-                                             float ss, float eps) {
+__device__ __forceinline__ void normalizeVec(__half* y, const uint4 (&v)[kVec], const VecWeights& wv, int chunks,
+                                             int n, float ss, float eps) {
     const float r = rsqrtf(ss / float(n) + eps);
 #pragma unroll
     for (int j = 0; j < kVec; ++j) {
         const int c = threadIdx.x + j * blockDim.x;
         if (c >= chunks) break;
         const __half2* h = reinterpret_cast<const __half2*>(&v[j]);
-        const float4 w0 = reinterpret_cast<const float4*>(w)[2 * c], w1 = reinterpret_cast<const float4*>(w)[2 * c + 1];
+        const float4 w0 = wv.w[j][0], w1 = wv.w[j][1];
         const float ws[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
         uint4 o;
         __half* oh = reinterpret_cast<__half*>(&o);
@@ -105,11 +122,12 @@ __device__ __forceinline__ void normalizeVec(__half* y, const uint4 (&v)[kVec], 
 __global__ void __launch_bounds__(1024) rmsNormVecKernel(__half* out, int64_t outStride, const __half* in,
                                                          int64_t inStride, const float* w, int groups, int n, float eps) {
     __shared__ float red[32];
-    detail::waitPriorGrid();
     detail::allowDependents();
     const int64_t row = blockIdx.x / groups, g = blockIdx.x % groups;
     const uint4* x = reinterpret_cast<const uint4*>(in + row * inStride + g * n);
     const int chunks = n / 8;
+    const VecWeights wv = loadVecWeights(w, chunks);
+    detail::waitPriorGrid();
     uint4 v[kVec];
 #pragma unroll
     for (int j = 0; j < kVec; ++j) {
@@ -121,18 +139,19 @@ __global__ void __launch_bounds__(1024) rmsNormVecKernel(__half* out, int64_t ou
     for (int j = 0; j < kVec; ++j)
         if (threadIdx.x + j * blockDim.x < chunks) ss += squares8(v[j]);
     ss = detail::blockSum(ss, red);
-    normalizeVec(out + row * outStride + g * n, v, w, chunks, n, ss, eps);
+    normalizeVec(out + row * outStride + g * n, v, wv, chunks, n, ss, eps);
 }
 
 __global__ void __launch_bounds__(1024) addRmsNormVecKernel(__half* x, const __half* r, __half* out, const float* w,
                                                             int n, float eps) {
     __shared__ float red[32];
-    detail::waitPriorGrid();
     detail::allowDependents();
     const int64_t row = blockIdx.x;
     uint4* xr = reinterpret_cast<uint4*>(x + row * n);
     const uint4* rr = reinterpret_cast<const uint4*>(r + row * n);
     const int chunks = n / 8;
+    const VecWeights wv = loadVecWeights(w, chunks);
+    detail::waitPriorGrid();
     uint4 v[kVec], d[kVec];
 #pragma unroll
     for (int j = 0; j < kVec; ++j) {
@@ -155,7 +174,7 @@ __global__ void __launch_bounds__(1024) addRmsNormVecKernel(__half* x, const __h
         ss += squares8(v[j]);
     }
     ss = detail::blockSum(ss, red);
-    normalizeVec(out + row * n, v, w, chunks, n, ss, eps);
+    normalizeVec(out + row * n, v, wv, chunks, n, ss, eps);
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }

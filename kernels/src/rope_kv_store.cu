@@ -15,12 +15,16 @@ __global__ void __launch_bounds__(kWarps * 32)
                       int heads, const float* keyOffsets) {
     __shared__ float2 cs[kMaxHalf];
     __shared__ __half2 rotatedKey[kWarps][kMaxHalf];  // a rotated key head as written back, for the store
-    detail::waitPriorGrid();  // launched overlapped: qkv comes from the kernel before
     detail::allowDependents();
+    // The step's metadata (positions, sequences, invFreq, block table) is copied from the host before the
+    // step's first kernel: (cos, sin) and the block id come before the wait for the kernel before, which
+    // writes qkv.
     const int t = blockIdx.x;
     const int D = L.headDim, half = D / 2, KVH = L.kvHeads;
     const int pos = positions[t], seq = tokenSeq[t];
     for (int i = threadIdx.x; i < half; i += blockDim.x) cs[i] = detail::ropeCosSin(pos, invFreq[int64_t(seq) * half + i]);
+    const int blk = blockTable[int64_t(seq) * maxBlocks + pos / L.blockSize];
+    detail::waitPriorGrid();
     __syncthreads();
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -45,7 +49,6 @@ __global__ void __launch_bounds__(kWarps * 32)
 
     const int which = isValue ? 1 : 0;
     const int h = head - heads - which * KVH;
-    const int blk = blockTable[int64_t(seq) * maxBlocks + pos / L.blockSize];
     if (blk < 0) return;
     __syncwarp();  // the store's lanes read pairs other lanes rotated
     uint8_t* section = cache + int64_t(blk) * L.blockBytes() + int64_t(layer * 2 + which) * L.sectionBytes();

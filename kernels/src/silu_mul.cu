@@ -4,8 +4,8 @@
 namespace lmw::kernels {
 namespace {
 __global__ void siluMulKernel(__half* out, const __half* gu, int rows, int ffn) {
-    detail::waitPriorGrid();  // launched overlapped: gateUp comes from the kernel before
     detail::allowDependents();
+    detail::waitPriorGrid();  // launched overlapped: gateUp comes from the kernel before
     const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (idx >= int64_t(rows) * ffn) return;
     const int64_t r = idx / ffn, f = idx % ffn;

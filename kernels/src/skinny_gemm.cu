@@ -158,7 +158,7 @@ __global__ void __launch_bounds__(kWarps * 32, (16 / kWarps) > 0 ? 16 / kWarps :
     // Programmatic dependent launch: the weights are no output of the kernel before this one, so the
     // first block of them (and, with l2Blocks, an L2 prefetch of the next ones) is requested while that
     // kernel finishes. x is its output and `out` may be its input: both only after the wait. The next
-    // kernel may then be scheduled into this one's tail (it waits for this grid's end before it reads).
+    // kernel may then be scheduled as soon as all of this grid runs (it waits for this grid's end before it reads).
     int64_t b = warp;
     if (b < blocks) loadWeights(b);
     for (int p = 1; p <= l2Blocks; ++p) {
@@ -170,8 +170,8 @@ __global__ void __launch_bounds__(kWarps * 32, (16 / kWarps) > 0 ? 16 / kWarps :
 #pragma unroll
                 for (int h = 0; h < 2; ++h) asm volatile("prefetch.global.L2 [%0];" ::"l"(wr[i][h] - 8 * t + off));
     }
-    detail::waitPriorGrid();
     detail::allowDependents();
+    detail::waitPriorGrid();
     if (b < blocks) multiplyBlock(b);
     for (b += kWarps; b < blocks; b += kWarps) {
         loadWeights(b);

@@ -172,6 +172,24 @@ class TestPagedAttention : public QObject {
         k::PagedAttentionParams wider = p;
         wider.maxContext = 2 * bucketed.maxContext + 64;
         wider.partition = resolved;
+        // The partitions combined by the last of them (counters) instead of a second kernel: the same
+        // bits, twice in a row on the same counters, which the kernel leaves zero.
+        const size_t nCounters = k::pagedAttentionCounters(p);
+        QVERIFY(nCounters >= 1 && nCounters <= size_t(T) * size_t(heads));
+        DeviceMem counters(nCounters * 4);
+        GPU_OK(int(cudaMemset(counters.get(), 0, counters.bytes())));
+        k::PagedAttentionParams counted = p;
+        counted.counters = counters.as<int32_t>();
+        for (int rep = 0; rep < 2; ++rep) {
+            const auto [rc2, bits2] = run(counted);
+            GPU_OK(rc2);
+            for (size_t i = 0; i < bits.size(); ++i)
+                if (bits2[i] != bits[i])
+                    QFAIL(qPrintable(QString("counters, run %1: out[%2] = %3, combine kernel %4")
+                                         .arg(rep).arg(i).arg(bits2[i], 0, 16).arg(bits[i], 0, 16)));
+            const auto left = download<int32_t>(counters, nCounters);
+            QCOMPARE(size_t(std::count(left.begin(), left.end(), 0)), nCounters);
+        }
         for (const auto* q : {&bucketed, &wider}) {
             const auto [rc2, bits2] = run(*q);
             GPU_OK(rc2);

@@ -392,6 +392,7 @@ public:
         p.scale = 1.f / std::sqrt(float(headDim));
         const size_t ws = k::pagedAttentionWorkspaceBytes(p);
         p.workspace = ws ? m_arena->alloc(ws) : nullptr;
+        if (ws) p.counters = attentionCounters(k::pagedAttentionCounters(p));
         LMW_CUDA_CHECK(k::pagedAttention(p, m_stream));
     }
 
@@ -568,6 +569,20 @@ public:
     }
 
 private:
+    // Zeroed counters for the attention's in-kernel combine (the kernel leaves them zero), grown outside
+    // a capture only; null (a separate combine kernel, the same bits) when a capture would need more.
+    int* attentionCounters(size_t n) {
+        if (m_attnCounters.bytes() < n * 4) {
+            cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+            LMW_CUDA_CHECK(cudaStreamIsCapturing(m_stream, &st));
+            if (st != cudaStreamCaptureStatusNone) return nullptr;
+            ++m_bindings;  // recorded steps hold the old address
+            m_attnCounters = DeviceBuffer(std::max(n, m_attnCounters.bytes() / 2) * 4);
+            LMW_CUDA_CHECK(cudaMemsetAsync(m_attnCounters.get(), 0, m_attnCounters.bytes(), m_stream));
+        }
+        return m_attnCounters.as<int>();
+    }
+
     // Records what `body` enqueues (nothing runs). An empty exec when the record is unusable: the arena
     // had to grow during it (that memory goes at the next step).
     CapturedStep capture(const std::function<Tensor()>& body) {
@@ -629,6 +644,7 @@ private:
     std::unique_ptr<Arena> m_arena;
 
     DeviceBuffer m_kv;
+    DeviceBuffer m_attnCounters;  // attentionCounters()
     DeviceBuffer m_keyOffsets;  // f32 [layers][kvHeads][headDim], empty = none
     k::KvLayout m_kvLayout;
     KvCacheShape m_kvShape;

@@ -29,6 +29,10 @@ struct PagedAttentionParams {
     int maxContext = 0;   // >= positions[t] + 1 for every t (sizes the partitions)
     float scale = 0.f;    // usually 1/sqrt(D)
     void* workspace = nullptr;  // pagedAttentionWorkspaceBytes(*this) bytes, device
+    // Optional, device, pagedAttentionCounters(*this) ints that are zero on entry (the kernel leaves
+    // them zero): with them the last partition of a head to finish combines the partitions itself, and
+    // no second kernel runs. Without them (null) a combine kernel follows. The same bits either way.
+    int* counters = nullptr;
     // Context tokens per partition: 0 = pagedAttentionPartition of this launch's shape; 64, 128 or 256
     // force one (tests). A token's result depends on the partition only, not on maxContext.
     int partition = 0;
@@ -46,6 +50,8 @@ int pagedAttentionContextBucket(int maxContext);
 int pagedAttentionPartition(int numTokens, int heads, int kvHeads, int maxContext);
 // Reads numTokens, heads, layout (kvHeads, headDim), maxContext and partition.
 size_t pagedAttentionWorkspaceBytes(const PagedAttentionParams& p);
+// The counters a launch of this shape uses (numTokens and heads): at most numTokens * heads.
+size_t pagedAttentionCounters(const PagedAttentionParams& p);
 int pagedAttention(const PagedAttentionParams& p, void* stream);
 
 }  // namespace lmw::kernels
