@@ -100,6 +100,13 @@ void setupServe(CLI::App& app) {
     cmd->add_flag("--allow-special-tokens", options.allowSpecialTokens,
                   "parse special-token text (e.g. <|im_end|>, </s>) in prompts and message contents into special "
                   "tokens; by default it is plain text, as OpenAI does, so a client cannot forge turns");
+    static std::string overflow = "stop";
+    cmd->add_option("--context-overflow", overflow,
+                    "a chat conversation longer than the session with its reply: stop (400 context_length_exceeded), "
+                    "truncate-middle (leave out turns after the first) or rolling-window (leave out the oldest turns); "
+                    "the system prompt and the latest message stay")
+        ->check(CLI::IsMember({"stop", "truncate-middle", "rolling-window"}))->capture_default_str()
+        ->each([](const std::string& v) { engine::parseContextOverflow(v, options.contextOverflow); });
     cmd->add_option("--http-threads", options.threads, "handler threads (0 = the CPU cores)");
     cmd->add_option("--http-io-threads", options.ioThreads, "threads that move bytes")->check(CLI::PositiveNumber)
         ->capture_default_str();

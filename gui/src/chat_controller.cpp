@@ -125,6 +125,15 @@ void ChatController::setSystemPrompt(const QString& id, const QString& prompt) {
     emit conversationChanged(id);
 }
 
+void ChatController::setContextOverflow(const QString& id, const QString& policy) {
+    Conversation* c = find(id);
+    lmw::engine::ContextOverflow p;
+    if (!c || c->contextOverflow == policy || !lmw::engine::parseContextOverflow(policy.toStdString(), p)) return;
+    c->contextOverflow = policy;
+    touchAndSave(*c);
+    emit conversationChanged(id);
+}
+
 void ChatController::setSampling(const QString& id, const SamplingSettings& s) {
     Conversation* c = find(id);
     if (!c || c->sampling == s) return;
@@ -204,6 +213,7 @@ bool ChatController::startReply(const QString& id) {
     req.sampling = c->sampling.toParams();
     if (!c->templateKwargs.isEmpty()) req.templateKwargs = toKwargs(c->templateKwargs);
     if (!req.sampling.seed) req.sampling.seed = QRandomGenerator::global()->generate64() >> 1;
+    lmw::engine::parseContextOverflow(c->contextOverflow.toStdString(), req.contextOverflow);  // else Stop
 
     c->messages.append({QStringLiteral("assistant"), QString(), QDateTime::currentDateTime(), std::nullopt, {}});
     touchAndSave(*c);
@@ -301,6 +311,7 @@ void ChatController::finishRunning(const QString& id, const GenerationResult& r)
         MessageStats s;
         s.promptTokens = t.promptTokens;
         s.completionTokens = t.completionTokens;
+        s.droppedMessages = t.droppedMessages;
         s.firstTokenSeconds = t.firstTokenSeconds;
         s.totalSeconds = t.totalSeconds;
         s.tokensPerSecond = t.tokensPerSecond();

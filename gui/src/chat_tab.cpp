@@ -1,6 +1,7 @@
 #include "lmw/gui/chat_tab.h"
 
 #include <QClipboard>
+#include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QFileDialog>
 #include <QFormLayout>
@@ -113,11 +114,13 @@ ChatTab::ChatTab(ChatController* chat, const QString& id, QWidget* parent) : QWi
     connect(m_chat, &ChatController::contextFull, this, [this](const QString& id, const QString& message) {
         if (id != m_id) return;
         m_notice->setText(tr("This conversation no longer fits the model's context: %1. Start a new chat (Ctrl+T), "
-                             "or edit your last message to be shorter.")
+                             "let earlier messages go (Context: Truncate the middle or Rolling window), or edit your "
+                             "last message to be shorter.")
                               .arg(message));
         m_notice->show();
     });
     connect(m_chat->engine(), &EngineController::stateChanged, this, &ChatTab::capMaxTokens);
+    connect(m_chat->engine(), &EngineController::stateChanged, this, &ChatTab::updateContextUsed);
     capMaxTokens();
     loadSettings();
     rebuild();
@@ -177,6 +180,29 @@ QWidget* ChatTab::buildSettings() {
         connect(s, &QDoubleSpinBox::valueChanged, this, &ChatTab::applySampling);
     for (auto* s : {m_topK, m_maxTokens, m_seed}) connect(s, &QSpinBox::valueChanged, this, &ChatTab::applySampling);
 
+    auto* ctxBox = new QGroupBox(tr("Context"));
+    auto* cv = new QVBoxLayout(ctxBox);
+    m_contextPolicy = new QComboBox;
+    m_contextPolicy->setObjectName(QStringLiteral("contextOverflow"));
+    m_contextPolicy->addItem(tr("Stop at the limit"), QStringLiteral("stop"));
+    m_contextPolicy->addItem(tr("Truncate the middle"), QStringLiteral("truncate-middle"));
+    m_contextPolicy->addItem(tr("Rolling window"), QStringLiteral("rolling-window"));
+    m_contextPolicy->setToolTip(
+        tr("When the conversation and the reply no longer fit the model's context:\n"
+           "Stop at the limit: the reply is refused.\n"
+           "Truncate the middle: the system prompt, the first exchange and the latest messages stay; "
+           "messages in between are left out of the prompt (not deleted).\n"
+           "Rolling window: the oldest messages after the system prompt are left out."));
+    cv->addWidget(m_contextPolicy);
+    m_contextUsed = new QLabel;
+    m_contextUsed->setObjectName(QStringLiteral("muted"));
+    m_contextUsed->setWordWrap(true);
+    cv->addWidget(m_contextUsed);
+    v->addWidget(ctxBox);
+    connect(m_contextPolicy, &QComboBox::currentIndexChanged, this, [this] {
+        if (!m_loading) m_chat->setContextOverflow(m_id, m_contextPolicy->currentData().toString());
+    });
+
     auto* tmplBox = new QGroupBox(tr("Chat template"));
     auto* tv = new QVBoxLayout(tmplBox);
     tv->addWidget(new QLabel(tr("Template options (JSON)")));
@@ -213,6 +239,7 @@ void ChatTab::loadSettings() {
     m_maxTokens->setValue(std::min(c->sampling.maxTokens, m_maxTokens->maximum()));
     m_repetition->setValue(c->sampling.repetitionPenalty);
     m_seed->setValue(int(std::clamp<qint64>(c->sampling.seed, -1, std::numeric_limits<int>::max())));
+    m_contextPolicy->setCurrentIndex(std::max(0, m_contextPolicy->findData(c->contextOverflow)));
     if (m_templateError->isHidden()) {  // an invalid text being fixed is the user's, not replaced
         const QString text = c->templateKwargs.isEmpty()
                                  ? QString()
@@ -272,6 +299,7 @@ void ChatTab::rebuild() {
     }
     for (int i = 0; i < n; ++i) updateMessage(i);
     m_empty->setVisible(n == 0);
+    updateContextUsed();
     updateActions();
     scrollToEnd(true);
 }
@@ -305,7 +333,24 @@ void ChatTab::setGenerating(bool on) {
     if (!on) {
         const Conversation* c = m_chat->conversation(m_id);
         if (c && !c->messages.isEmpty()) updateMessage(int(c->messages.size()) - 1);
+        updateContextUsed();
     }
+}
+
+// The last finished reply's prompt + reply against the session, and what the policy left out for it.
+void ChatTab::updateContextUsed() {
+    const Conversation* c = m_chat->conversation(m_id);
+    const MessageStats* s = nullptr;
+    for (int i = c ? int(c->messages.size()) - 1 : -1; i >= 0 && !s; --i)
+        if (c->messages[i].stats && c->messages[i].stats->promptTokens > 0) s = &*c->messages[i].stats;
+    const int session = m_chat->engine()->sessionLength();
+    if (!s || session <= 0) {
+        m_contextUsed->setText(session > 0 ? tr("Context: %1 tokens").arg(session) : QString());
+        return;
+    }
+    QString text = tr("Context used: %1 of %2 tokens").arg(s->promptTokens + s->completionTokens).arg(session);
+    if (s->droppedMessages > 0) text += tr(" · %n earlier message(s) left out", nullptr, s->droppedMessages);
+    m_contextUsed->setText(text);
 }
 
 // The edit is saved after a pause in typing; a reply started before that pause must still use it.

@@ -32,15 +32,18 @@ SamplingSettings SamplingSettings::fromJson(const QJsonObject& o) {
 }
 
 static QJsonObject statsToJson(const MessageStats& s) {
-    return {{"prompt_tokens", s.promptTokens},          {"completion_tokens", s.completionTokens},
-            {"first_token_seconds", s.firstTokenSeconds}, {"total_seconds", s.totalSeconds},
-            {"tokens_per_second", s.tokensPerSecond},   {"finish_reason", s.finishReason}};
+    QJsonObject o{{"prompt_tokens", s.promptTokens},          {"completion_tokens", s.completionTokens},
+                  {"first_token_seconds", s.firstTokenSeconds}, {"total_seconds", s.totalSeconds},
+                  {"tokens_per_second", s.tokensPerSecond},   {"finish_reason", s.finishReason}};
+    if (s.droppedMessages) o.insert("dropped_messages", s.droppedMessages);
+    return o;
 }
 
 static MessageStats statsFromJson(const QJsonObject& o) {
     MessageStats s;
     s.promptTokens = o.value("prompt_tokens").toInt();
     s.completionTokens = o.value("completion_tokens").toInt();
+    s.droppedMessages = o.value("dropped_messages").toInt();
     s.firstTokenSeconds = o.value("first_token_seconds").toDouble();
     s.totalSeconds = o.value("total_seconds").toDouble();
     s.tokensPerSecond = o.value("tokens_per_second").toDouble();
@@ -65,6 +68,7 @@ QJsonObject Conversation::toJson() const {
                   {"updated", updated.toString(Qt::ISODateWithMs)},
                   {"messages", msgs}};
     if (!templateKwargs.isEmpty()) o.insert("template_kwargs", templateKwargs);
+    if (contextOverflow != QLatin1String("stop")) o.insert("context_overflow", contextOverflow);
     if (!open) o.insert("open", false);
     return o;
 }
@@ -76,6 +80,7 @@ Conversation Conversation::fromJson(const QJsonObject& o) {
     c.systemPrompt = o.value("system_prompt").toString();
     c.sampling = SamplingSettings::fromJson(o.value("sampling").toObject());
     c.templateKwargs = o.value("template_kwargs").toObject();
+    c.contextOverflow = o.value("context_overflow").toString(c.contextOverflow);
     c.created = QDateTime::fromString(o.value("created").toString(), Qt::ISODateWithMs);
     c.updated = QDateTime::fromString(o.value("updated").toString(), Qt::ISODateWithMs);
     c.open = o.value("open").toBool(true);

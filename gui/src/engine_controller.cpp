@@ -204,6 +204,7 @@ lmw::engine::RequestId EngineController::submit(lmw::engine::Request request) {
                                 e.errorCode == lmw::ErrorCode::ContextLengthExceeded;
             r.promptTokens = e.usage.promptTokens;
             r.completionTokens = e.usage.completionTokens;
+            r.droppedMessages = e.usage.droppedMessages;
             r.firstTokenSeconds = e.firstTokenSeconds;
             r.totalSeconds = e.totalSeconds;
             QMetaObject::invokeMethod(

@@ -108,6 +108,21 @@ void Server::Impl::handleChat(const HttpRequest& req, HttpResponse& res, const s
     const TokenFacts facts = tokenFactsOf(engine);
     BuiltPrompt prompt = chatPrompt(*engine, r.messages, r.addGenerationPrompt, r.templateKwargs, specialTokens(),
                                     promptBytesAllowed(facts, engine->sessionLen()));
+    // The context overflow policy cuts the conversation here, so that the checks below, usage and the
+    // engine see the prompt that runs (the engine then has nothing more to cut).
+    std::vector<engine::ChatMessage> messages = r.messages;
+    if (opts.contextOverflow != engine::ContextOverflow::Stop) {
+        engine::Request fit;
+        fit.messages = r.messages;
+        fit.addGenerationPrompt = r.addGenerationPrompt;
+        fit.templateKwargs = r.templateKwargs;
+        fit.specialTokens = specialTokens();
+        fit.contextOverflow = opts.contextOverflow;
+        if (r.gen.maxTokens) fit.sampling.maxNewTokens = *r.gen.maxTokens;
+        engine::Engine::FittedChat f = engine->fitChat(fit);
+        messages = std::move(f.messages);
+        prompt.ids = std::move(f.ids);
+    }
     engine::SamplingParams sampling = finalSampling(r.gen, static_cast<int>(prompt.ids.size()), engine->sessionLen(),
                                                     "messages", 0, engine->tokenizer().vocabSize());
 
@@ -115,7 +130,7 @@ void Server::Impl::handleChat(const HttpRequest& req, HttpResponse& res, const s
     std::vector<ChoiceState> choices;
     for (int k = 0; k < r.gen.n; ++k) {
         engine::Request q;
-        q.messages = r.messages;
+        q.messages = messages;
         q.addGenerationPrompt = r.addGenerationPrompt;
         q.templateKwargs = r.templateKwargs;
         q.specialTokens = specialTokens();

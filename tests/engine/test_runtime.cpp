@@ -337,6 +337,74 @@ private slots:
         QCOMPARE(other.ids, run(*plain, greedy(system + "One day", 24)).ids);
     }
 
+    // The context overflow policies: Stop refuses a conversation that no longer fits; TruncateMiddle
+    // keeps the system prompt, the first turn and the latest turns; RollingWindow the system prompt
+    // and the latest turns. Both leave out the fewest whole turns that make prompt + reply budget fit.
+    void contextOverflowPolicies() {
+        EngineConfig c;
+        c.sessionLen = 256;
+        auto e = load(c);
+        Request r;
+        r.messages = {{"system", "Be brief."}};
+        for (int t = 0; t < 8; ++t) {
+            r.messages.push_back({"user", "Question " + std::to_string(t) + ": tell me about the little dog in the park."});
+            r.messages.push_back({"assistant", "Answer " + std::to_string(t) + ": the little dog ran and played with a ball."});
+        }
+        r.messages.push_back({"user", "And what happened next?"});
+        r.sampling.temperature = 0;
+        r.sampling.maxNewTokens = 32;
+        const int budget = 32;
+        auto tokens = [&](const std::vector<ChatMessage>& m) { return int(e->encodeChat(e->renderChat(m)).size()); };
+        QVERIFY(tokens(r.messages) >= c.sessionLen);  // does not fit at all
+
+        Generated g = run(*e, r);  // Stop (the default)
+        QCOMPARE(g.code, lmw::ErrorCode::ContextLengthExceeded);
+
+        for (ContextOverflow p : {ContextOverflow::TruncateMiddle, ContextOverflow::RollingWindow}) {
+            Request q = r;
+            q.contextOverflow = p;
+            const Engine::FittedChat f = e->fitChat(q);
+            QVERIFY2(f.droppedMessages > 0 && f.droppedMessages % 2 == 0, contextOverflowName(p));
+            QCOMPARE(f.messages.size() + size_t(f.droppedMessages), r.messages.size());
+            QCOMPARE(int(f.ids.size()), tokens(f.messages));
+            QVERIFY(int(f.ids.size()) + budget <= c.sessionLen);
+            QCOMPARE(f.messages.front().content, r.messages.front().content);  // the system prompt
+            QCOMPARE(f.messages.back().content, r.messages.back().content);    // the current turn
+            // The first turn stays in the middle's truncation, goes first in the rolling window.
+            const bool firstKept = f.messages[1].content == r.messages[1].content;
+            QCOMPARE(firstKept, p == ContextOverflow::TruncateMiddle);
+            // The latest turns stay: what is kept after the first turn is the conversation's end.
+            const size_t tail = f.messages.size() - (firstKept ? 3 : 1);
+            for (size_t i = 0; i < tail; ++i)
+                QCOMPARE(f.messages[f.messages.size() - 1 - i].content, r.messages[r.messages.size() - 1 - i].content);
+            // The fewest: one turn fewer left out would not fit.
+            std::vector<ChatMessage> more = f.messages;
+            const size_t at = firstKept ? 3 : 1, back = at + size_t(f.droppedMessages) - 2;
+            more.insert(more.begin() + std::ptrdiff_t(at), r.messages.begin() + std::ptrdiff_t(back),
+                        r.messages.begin() + std::ptrdiff_t(back + 2));
+            QVERIFY(tokens(more) + budget > c.sessionLen);
+
+            g = run(*e, q);
+            QVERIFY2(g.finish == FinishReason::Length || g.finish == FinishReason::Stop, g.error.c_str());
+            QCOMPARE(g.usage.droppedMessages, f.droppedMessages);
+            QCOMPARE(g.usage.promptTokens, int(f.ids.size()));
+        }
+
+        // A current turn too long by itself is refused whatever the policy.
+        Request huge = r;
+        huge.contextOverflow = ContextOverflow::RollingWindow;
+        for (int i = 0; i < 60; ++i) huge.messages.back().content += " Once upon a time";
+        g = run(*e, huge);
+        QCOMPARE(g.code, lmw::ErrorCode::ContextLengthExceeded);
+
+        ContextOverflow parsed = ContextOverflow::Stop;
+        for (ContextOverflow p : {ContextOverflow::Stop, ContextOverflow::TruncateMiddle, ContextOverflow::RollingWindow}) {
+            QVERIFY(parseContextOverflow(contextOverflowName(p), parsed));
+            QVERIFY(parsed == p);
+        }
+        QVERIFY(!parseContextOverflow("truncate", parsed));
+    }
+
     void chatRequestsUseTheTemplate() {
         auto e = load({});
         Request r;

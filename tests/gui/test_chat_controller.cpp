@@ -1,6 +1,7 @@
 // ChatController + ConversationStore + the chat widgets with the real stories260K model: a turn
 // streams into its tab, Stop cancels, Regenerate replaces, edit-and-resend, tabs keep separate
 // histories, conversations survive a restart, Markdown export, chat template options.
+#include <QComboBox>
 #include <QFile>
 #include <QJsonObject>
 #include <QLabel>
@@ -392,6 +393,48 @@ private slots:
             QCOMPARE(reply.stats->finishReason, QStringLiteral("stop"));  // the model ended it first
         }
         QVERIFY(!view.tab(longId)->messageAt(1)->statsText().contains(QStringLiteral("max tokens")));
+    }
+
+    // Issue 13, context policy: chosen in the tab, a long conversation keeps working (earlier messages
+    // left out of the prompt, never deleted), the tab says how much of the context the last reply used
+    // and what was left out, and the choice is kept with the conversation.
+    void contextPolicyKeepsLongConversationsGoing() {
+        const QString dir = m_env->path(QStringLiteral("policy"));
+        QString id;
+        {
+            ChatController chat(m_engine.get(), ConversationStore(dir));
+            ChatView view(&chat);
+            view.show();
+            chat.restore();
+            id = chat.ids().first();
+            chat.setSampling(id, seeded(5, 40));
+            ChatTab* tab = view.tab(id);
+            QCOMPARE(tab->contextPolicy()->currentData().toString(), QStringLiteral("stop"));
+            tab->contextPolicy()->setCurrentIndex(tab->contextPolicy()->findData(QStringLiteral("truncate-middle")));
+            QCOMPARE(chat.conversation(id)->contextOverflow, QStringLiteral("truncate-middle"));
+
+            QSignalSpy full(&chat, &ChatController::contextFull);
+            QSignalSpy finished(&chat, &ChatController::generationFinished);
+            int dropped = 0;
+            for (int turn = 0; turn < 6; ++turn) {
+                QVERIFY(chat.send(id, QStringLiteral("Turn %1: once upon a time there was a dog. ").arg(turn).repeated(6)));
+                QVERIFY(finished.wait(30000));
+                const auto& reply = chat.conversation(id)->messages.last();
+                QVERIFY2(reply.error.isEmpty(), qPrintable(reply.error));
+                QVERIFY(reply.stats && reply.stats->promptTokens + reply.stats->completionTokens <= 512);
+                dropped = reply.stats->droppedMessages;
+            }
+            QCOMPARE(full.count(), 0);
+            QVERIFY2(dropped > 0, "the last replies needed earlier messages left out");
+            QCOMPARE(chat.conversation(id)->messages.size(), 12);  // nothing deleted
+            QVERIFY2(tab->contextUsed()->text().contains(QStringLiteral("of 512 tokens")) &&
+                         tab->contextUsed()->text().contains(QStringLiteral("left out")),
+                     qPrintable(tab->contextUsed()->text()));
+        }
+        ChatController again(m_engine.get(), ConversationStore(dir));
+        again.restore();
+        QCOMPARE(again.conversation(id)->contextOverflow, QStringLiteral("truncate-middle"));
+        QVERIFY(again.conversation(id)->messages.last().stats->droppedMessages > 0);
     }
 
     // Issue 13, defect 4: closing a tab keeps the conversation on disk (stopping a reply in

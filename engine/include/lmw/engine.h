@@ -37,6 +37,17 @@ using ProgressFn = std::function<bool(LoadStage stage, double fraction, const st
 
 using RequestId = uint64_t;
 
+// What a chat request does when its rendered prompt plus the reply's budget (max new tokens, at most
+// half the session) does not fit the session: Stop refuses it (ContextLengthExceeded), as always for
+// a prompt that fills the session; TruncateMiddle keeps the system prompt, the first turn and the
+// latest turns and leaves out whole turns (a user message and what follows it) from the middle;
+// RollingWindow leaves out the oldest turns after the system prompt. The current turn (the last user
+// message and what follows it) always stays. Prompt-text and token-id requests always Stop.
+enum class ContextOverflow { Stop, TruncateMiddle, RollingWindow };
+const char* contextOverflowName(ContextOverflow p);  // "stop", "truncate-middle", "rolling-window"
+// The policy of a name contextOverflowName gives; false for any other text.
+bool parseContextOverflow(const std::string& name, ContextOverflow& out);
+
 struct Request {
     // Exactly one of these is the input: chat messages (rendered with the chat template),
     // prompt text (encoded as is, BOS per tokenizer_config), or prompt token ids.
@@ -50,6 +61,7 @@ struct Request {
     // Special-token text in the prompt text or message contents: AsText (client text, as OpenAI
     // does) or Parse. The chat template's own markup always gives the real special tokens.
     SpecialTokens specialTokens = SpecialTokens::AsText;
+    ContextOverflow contextOverflow = ContextOverflow::Stop;  // chat only
     SamplingParams sampling;
     int topLogprobs = -1;              // -1: no logprobs; >= 0: chosen token's logprob + that many alternatives
 };
@@ -60,6 +72,7 @@ const char* finishReasonName(FinishReason r);  // "stop", "length", "cancelled",
 struct Usage {
     int promptTokens = 0;
     int completionTokens = 0;
+    int droppedMessages = 0;  // messages the context overflow policy left out of the prompt
 };
 
 struct TokenLogprob {
@@ -132,6 +145,15 @@ public:
     std::string renderChat(const std::vector<ChatMessage>& messages, bool addGenerationPrompt = true,
                            const nlohmann::ordered_json& templateKwargs = nullptr,
                            std::vector<TextSpan>* plainSpans = nullptr) const;
+    // A chat request's prompt as the engine runs it: its messages (messages, addGenerationPrompt,
+    // templateKwargs, specialTokens) rendered and encoded, cut by its contextOverflow policy against
+    // sampling.maxNewTokens (see ContextOverflow). Throws lmw::Error as submit() would report it.
+    struct FittedChat {
+        std::vector<ChatMessage> messages;  // what was rendered: the request's, less the turns left out
+        std::vector<int32_t> ids;
+        int droppedMessages = 0;
+    };
+    FittedChat fitChat(const Request& chatRequest) const;
     // Token ids of a rendered chat prompt, as a chat request is encoded: BOS per tokenizer_config
     // unless the template already printed the BOS text; special tokens in plainSpans are text.
     std::vector<int32_t> encodeChat(const std::string& rendered, const std::vector<TextSpan>& plainSpans = {}) const;

@@ -90,6 +90,41 @@ std::string renderChatPrompt(const ChatTemplate& tmpl, const Tokenizer& tok, con
     return out;
 }
 
+namespace {
+// Where the droppable turns start, plus the end of the last one: the leading system messages and the
+// current turn (from the last user message on) are never in them; TruncateMiddle spares the first turn.
+std::vector<size_t> droppableStarts(const std::vector<ChatMessage>& messages, ContextOverflow policy) {
+    if (policy == ContextOverflow::Stop) return {};
+    const size_t n = messages.size();
+    size_t first = 0;
+    while (first < n && messages[first].role == "system") ++first;
+    size_t current = n;
+    while (current > first && messages[current - 1].role != "user") --current;
+    if (current > first) --current;
+    std::vector<size_t> starts;
+    for (size_t i = first; i < current; ++i)
+        if (i == first || messages[i].role == "user") starts.push_back(i);
+    if (policy == ContextOverflow::TruncateMiddle && !starts.empty()) starts.erase(starts.begin());
+    if (starts.empty()) return {};
+    starts.push_back(current);
+    return starts;
+}
+}  // namespace
+
+int droppableTurns(const std::vector<ChatMessage>& messages, ContextOverflow policy) {
+    const size_t k = droppableStarts(messages, policy).size();
+    return k ? int(k - 1) : 0;
+}
+
+std::vector<ChatMessage> withoutTurns(const std::vector<ChatMessage>& messages, ContextOverflow policy, int turns) {
+    const std::vector<size_t> starts = droppableStarts(messages, policy);
+    if (turns <= 0 || starts.empty()) return messages;
+    const size_t from = starts.front(), to = starts[std::min(size_t(turns), starts.size() - 1)];
+    std::vector<ChatMessage> out(messages.begin(), messages.begin() + std::ptrdiff_t(from));
+    out.insert(out.end(), messages.begin() + std::ptrdiff_t(to), messages.end());
+    return out;
+}
+
 std::vector<int32_t> encodeChat(const Tokenizer& tok, const std::string& rendered, const std::vector<TextSpan>& plainSpans) {
     const std::string& bos = tok.bosToken();
     const bool hasBos = !bos.empty() && rendered.rfind(bos, 0) == 0 &&

@@ -27,6 +27,24 @@ const char* finishReasonName(FinishReason r) {
     return "";
 }
 
+const char* contextOverflowName(ContextOverflow p) {
+    switch (p) {
+        case ContextOverflow::Stop: return "stop";
+        case ContextOverflow::TruncateMiddle: return "truncate-middle";
+        case ContextOverflow::RollingWindow: return "rolling-window";
+    }
+    return "";
+}
+
+bool parseContextOverflow(const std::string& name, ContextOverflow& out) {
+    for (ContextOverflow p : {ContextOverflow::Stop, ContextOverflow::TruncateMiddle, ContextOverflow::RollingWindow})
+        if (name == contextOverflowName(p)) {
+            out = p;
+            return true;
+        }
+    return false;
+}
+
 namespace {
 constexpr int kBlockSize = kKvBlockSize;
 
@@ -69,6 +87,7 @@ struct Engine::Impl {
     void sampleOrReadBack(Tensor logits, const std::vector<Sequence*>& sampled, const std::vector<uint64_t>& uniforms,
                         std::vector<DeviceSampleResult>& onDevice);
     std::unique_ptr<Sequence> prepare(Request& req, RequestId id, Sink sink);
+    Engine::FittedChat fitChat(const Request& req) const;
     void run();
     void step();
     void emit(Sequence& s, Event& ev) {
@@ -210,6 +229,41 @@ void Engine::Impl::sampleOrReadBack(Tensor out, const std::vector<Sequence*>& sa
 
 // ---------------------------------------------------------------- requests
 
+Engine::FittedChat Engine::Impl::fitChat(const Request& req) const {
+    ChatTemplate::checkKwargs(req.templateKwargs);
+    const bool asText = req.specialTokens == SpecialTokens::AsText;
+    auto encode = [&](const std::vector<ChatMessage>& messages) {
+        std::vector<TextSpan> plain;
+        const std::string rendered = renderChatPrompt(*chatTemplate, *tokenizer, messages, req.addGenerationPrompt,
+                                                      req.templateKwargs, asText ? &plain : nullptr);
+        return lmw::engine::encodeChat(*tokenizer, rendered, plain);
+    };
+    Engine::FittedChat f{req.messages, encode(req.messages), 0};
+    // The fewest left-out turns for which prompt + reply budget fit (each turn left out shortens the
+    // prompt, so bisection: a few renders, not one per turn).
+    const int budget = std::min(req.sampling.maxNewTokens, sessionLen / 2);
+    auto fits = [&](const std::vector<int32_t>& t) { return int(t.size()) + budget <= sessionLen; };
+    const int most = droppableTurns(req.messages, req.contextOverflow);
+    if (most == 0 || fits(f.ids)) return f;
+    std::vector<int32_t> best = encode(withoutTurns(req.messages, req.contextOverflow, most));
+    if (!fits(best)) return f;  // not even then: the request is refused as it is
+    int lo = 0, hi = most;      // lo turns left out do not fit, hi do (best holds its ids)
+    while (hi - lo > 1) {
+        const int mid = (lo + hi) / 2;
+        std::vector<int32_t> t = encode(withoutTurns(req.messages, req.contextOverflow, mid));
+        if (fits(t)) {
+            hi = mid;
+            best = std::move(t);
+        } else {
+            lo = mid;
+        }
+    }
+    f.messages = withoutTurns(req.messages, req.contextOverflow, hi);
+    f.ids = std::move(best);
+    f.droppedMessages = int(req.messages.size() - f.messages.size());
+    return f;
+}
+
 std::unique_ptr<Sequence> Engine::Impl::prepare(Request& req, RequestId id, Sink sink) {
     auto s = std::make_unique<Sequence>();
     s->id = id;
@@ -222,12 +276,9 @@ std::unique_ptr<Sequence> Engine::Impl::prepare(Request& req, RequestId id, Sink
     if (!invalid.empty()) throw Error(ErrorCode::InvalidArgument, invalid);
     bool chat = !req.messages.empty();
     if (chat) {
-        ChatTemplate::checkKwargs(req.templateKwargs);
-        std::vector<TextSpan> plain;
-        const bool asText = req.specialTokens == SpecialTokens::AsText;
-        const std::string rendered = renderChatPrompt(*chatTemplate, *tokenizer, req.messages, req.addGenerationPrompt,
-                                                      req.templateKwargs, asText ? &plain : nullptr);
-        s->tokens = lmw::engine::encodeChat(*tokenizer, rendered, plain);
+        Engine::FittedChat f = fitChat(req);
+        s->tokens = std::move(f.ids);
+        s->droppedMessages = f.droppedMessages;
     } else if (!req.promptIds.empty()) {
         for (int32_t t : req.promptIds)
             if (t < 0 || t >= info.config.vocabSize)
@@ -265,7 +316,7 @@ void Engine::Impl::finish(Sequence* s, FinishReason reason, const std::string& e
     ev.errorCode = code;
     // Text held back for a stop string that never completed belongs to the reply, whatever ended it.
     if (reason != FinishReason::Error) ev.text = s->output->finish();
-    ev.usage = {int(s->promptLen), s->generated()};
+    ev.usage = {int(s->promptLen), s->generated(), s->droppedMessages};
     ev.firstTokenSeconds = s->hasFirstToken ? std::chrono::duration<double>(s->firstToken - s->submitted).count() : 0;
     ev.totalSeconds = secondsSince(s->submitted);
     std::unique_ptr<Sequence> owned = scheduler->remove(s);
@@ -528,6 +579,8 @@ const EngineConfig& Engine::config() const { return m->config; }
 const Tokenizer& Engine::tokenizer() const { return *m->tokenizer; }
 const ChatTemplate& Engine::chatTemplate() const { return *m->chatTemplate; }
 int Engine::sessionLen() const { return m->sessionLen; }
+
+Engine::FittedChat Engine::fitChat(const Request& chatRequest) const { return m->fitChat(chatRequest); }
 
 std::vector<int32_t> Engine::encodeChat(const std::string& rendered, const std::vector<TextSpan>& plainSpans) const {
     return lmw::engine::encodeChat(*m->tokenizer, rendered, plainSpans);

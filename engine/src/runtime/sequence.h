@@ -18,6 +18,7 @@ struct Sequence {
     int topLogprobs = -1;
     std::vector<int32_t> tokens;      // prompt + generated
     size_t promptLen = 0;
+    int droppedMessages = 0;          // left out of a chat prompt by the context overflow policy
     int maxNewTokens = 0;             // already clipped to the session length
     size_t numComputed = 0;           // tokens whose K/V are in the cache
     std::vector<int32_t> blocks;      // block table

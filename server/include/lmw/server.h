@@ -14,6 +14,7 @@
 
 namespace lmw::engine {
 class Engine;
+enum class ContextOverflow;  // lmw/engine.h
 }
 
 namespace lmw::server {
@@ -51,6 +52,9 @@ struct ServerOptions {
     // Special-token text in prompts and message contents becomes special tokens (the template's
     // markup always does); false: it is plain text, as OpenAI does, so a client cannot forge a turn.
     bool allowSpecialTokens = false;
+    // A chat conversation that no longer fits the session with its reply (see engine::ContextOverflow):
+    // Stop answers 400 context_length_exceeded; the others leave out whole turns until it fits.
+    engine::ContextOverflow contextOverflow{};  // Stop
 
     // Transport: sizes and deadlines of one connection.
     size_t headerLimit = 64u << 10;        // request line + headers; larger: 431 (414 for the line)

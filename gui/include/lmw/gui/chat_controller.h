@@ -37,6 +37,8 @@ public:
     void rename(const QString& id, const QString& title);
     void setSystemPrompt(const QString& id, const QString& prompt);
     void setSampling(const QString& id, const SamplingSettings& s);
+    // "stop", "truncate-middle" or "rolling-window" (lmw::engine::ContextOverflow); others are ignored.
+    void setContextOverflow(const QString& id, const QString& policy);
     // Chat template options as JSON object text (Hugging Face's chat_template_kwargs, e.g.
     // {"enable_thinking": false}); empty text clears them. False, with the reason in *error, when
     // the text is not such an object (the options stay as they were).

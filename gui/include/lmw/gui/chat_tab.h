@@ -6,6 +6,7 @@
 #include <QVector>
 #include <QWidget>
 
+class QComboBox;
 class QDoubleSpinBox;
 class QLabel;
 class QLineEdit;
@@ -30,6 +31,8 @@ public:
     QPlainTextEdit* systemPrompt() const { return m_system; }
     QSpinBox* maxTokens() const { return m_maxTokens; }
     QLabel* notice() const { return m_notice; }
+    QComboBox* contextPolicy() const { return m_contextPolicy; }
+    QLabel* contextUsed() const { return m_contextUsed; }
     QLineEdit* templateOptions() const { return m_templateOptions; }
     QLabel* templateOptionsError() const { return m_templateError; }
     int messageCount() const { return int(m_messages.size()); }
@@ -56,6 +59,7 @@ private:
     void capMaxTokens();
     void applySampling();
     void applyTemplateOptions();
+    void updateContextUsed();
     void scrollToEnd(bool force);
 
     ChatController* m_chat;
@@ -68,6 +72,8 @@ private:
     QLabel* m_empty = nullptr;
     QLabel* m_editBanner = nullptr;
     QLabel* m_notice = nullptr;  // the conversation no longer fits the context
+    QComboBox* m_contextPolicy = nullptr;  // what a reply does when the conversation fills the context
+    QLabel* m_contextUsed = nullptr;       // the last reply's prompt + reply of the session's tokens
     QPlainTextEdit* m_input = nullptr;
     QPushButton* m_send = nullptr;
     QPushButton* m_stop = nullptr;

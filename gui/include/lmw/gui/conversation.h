@@ -28,6 +28,7 @@ struct SamplingSettings {
 struct MessageStats {
     int promptTokens = 0;
     int completionTokens = 0;
+    int droppedMessages = 0;  // earlier messages the context policy left out of this reply's prompt
     double firstTokenSeconds = 0;
     double totalSeconds = 0;
     double tokensPerSecond = 0;
@@ -48,6 +49,8 @@ struct Conversation {
     QString systemPrompt;
     SamplingSettings sampling;
     QJsonObject templateKwargs;  // extra chat template variables (chat_template_kwargs), e.g. enable_thinking
+    // When the conversation no longer fits the context: lmw::engine::contextOverflowName's names.
+    QString contextOverflow = QStringLiteral("stop");
     QVector<ChatMessageRecord> messages;
     QDateTime created;
     QDateTime updated;

@@ -23,6 +23,7 @@ struct GenerationResult {
     bool contextExceeded = false;   // with "error": the prompt alone fills the session
     int promptTokens = 0;
     int completionTokens = 0;
+    int droppedMessages = 0;        // left out of the prompt by the conversation's context policy
     double firstTokenSeconds = 0;
     double totalSeconds = 0;
     // Decode speed: tokens after the first over the time after the first token.
