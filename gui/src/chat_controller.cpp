@@ -41,6 +41,33 @@ QStringList ChatController::closedIds() const {
     return out;
 }
 
+QStringList ChatController::search(const QString& text) const {
+    const QString needle = text.trimmed();
+    QVector<const Conversation*> hits;
+    for (const auto& c : m_conversations) {
+        bool hit = needle.isEmpty() || c.title.contains(needle, Qt::CaseInsensitive);
+        for (int i = 0; !hit && i < c.messages.size(); ++i) hit = c.messages[i].content.contains(needle, Qt::CaseInsensitive);
+        if (hit) hits << &c;
+    }
+    std::stable_sort(hits.begin(), hits.end(), [](auto* a, auto* b) { return a->updated > b->updated; });
+    QStringList out;
+    for (auto* c : hits) out << c->id;
+    return out;
+}
+
+bool ChatController::undoRemove() {
+    if (!m_lastRemoved || find(m_lastRemoved->id)) return false;
+    m_conversations.append(*m_lastRemoved);
+    m_lastRemoved.reset();
+    Conversation& c = m_conversations.last();
+    if (!m_store.save(c))
+        emit errorOccurred(tr("Could not restore the conversation"),
+                           tr("Writing %1 failed. Is the disk full or read-only?").arg(m_store.dir()));
+    if (c.open) emit conversationAdded(c.id);
+    emit historyChanged();
+    return true;
+}
+
 const Conversation* ChatController::conversation(const QString& id) const {
     for (const auto& c : m_conversations)
         if (c.id == id) return &c;
@@ -58,6 +85,7 @@ void ChatController::touchAndSave(Conversation& c) {
     if (!m_store.save(c))
         emit errorOccurred(tr("Could not save the conversation"),
                            tr("Writing %1 failed. Is the disk full or read-only?").arg(m_store.dir()));
+    emit historyChanged();
 }
 
 QString ChatController::newConversation(const QString& title) {
@@ -98,13 +126,14 @@ void ChatController::removeConversation(const QString& id) {
     stop(id);
     for (int i = 0; i < m_conversations.size(); ++i) {
         if (m_conversations[i].id != id) continue;
-        m_conversations.removeAt(i);
+        m_lastRemoved = m_conversations.takeAt(i);
         m_store.remove(id);
         if (m_running.contains(id)) {  // its final event will find no conversation and is dropped
             m_byRequest.remove(m_running[id].requestId);
             m_running.remove(id);
         }
         emit conversationRemoved(id);
+        emit historyChanged();
         return;
     }
 }

@@ -5,6 +5,7 @@
 #include <QLabel>
 #include <QMenu>
 #include <QPlainTextEdit>
+#include <QSplitter>
 #include <QTabBar>
 #include <QTabWidget>
 #include <QToolButton>
@@ -12,6 +13,7 @@
 
 #include "lmw/gui/chat_controller.h"
 #include "lmw/gui/chat_tab.h"
+#include "lmw/gui/history_panel.h"
 
 namespace lmw::gui {
 
@@ -48,7 +50,18 @@ ChatView::ChatView(ChatController* chat, QWidget* parent) : QWidget(parent), m_c
     };
     connect(m_chat->engine(), &EngineController::stateChanged, this, showModel);
     showModel();
-    v->addWidget(m_tabs);
+    m_history = new HistoryPanel(m_chat);
+    auto* split = new QSplitter;
+    split->addWidget(m_history);
+    split->addWidget(m_tabs);
+    split->setStretchFactor(0, 0);
+    split->setStretchFactor(1, 1);
+    split->setSizes({220, 1000});
+    v->addWidget(split);
+    connect(m_history, &HistoryPanel::showRequested, this, [this](const QString& id) {
+        if (const int i = indexOf(id); i >= 0) m_tabs->setCurrentIndex(i);
+    });
+    connect(m_history, &HistoryPanel::renameRequested, this, &ChatView::renameCurrentTab);
 
     connect(m_tabs, &QTabWidget::tabCloseRequested, this, [this](int i) {
         if (auto* t = qobject_cast<ChatTab*>(m_tabs->widget(i))) m_chat->closeConversation(t->id());

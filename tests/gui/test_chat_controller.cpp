@@ -6,6 +6,8 @@
 #include <QJsonObject>
 #include <QLabel>
 #include <QLineEdit>
+#include <QListWidget>
+#include <QPushButton>
 #include <QPlainTextEdit>
 #include <QSpinBox>
 #include <QTextBlock>
@@ -18,6 +20,7 @@
 #include "lmw/gui/chat_controller.h"
 #include "lmw/gui/chat_tab.h"
 #include "lmw/gui/chat_view.h"
+#include "lmw/gui/history_panel.h"
 #include "lmw/gui/message_widget.h"
 
 using namespace lmw::gui;
@@ -435,6 +438,67 @@ private slots:
         again.restore();
         QCOMPARE(again.conversation(id)->contextOverflow, QStringLiteral("truncate-middle"));
         QVERIFY(again.conversation(id)->messages.last().stats->droppedMessages > 0);
+    }
+
+    // Issue 13, history: every conversation (open or closed) in the history list, newest first; the
+    // search box finds them by title and by content; activating a closed one reopens it in a tab;
+    // Delete removes one, file and all, and Undo brings it back.
+    void historyListSearchReopenDeleteUndo() {
+        const QString dir = m_env->path(QStringLiteral("history"));
+        ChatController chat(m_engine.get(), ConversationStore(dir));
+        ChatView view(&chat);
+        view.show();
+        chat.restore();
+        HistoryPanel* history = view.history();
+        QSignalSpy finished(&chat, &ChatController::generationFinished);
+        const QString a = chat.ids().first();
+        chat.rename(a, QStringLiteral("Dragons"));
+        chat.setSampling(a, seeded(6, 8));
+        QVERIFY(chat.send(a, QStringLiteral("Tell me about a purple elephant.")));
+        QVERIFY(finished.wait(30000));
+        const QString b = chat.newConversation(QStringLiteral("Cooking"));
+        chat.setSampling(b, seeded(6, 8));
+        QVERIFY(chat.send(b, QStringLiteral("How do I boil rice?")));
+        QVERIFY(finished.wait(30000));
+        chat.closeConversation(a);
+        QVERIFY(!view.tab(a));
+        QCOMPARE(history->shownIds(), QStringList({a, b}));  // a was used last (closing it)
+
+        QTest::keyClicks(history->searchBox(), QStringLiteral("ELEPHANT"));  // content, any case
+        QCOMPARE(history->shownIds(), QStringList({a}));
+        history->searchBox()->clear();
+        QTest::keyClicks(history->searchBox(), QStringLiteral("cook"));  // title
+        QCOMPARE(history->shownIds(), QStringList({b}));
+        history->searchBox()->clear();
+        QTest::keyClicks(history->searchBox(), QStringLiteral("no such words"));
+        QVERIFY(history->shownIds().isEmpty());
+        history->searchBox()->clear();
+        QCOMPARE(history->list()->count(), 2);
+
+        // Activating the closed one (Enter on it) reopens it and shows its tab.
+        history->list()->setFocus();
+        history->list()->setCurrentRow(int(history->shownIds().indexOf(a)));
+        QTest::keyClick(history->list(), Qt::Key_Return);
+        QVERIFY(view.tab(a));
+        QCOMPARE(view.currentTab()->id(), a);
+        QVERIFY(chat.conversation(a)->open);
+
+        // Delete, then Undo: the file goes and comes back, with its messages.
+        const QString file = dir + QStringLiteral("/") + b + QStringLiteral(".json");
+        QVERIFY(QFile::exists(file));
+        history->list()->setCurrentRow(int(history->shownIds().indexOf(b)));
+        QTest::keyClick(history->list(), Qt::Key_Delete);
+        QVERIFY(!chat.conversation(b));
+        QVERIFY(!QFile::exists(file));
+        QVERIFY(!history->shownIds().contains(b));
+        QVERIFY(history->undoButton()->isVisible());
+        QTest::mouseClick(history->undoButton(), Qt::LeftButton);
+        QVERIFY(chat.conversation(b));
+        QCOMPARE(chat.conversation(b)->messages.size(), 2);
+        QVERIFY(QFile::exists(file));
+        QVERIFY(history->shownIds().contains(b));
+        QVERIFY(view.tab(b));  // it was open: its tab is back
+        QVERIFY(!chat.undoRemove());  // nothing more to bring back
     }
 
     // Issue 13, defect 4: closing a tab keeps the conversation on disk (stopping a reply in

@@ -22,6 +22,9 @@ public:
 
     QStringList ids() const;        // the open ones, in tab order
     QStringList closedIds() const;  // closed but kept on disk, most recently used first
+    // Every conversation, open or closed, most recently used first, whose title or any message
+    // contains `text` (case-insensitive; empty text: all of them). The history list.
+    QStringList search(const QString& text = {}) const;
     const Conversation* conversation(const QString& id) const;
     bool isGenerating(const QString& id) const { return m_running.contains(id); }
     int generatingCount() const { return int(m_running.size()); }
@@ -34,6 +37,10 @@ public:
     void closeConversation(const QString& id);
     bool reopenConversation(const QString& id);  // shows a closed one again
     void removeConversation(const QString& id);  // deletes it, file and all
+    // The last conversation removed comes back (its file too, open or closed as it was). False when
+    // there is none to bring back.
+    bool undoRemove();
+    QString lastRemovedTitle() const { return m_lastRemoved ? m_lastRemoved->title : QString(); }
     void rename(const QString& id, const QString& title);
     void setSystemPrompt(const QString& id, const QString& prompt);
     void setSampling(const QString& id, const SamplingSettings& s);
@@ -67,6 +74,8 @@ signals:
     void contextFull(const QString& id, const QString& message);
     void errorOccurred(const QString& title, const QString& message);
     void noticed(const QString& message);  // a passing confirmation (the status bar shows it)
+    // The history list changed: a conversation added, removed, renamed, closed, reopened or used.
+    void historyChanged();
 
 private:
     struct Running {
@@ -91,6 +100,7 @@ private:
     EngineController* m_engine;
     ConversationStore m_store;
     QVector<Conversation> m_conversations;
+    std::optional<Conversation> m_lastRemoved;  // for undoRemove
     QHash<QString, Running> m_running;                 // conversation id -> its generation
     QHash<lmw::engine::RequestId, QString> m_byRequest;  // request id -> conversation id
 };

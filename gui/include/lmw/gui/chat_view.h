@@ -1,6 +1,6 @@
 #pragma once
-// The Chat view: one tab per conversation. Ctrl+T opens a tab, Ctrl+W closes it, a double click on
-// a tab renames it.
+// The Chat view: the conversation history (HistoryPanel) beside one tab per open conversation.
+// Ctrl+T opens a tab, Ctrl+W closes it, a double click on a tab renames it.
 #include <QWidget>
 
 class QLabel;
@@ -10,6 +10,7 @@ namespace lmw::gui {
 
 class ChatController;
 class ChatTab;
+class HistoryPanel;
 
 class ChatView : public QWidget {
     Q_OBJECT
@@ -17,6 +18,7 @@ public:
     explicit ChatView(ChatController* chat, QWidget* parent = nullptr);
     QTabWidget* tabs() const { return m_tabs; }
     QLabel* modelLabel() const { return m_model; }
+    HistoryPanel* history() const { return m_history; }
     ChatTab* currentTab() const;
     ChatTab* tab(const QString& id) const;
 
@@ -32,6 +34,7 @@ private:
     ChatController* m_chat;
     QTabWidget* m_tabs;
     QLabel* m_model = nullptr;  // the loaded model, its quantization and context
+    HistoryPanel* m_history = nullptr;
 };
 
 }  // namespace lmw::gui
