@@ -10,7 +10,7 @@
 namespace lmw::gui {
 
 ChatController::ChatController(EngineController* engine, ConversationStore store, QObject* parent)
-    : QObject(parent), m_engine(engine), m_store(std::move(store)) {
+    : QObject(parent), m_engine(engine), m_store(std::move(store)), m_presets(m_store.loadPresets()) {
     connect(m_engine, &EngineController::generationDelta, this,
             [this](quint64 id, const QString& text, int tokens) { onDelta(id, text, tokens); });
     connect(m_engine, &EngineController::generationFinished, this, &ChatController::onFinished);
@@ -88,8 +88,69 @@ void ChatController::touchAndSave(Conversation& c) {
     emit historyChanged();
 }
 
+QStringList ChatController::presetNames() const {
+    QStringList names;
+    for (const ChatPreset& p : m_presets.list) names << p.name;
+    return names;
+}
+
+const ChatPreset* ChatController::preset(const QString& name) const {
+    for (const ChatPreset& p : m_presets.list)
+        if (p.name == name) return &p;
+    return nullptr;
+}
+
+void ChatController::applyTo(Conversation& c, const ChatPreset& p) {
+    c.systemPrompt = p.systemPrompt;
+    c.sampling = p.sampling;
+    c.contextOverflow = p.contextOverflow;
+}
+
+void ChatController::savePresets() {
+    if (!m_store.savePresets(m_presets))
+        emit errorOccurred(tr("Could not save the presets"),
+                           tr("Writing %1 failed. Is the disk full or read-only?").arg(m_store.dir()));
+    emit presetsChanged();
+}
+
+bool ChatController::savePreset(const QString& id, const QString& name) {
+    const Conversation* c = find(id);
+    const QString n = name.trimmed();
+    if (!c || n.isEmpty()) return false;
+    ChatPreset p{n, c->systemPrompt, c->sampling, c->contextOverflow};
+    auto it = std::find_if(m_presets.list.begin(), m_presets.list.end(), [&](const ChatPreset& x) { return x.name == n; });
+    if (it != m_presets.list.end()) *it = p;
+    else m_presets.list.append(p);
+    savePresets();
+    return true;
+}
+
+bool ChatController::applyPreset(const QString& id, const QString& name) {
+    Conversation* c = find(id);
+    const ChatPreset* p = preset(name);
+    if (!c || !p) return false;
+    applyTo(*c, *p);
+    touchAndSave(*c);
+    emit conversationChanged(id);
+    return true;
+}
+
+void ChatController::removePreset(const QString& name) {
+    const auto n = m_presets.list.removeIf([&](const ChatPreset& p) { return p.name == name; });
+    if (n == 0) return;
+    if (m_presets.defaultName == name) m_presets.defaultName.clear();
+    savePresets();
+}
+
+void ChatController::setDefaultPreset(const QString& name) {
+    if (!name.isEmpty() && !preset(name)) return;
+    m_presets.defaultName = name;
+    savePresets();
+}
+
 QString ChatController::newConversation(const QString& title) {
     Conversation c;
+    if (const ChatPreset* p = preset(m_presets.defaultName)) applyTo(c, *p);
     c.id = QDateTime::currentDateTime().toString(QStringLiteral("yyyyMMdd-hhmmss-")) +
            QUuid::createUuid().toString(QUuid::Id128).left(8);
     c.title = title.isEmpty() ? tr("Chat %1").arg(m_conversations.size() + 1) : title;

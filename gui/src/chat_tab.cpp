@@ -1,6 +1,8 @@
 #include "lmw/gui/chat_tab.h"
 
+#include <QCheckBox>
 #include <QClipboard>
+#include <QInputDialog>
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QFileDialog>
@@ -83,7 +85,15 @@ ChatTab::ChatTab(ChatController* chat, const QString& id, QWidget* parent) : QWi
     inputRow->addLayout(buttons);
     lv->addLayout(inputRow);
     split->addWidget(left);
-    split->addWidget(buildSettings());
+    // The settings scroll when the window is short (its minimum size is smaller than the panel).
+    auto* settings = new QScrollArea;
+    settings->setWidget(buildSettings());
+    settings->setWidgetResizable(true);
+    settings->setFrameShape(QFrame::NoFrame);
+    settings->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    settings->setMinimumWidth(settings->widget()->minimumWidth());
+    settings->setMaximumWidth(settings->widget()->maximumWidth() + 16);
+    split->addWidget(settings);
     split->setStretchFactor(0, 1);
     split->setStretchFactor(1, 0);
 
@@ -122,6 +132,7 @@ ChatTab::ChatTab(ChatController* chat, const QString& id, QWidget* parent) : QWi
     connect(m_chat->engine(), &EngineController::stateChanged, this, &ChatTab::capMaxTokens);
     connect(m_chat->engine(), &EngineController::stateChanged, this, &ChatTab::updateContextUsed);
     capMaxTokens();
+    fillPresets();
     loadSettings();
     rebuild();
     setGenerating(m_chat->isGenerating(m_id));
@@ -134,6 +145,40 @@ QWidget* ChatTab::buildSettings() {
     panel->setMaximumWidth(340);
     auto* v = new QVBoxLayout(panel);
     v->setContentsMargins(12, 12, 12, 12);
+    auto* presetBox = new QGroupBox(tr("Preset"));
+    auto* pv = new QVBoxLayout(presetBox);
+    m_preset = new QComboBox;
+    m_preset->setObjectName(QStringLiteral("preset"));
+    m_preset->setToolTip(tr("A saved system prompt with its sampling and context settings: choosing one sets them here"));
+    auto* presetRow = new QHBoxLayout;
+    auto* savePreset = new QPushButton(tr("Save as…"));
+    savePreset->setObjectName(QStringLiteral("savePreset"));
+    savePreset->setToolTip(tr("Save this chat's system prompt, sampling and context settings under a name"));
+    m_presetDefault = new QCheckBox(tr("Default for new chats"));
+    m_presetDefault->setObjectName(QStringLiteral("presetDefault"));
+    presetRow->addWidget(m_presetDefault, 1);
+    presetRow->addWidget(savePreset);
+    pv->addWidget(m_preset);
+    pv->addLayout(presetRow);
+    v->addWidget(presetBox);
+    connect(m_preset, &QComboBox::activated, this, [this](int i) {
+        const QString name = m_preset->itemData(i).toString();
+        if (!name.isEmpty()) m_chat->applyPreset(m_id, name);
+        fillPresets();
+    });
+    connect(savePreset, &QPushButton::clicked, this, [this] {
+        bool ok = false;
+        const QString name = QInputDialog::getText(this, tr("Save preset"), tr("Name"), QLineEdit::Normal,
+                                                   m_preset->currentData().toString(), &ok);
+        if (ok) savePresetAs(name);
+    });
+    connect(m_presetDefault, &QCheckBox::toggled, this, [this](bool on) {
+        if (m_loading) return;
+        const QString name = m_preset->currentData().toString();
+        m_chat->setDefaultPreset(on ? name : QString());
+    });
+    connect(m_chat, &ChatController::presetsChanged, this, &ChatTab::fillPresets);
+
     auto* sysBox = new QGroupBox(tr("System prompt"));
     auto* sv = new QVBoxLayout(sysBox);
     m_system = new QPlainTextEdit;
@@ -226,6 +271,27 @@ QWidget* ChatTab::buildSettings() {
     v->addWidget(exportButton);
     v->addStretch(1);
     return panel;
+}
+
+void ChatTab::savePresetAs(const QString& name) {
+    flushSystemPrompt();
+    if (!m_chat->savePreset(m_id, name)) return;
+    m_preset->setCurrentIndex(m_preset->findData(name.trimmed()));
+    fillPresets();
+}
+
+// The presets in the box (the chosen one kept), and whether the chosen one is the default.
+void ChatTab::fillPresets() {
+    const QString keep = m_preset->currentData().toString();
+    m_loading = true;
+    m_preset->clear();
+    m_preset->addItem(tr("Choose a preset…"), QString());
+    for (const QString& n : m_chat->presetNames()) m_preset->addItem(n, n);
+    m_preset->setCurrentIndex(std::max(0, m_preset->findData(keep)));
+    const QString chosen = m_preset->currentData().toString();
+    m_presetDefault->setEnabled(!chosen.isEmpty());
+    m_presetDefault->setChecked(!chosen.isEmpty() && chosen == m_chat->defaultPreset());
+    m_loading = false;
 }
 
 void ChatTab::loadSettings() {

@@ -31,6 +31,22 @@ SamplingSettings SamplingSettings::fromJson(const QJsonObject& o) {
     return s;
 }
 
+QJsonObject ChatPreset::toJson() const {
+    return {{"name", name},
+            {"system_prompt", systemPrompt},
+            {"sampling", sampling.toJson()},
+            {"context_overflow", contextOverflow}};
+}
+
+ChatPreset ChatPreset::fromJson(const QJsonObject& o) {
+    ChatPreset p;
+    p.name = o.value("name").toString();
+    p.systemPrompt = o.value("system_prompt").toString();
+    p.sampling = SamplingSettings::fromJson(o.value("sampling").toObject());
+    p.contextOverflow = o.value("context_overflow").toString(p.contextOverflow);
+    return p;
+}
+
 static QJsonObject statsToJson(const MessageStats& s) {
     QJsonObject o{{"prompt_tokens", s.promptTokens},          {"completion_tokens", s.completionTokens},
                   {"first_token_seconds", s.firstTokenSeconds}, {"total_seconds", s.totalSeconds},

@@ -2,6 +2,8 @@
 
 #include <QDir>
 #include <QFile>
+#include <QJsonArray>
+#include <QJsonObject>
 #include <QJsonDocument>
 #include <QSaveFile>
 #include <QStandardPaths>
@@ -13,6 +15,29 @@ ConversationStore::ConversationStore(QString dir) : m_dir(std::move(dir)) {
     if (m_dir.isEmpty())
         m_dir = QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) + QStringLiteral("/conversations");
     QDir().mkpath(m_dir);
+}
+
+ConversationStore::Presets ConversationStore::loadPresets() const {
+    Presets p;
+    QFile f(m_dir + QStringLiteral("/presets/presets.json"));
+    if (!f.open(QIODevice::ReadOnly)) return p;
+    const QJsonObject o = QJsonDocument::fromJson(f.readAll()).object();
+    for (const auto& v : o.value("presets").toArray()) {
+        ChatPreset c = ChatPreset::fromJson(v.toObject());
+        if (!c.name.isEmpty()) p.list.append(c);
+    }
+    p.defaultName = o.value("default").toString();
+    return p;
+}
+
+bool ConversationStore::savePresets(const Presets& p) const {
+    QDir().mkpath(m_dir + QStringLiteral("/presets"));
+    QSaveFile f(m_dir + QStringLiteral("/presets/presets.json"));
+    if (!f.open(QIODevice::WriteOnly)) return false;
+    QJsonArray list;
+    for (const ChatPreset& c : p.list) list.append(c.toJson());
+    f.write(QJsonDocument(QJsonObject{{"presets", list}, {"default", p.defaultName}}).toJson());
+    return f.commit();
 }
 
 QString ConversationStore::path(const QString& id) const { return m_dir + QLatin1Char('/') + id + QStringLiteral(".json"); }

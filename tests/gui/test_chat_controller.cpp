@@ -1,6 +1,7 @@
 // ChatController + ConversationStore + the chat widgets with the real stories260K model: a turn
 // streams into its tab, Stop cancels, Regenerate replaces, edit-and-resend, tabs keep separate
 // histories, conversations survive a restart, Markdown export, chat template options.
+#include <QCheckBox>
 #include <QComboBox>
 #include <QFile>
 #include <QJsonObject>
@@ -499,6 +500,56 @@ private slots:
         QVERIFY(history->shownIds().contains(b));
         QVERIFY(view.tab(b));  // it was open: its tab is back
         QVERIFY(!chat.undoRemove());  // nothing more to bring back
+    }
+
+    // Issue 13, presets: a tab's system prompt, sampling and context policy saved under a name,
+    // chosen in another tab's Preset box, made the default for new chats, kept across a restart.
+    void presetsSaveChooseDefault() {
+        const QString dir = m_env->path(QStringLiteral("presets"));
+        {
+            ChatController chat(m_engine.get(), ConversationStore(dir));
+            ChatView view(&chat);
+            view.show();
+            chat.restore();
+            const QString a = chat.ids().first();
+            ChatTab* ta = view.tab(a);
+            chat.setSystemPrompt(a, QStringLiteral("You are a pirate."));
+            SamplingSettings pirate = seeded(7, 33);
+            pirate.temperature = 0.3;
+            chat.setSampling(a, pirate);
+            chat.setContextOverflow(a, QStringLiteral("rolling-window"));
+            ta->savePresetAs(QStringLiteral("Pirate"));
+            QCOMPARE(chat.presetNames(), QStringList({QStringLiteral("Pirate")}));
+            QCOMPARE(ta->presetBox()->currentData().toString(), QStringLiteral("Pirate"));
+
+            const QString b = chat.newConversation();  // no default preset yet: the built-in defaults
+            QCOMPARE(chat.conversation(b)->systemPrompt, QString());
+            ChatTab* tb = view.tab(b);
+            QCOMPARE(tb->presetBox()->currentIndex(), 0);
+            QVERIFY(!tb->presetDefault()->isEnabled());
+            tb->presetBox()->setFocus();
+            QTest::keyClick(tb->presetBox(), Qt::Key_Down);  // as a user picks it
+            const Conversation* cb = chat.conversation(b);
+            QCOMPARE(cb->systemPrompt, QStringLiteral("You are a pirate."));
+            QCOMPARE(cb->sampling, pirate);
+            QCOMPARE(cb->contextOverflow, QStringLiteral("rolling-window"));
+            QCOMPARE(tb->systemPrompt()->toPlainText(), QStringLiteral("You are a pirate."));
+            QCOMPARE(tb->contextPolicy()->currentData().toString(), QStringLiteral("rolling-window"));
+
+            QVERIFY(tb->presetDefault()->isEnabled());
+            tb->presetDefault()->setChecked(true);
+            QCOMPARE(chat.defaultPreset(), QStringLiteral("Pirate"));
+            const QString c = chat.newConversation();
+            QCOMPARE(chat.conversation(c)->systemPrompt, QStringLiteral("You are a pirate."));
+            QCOMPARE(chat.conversation(c)->sampling, pirate);
+        }
+        ChatController again(m_engine.get(), ConversationStore(dir));
+        QCOMPARE(again.presetNames(), QStringList({QStringLiteral("Pirate")}));
+        QCOMPARE(again.defaultPreset(), QStringLiteral("Pirate"));
+        again.removePreset(QStringLiteral("Pirate"));
+        QVERIFY(again.presetNames().isEmpty());
+        QVERIFY(again.defaultPreset().isEmpty());
+        QVERIFY(ConversationStore(dir).loadPresets().list.isEmpty());
     }
 
     // Issue 13, defect 4: closing a tab keeps the conversation on disk (stopping a reply in

@@ -62,6 +62,17 @@ public:
 
     bool exportMarkdown(const QString& id, const QString& path) const;
 
+    // Presets (saved with the store): a conversation's system prompt, sampling and context policy
+    // under a name. savePreset replaces one of the same name; applyPreset sets them on a
+    // conversation; new conversations start from the default preset when there is one.
+    QStringList presetNames() const;
+    const ChatPreset* preset(const QString& name) const;
+    bool savePreset(const QString& id, const QString& name);
+    bool applyPreset(const QString& id, const QString& name);
+    void removePreset(const QString& name);
+    void setDefaultPreset(const QString& name);  // empty: none
+    QString defaultPreset() const { return m_presets.defaultName; }
+
 signals:
     void conversationAdded(const QString& id);
     void conversationRemoved(const QString& id);  // closed or deleted: its tab goes
@@ -76,6 +87,7 @@ signals:
     void noticed(const QString& message);  // a passing confirmation (the status bar shows it)
     // The history list changed: a conversation added, removed, renamed, closed, reopened or used.
     void historyChanged();
+    void presetsChanged();
 
 private:
     struct Running {
@@ -101,6 +113,9 @@ private:
     ConversationStore m_store;
     QVector<Conversation> m_conversations;
     std::optional<Conversation> m_lastRemoved;  // for undoRemove
+    ConversationStore::Presets m_presets;
+    void savePresets();
+    static void applyTo(Conversation& c, const ChatPreset& p);
     QHash<QString, Running> m_running;                 // conversation id -> its generation
     QHash<lmw::engine::RequestId, QString> m_byRequest;  // request id -> conversation id
 };

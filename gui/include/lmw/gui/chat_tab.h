@@ -6,6 +6,7 @@
 #include <QVector>
 #include <QWidget>
 
+class QCheckBox;
 class QComboBox;
 class QDoubleSpinBox;
 class QLabel;
@@ -32,6 +33,8 @@ public:
     QSpinBox* maxTokens() const { return m_maxTokens; }
     QLabel* notice() const { return m_notice; }
     QComboBox* contextPolicy() const { return m_contextPolicy; }
+    QComboBox* presetBox() const { return m_preset; }
+    QCheckBox* presetDefault() const { return m_presetDefault; }
     QLabel* contextUsed() const { return m_contextUsed; }
     QLineEdit* templateOptions() const { return m_templateOptions; }
     QLabel* templateOptionsError() const { return m_templateError; }
@@ -44,6 +47,7 @@ public slots:
     void stop();
     void startEditLast();
     void exportMarkdown();
+    void savePresetAs(const QString& name);  // this tab's settings as a preset (Save as… asks the name)
 
 protected:
     bool eventFilter(QObject* o, QEvent* e) override;
@@ -60,6 +64,7 @@ private:
     void applySampling();
     void applyTemplateOptions();
     void updateContextUsed();
+    void fillPresets();
     void scrollToEnd(bool force);
 
     ChatController* m_chat;
@@ -73,6 +78,8 @@ private:
     QLabel* m_editBanner = nullptr;
     QLabel* m_notice = nullptr;  // the conversation no longer fits the context
     QComboBox* m_contextPolicy = nullptr;  // what a reply does when the conversation fills the context
+    QComboBox* m_preset = nullptr;         // applies a saved preset to this conversation
+    QCheckBox* m_presetDefault = nullptr;  // the chosen preset starts new conversations
     QLabel* m_contextUsed = nullptr;       // the last reply's prompt + reply of the session's tokens
     QPlainTextEdit* m_input = nullptr;
     QPushButton* m_send = nullptr;

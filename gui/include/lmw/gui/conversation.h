@@ -25,6 +25,16 @@ struct SamplingSettings {
     bool operator==(const SamplingSettings&) const = default;
 };
 
+// A named start for a conversation: system prompt, sampling and context policy.
+struct ChatPreset {
+    QString name;
+    QString systemPrompt;
+    SamplingSettings sampling;
+    QString contextOverflow = QStringLiteral("stop");
+    QJsonObject toJson() const;
+    static ChatPreset fromJson(const QJsonObject& o);
+};
+
 struct MessageStats {
     int promptTokens = 0;
     int completionTokens = 0;

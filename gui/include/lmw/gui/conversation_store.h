@@ -18,6 +18,14 @@ public:
     bool remove(const QString& id) const;
     static bool exportMarkdown(const Conversation& c, const QString& path);
 
+    // The presets, in <dir>/presets/presets.json (beside the conversations, not among them).
+    struct Presets {
+        QVector<ChatPreset> list;
+        QString defaultName;  // new conversations start from this one; empty: from the built-in defaults
+    };
+    Presets loadPresets() const;
+    bool savePresets(const Presets& p) const;
+
 private:
     QString path(const QString& id) const;
     QString m_dir;
