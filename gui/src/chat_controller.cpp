@@ -1,6 +1,9 @@
 #include "lmw/gui/chat_controller.h"
 
+#include <QFile>
+#include <QFileInfo>
 #include <QJsonDocument>
+#include <QStringDecoder>
 #include <QRandomGenerator>
 #include <QUuid>
 #include <algorithm>
@@ -273,10 +276,33 @@ bool ChatController::setTemplateOptions(const QString& id, const QString& json, 
     return true;
 }
 
-bool ChatController::send(const QString& id, const QString& text) {
+std::optional<Attachment> ChatController::readAttachment(const QString& path, QString* error) {
+    const QFileInfo fi(path);
+    auto fail = [&](const QString& why) -> std::optional<Attachment> {
+        if (error) *error = why;
+        return std::nullopt;
+    };
+    if (fi.suffix().compare(QLatin1String("pdf"), Qt::CaseInsensitive) == 0)
+        return fail(tr("%1: PDF files cannot be attached yet (text, Markdown and code files can).").arg(fi.fileName()));
+    if (fi.size() > kMaxAttachmentBytes)
+        return fail(tr("%1 is %2 MB; attachments can be at most %3 MB.")
+                        .arg(fi.fileName())
+                        .arg(double(fi.size()) / (1 << 20), 0, 'f', 1)
+                        .arg(kMaxAttachmentBytes >> 20));
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly)) return fail(tr("%1 cannot be read: %2").arg(fi.fileName(), f.errorString()));
+    const QByteArray bytes = f.readAll();
+    QStringDecoder utf8(QStringDecoder::Utf8);
+    const QString text = utf8.decode(bytes);
+    if (utf8.hasError() || bytes.contains('\0'))
+        return fail(tr("%1 is not a text file (only UTF-8 text, Markdown and code can be attached).").arg(fi.fileName()));
+    return Attachment{fi.fileName(), text};
+}
+
+bool ChatController::send(const QString& id, const QString& text, const QVector<Attachment>& attachments) {
     Conversation* c = find(id);
     if (!c) return false;
-    if (text.trimmed().isEmpty()) return false;
+    if (text.trimmed().isEmpty() && attachments.isEmpty()) return false;
     if (isGenerating(id)) {
         emit errorOccurred(tr("Still answering"), tr("Wait for the reply or press Stop before sending again."));
         return false;
@@ -286,9 +312,9 @@ bool ChatController::send(const QString& id, const QString& text) {
         return false;
     }
     const bool firstMessage = c->messages.isEmpty();
-    c->messages.append({QStringLiteral("user"), text, QDateTime::currentDateTime(), std::nullopt, {}});
+    c->messages.append({QStringLiteral("user"), text, QDateTime::currentDateTime(), std::nullopt, {}, attachments});
     if (firstMessage && c->title.startsWith(tr("Chat "))) {  // name the tab after the first question
-        QString t = text.simplified();
+        QString t = text.trimmed().isEmpty() ? attachments.first().name : text.simplified();
         c->title = t.length() > 32 ? t.left(30) + QStringLiteral("…") : t;
         emit conversationChanged(id);
     }
@@ -299,7 +325,7 @@ bool ChatController::startReply(const QString& id) {
     Conversation* c = find(id);
     lmw::engine::Request req;
     if (!c->systemPrompt.trimmed().isEmpty()) req.messages.push_back({"system", c->systemPrompt.toStdString()});
-    for (const auto& m : c->messages) req.messages.push_back({m.role.toStdString(), m.content.toStdString()});
+    for (const auto& m : c->messages) req.messages.push_back({m.role.toStdString(), m.promptText().toStdString()});
     req.sampling = c->sampling.toParams();
     if (!c->templateKwargs.isEmpty()) req.templateKwargs = toKwargs(c->templateKwargs);
     if (!req.sampling.seed) req.sampling.seed = QRandomGenerator::global()->generate64() >> 1;
@@ -357,8 +383,9 @@ bool ChatController::editLastUserMessage(const QString& id, const QString& text)
         emit errorOccurred(tr("No model loaded"), tr("Open a model folder in the Models view and load it first."));
         return false;
     }
+    const QVector<Attachment> files = c->messages[last].attachments;  // the edit keeps them
     c->messages.resize(last);
-    return send(id, text);
+    return send(id, text, files);
 }
 
 bool ChatController::exportMarkdown(const QString& id, const QString& path) const {

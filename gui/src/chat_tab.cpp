@@ -10,7 +10,10 @@
 #include <QGroupBox>
 #include <QGuiApplication>
 #include <QHBoxLayout>
+#include <QDragEnterEvent>
+#include <QDropEvent>
 #include <QJsonDocument>
+#include <QMimeData>
 #include <QKeyEvent>
 #include <QLabel>
 #include <QLineEdit>
@@ -65,11 +68,25 @@ ChatTab::ChatTab(ChatController* chat, const QString& id, QWidget* parent) : QWi
     m_notice->setWordWrap(true);
     m_notice->hide();
     lv->addWidget(m_notice);
+    m_attachBar = new QWidget;
+    auto* ah = new QHBoxLayout(m_attachBar);
+    ah->setContentsMargins(0, 0, 0, 0);
+    m_attachLabel = new QLabel;
+    m_attachLabel->setObjectName(QStringLiteral("attachments"));
+    m_attachLabel->setWordWrap(true);
+    auto* removeFiles = new QPushButton(tr("Remove files"));
+    connect(removeFiles, &QPushButton::clicked, this, &ChatTab::clearAttachments);
+    ah->addWidget(m_attachLabel, 1);
+    ah->addWidget(removeFiles);
+    m_attachBar->hide();
+    lv->addWidget(m_attachBar);
     auto* inputRow = new QHBoxLayout;
     m_input = new QPlainTextEdit;
     m_input->setPlaceholderText(tr("Message the model…"));
     m_input->setFixedHeight(84);
     m_input->installEventFilter(this);
+    m_input->viewport()->installEventFilter(this);  // drops arrive at the viewport
+    m_input->viewport()->setAcceptDrops(true);
     inputRow->addWidget(m_input, 1);
     auto* buttons = new QVBoxLayout;
     m_send = new QPushButton(tr("Send"));
@@ -79,8 +96,15 @@ ChatTab::ChatTab(ChatController* chat, const QString& id, QWidget* parent) : QWi
     m_stop->setToolTip(tr("Stop generating (Esc)"));
     connect(m_send, &QPushButton::clicked, this, &ChatTab::send);
     connect(m_stop, &QPushButton::clicked, this, &ChatTab::stop);
+    auto* attach = new QPushButton(tr("Attach…"));
+    attach->setObjectName(QStringLiteral("attach"));
+    attach->setToolTip(tr("Add text, Markdown or code files to your next message (or drop them on the box)"));
+    connect(attach, &QPushButton::clicked, this, [this] {
+        for (const QString& f : QFileDialog::getOpenFileNames(this, tr("Attach files"))) attachFile(f);
+    });
     buttons->addWidget(m_send);
     buttons->addWidget(m_stop);
+    buttons->addWidget(attach);
     buttons->addStretch(1);
     inputRow->addLayout(buttons);
     lv->addLayout(inputRow);
@@ -131,6 +155,7 @@ ChatTab::ChatTab(ChatController* chat, const QString& id, QWidget* parent) : QWi
     });
     connect(m_chat->engine(), &EngineController::stateChanged, this, &ChatTab::capMaxTokens);
     connect(m_chat->engine(), &EngineController::stateChanged, this, &ChatTab::updateContextUsed);
+    connect(m_chat->engine(), &EngineController::stateChanged, this, &ChatTab::showAttachments);
     capMaxTokens();
     fillPresets();
     loadSettings();
@@ -415,7 +440,9 @@ void ChatTab::updateContextUsed() {
         return;
     }
     QString text = tr("Context used: %1 of %2 tokens").arg(s->promptTokens + s->completionTokens).arg(session);
-    if (s->droppedMessages > 0) text += tr(" · %n earlier message(s) left out", nullptr, s->droppedMessages);
+    if (s->droppedMessages > 0)
+        text += s->droppedMessages == 1 ? tr(" · 1 earlier message left out")
+                                        : tr(" · %1 earlier messages left out").arg(s->droppedMessages);
     m_contextUsed->setText(text);
 }
 
@@ -427,11 +454,12 @@ void ChatTab::flushSystemPrompt() {
 
 void ChatTab::send() {
     const QString text = m_input->toPlainText();
-    if (text.trimmed().isEmpty()) return;
+    if (text.trimmed().isEmpty() && (m_attached.isEmpty() || m_editing)) return;
     flushSystemPrompt();
     m_notice->hide();
-    const bool ok = m_editing ? m_chat->editLastUserMessage(m_id, text) : m_chat->send(m_id, text);
+    const bool ok = m_editing ? m_chat->editLastUserMessage(m_id, text) : m_chat->send(m_id, text, m_attached);
     if (ok) {
+        if (!m_editing) clearAttachments();
         m_input->clear();
         m_editing = false;
         m_editBanner->hide();
@@ -474,7 +502,52 @@ void ChatTab::scrollToEnd(bool force) {
         QTimer::singleShot(0, this, [bar] { bar->setValue(bar->maximum()); });
 }
 
+bool ChatTab::attachFile(const QString& path) {
+    QString error;
+    const auto a = ChatController::readAttachment(path, &error);
+    if (!a) {
+        m_notice->setText(error);
+        m_notice->show();
+        return false;
+    }
+    m_attached.append(*a);
+    showAttachments();
+    return true;
+}
+
+void ChatTab::clearAttachments() {
+    m_attached.clear();
+    showAttachments();
+}
+
+// The files of the next message with what each adds to the prompt, in tokens of the loaded model.
+void ChatTab::showAttachments() {
+    QStringList parts;
+    const auto engine = m_chat->engine()->engine();
+    for (const Attachment& a : m_attached) {
+        if (!engine) {
+            parts << a.name;
+            continue;
+        }
+        ChatMessageRecord only;
+        only.attachments = {a};
+        const int n = int(engine->tokenizer().encode(only.promptText().toStdString(), false).size());
+        parts << (n == 1 ? tr("%1 (1 token)").arg(a.name) : tr("%1 (%2 tokens)").arg(a.name).arg(n));
+    }
+    m_attachLabel->setText(tr("Attached: %1").arg(parts.join(QStringLiteral(" · "))));
+    m_attachBar->setVisible(!m_attached.isEmpty());
+}
+
 bool ChatTab::eventFilter(QObject* o, QEvent* e) {
+    if (o == m_input->viewport() && (e->type() == QEvent::DragEnter || e->type() == QEvent::Drop)) {
+        auto* d = static_cast<QDropEvent*>(e);
+        if (!d->mimeData()->hasUrls()) return QWidget::eventFilter(o, e);  // dropped text is typed text
+        d->acceptProposedAction();
+        if (e->type() == QEvent::Drop)
+            for (const QUrl& u : d->mimeData()->urls())
+                if (u.isLocalFile()) attachFile(u.toLocalFile());
+        return true;
+    }
     if (o == m_input && e->type() == QEvent::KeyPress) {
         auto* k = static_cast<QKeyEvent*>(e);
         if ((k->key() == Qt::Key_Return || k->key() == Qt::Key_Enter) && !(k->modifiers() & Qt::ShiftModifier)) {

@@ -31,6 +31,12 @@ SamplingSettings SamplingSettings::fromJson(const QJsonObject& o) {
     return s;
 }
 
+QString ChatMessageRecord::promptText() const {
+    QString out;
+    for (const Attachment& a : attachments) out += QStringLiteral("%1:\n```\n%2\n```\n\n").arg(a.name, a.text);
+    return out + content;
+}
+
 QJsonObject ChatPreset::toJson() const {
     return {{"name", name},
             {"system_prompt", systemPrompt},
@@ -73,6 +79,11 @@ QJsonObject Conversation::toJson() const {
         QJsonObject o{{"role", m.role}, {"content", m.content}, {"time", m.time.toString(Qt::ISODateWithMs)}};
         if (m.stats) o.insert("stats", statsToJson(*m.stats));
         if (!m.error.isEmpty()) o.insert("error", m.error);
+        if (!m.attachments.isEmpty()) {
+            QJsonArray files;
+            for (const Attachment& a : m.attachments) files.append(QJsonObject{{"name", a.name}, {"text", a.text}});
+            o.insert("attachments", files);
+        }
         msgs.append(o);
     }
     QJsonObject o{{"version", 1},
@@ -108,6 +119,8 @@ Conversation Conversation::fromJson(const QJsonObject& o) {
         r.time = QDateTime::fromString(m.value("time").toString(), Qt::ISODateWithMs);
         if (m.contains("stats")) r.stats = statsFromJson(m.value("stats").toObject());
         r.error = m.value("error").toString();
+        for (const auto& f : m.value("attachments").toArray())
+            r.attachments.append({f.toObject().value("name").toString(), f.toObject().value("text").toString()});
         c.messages.append(r);
     }
     return c;
@@ -118,6 +131,7 @@ QString Conversation::toMarkdown() const {
     if (!systemPrompt.isEmpty()) md += QStringLiteral("> **System:** %1\n\n").arg(systemPrompt);
     for (const auto& m : messages) {
         md += m.role == QLatin1String("user") ? QStringLiteral("## You\n\n") : QStringLiteral("## Assistant\n\n");
+        for (const Attachment& a : m.attachments) md += QStringLiteral("*Attached: %1*\n\n").arg(a.name);
         md += m.content.trimmed() + QStringLiteral("\n\n");
         if (m.stats)
             md += QStringLiteral("*%1 prompt + %2 completion tokens, %3 tokens/s*\n\n")

@@ -122,6 +122,11 @@ void MessageWidget::setMessage(const ChatMessageRecord& m, bool streaming) {
     } else if (streaming) {
         stats = tr("generating…");
     }
+    if (!m.attachments.isEmpty()) {
+        QStringList names;
+        for (const Attachment& a : m.attachments) names << a.name;
+        stats = tr("Attached: %1").arg(names.join(QStringLiteral(", ")));
+    }
     if (!m.error.isEmpty()) stats = tr("Error: %1").arg(m.error);
     m_stats->setText(stats);
     m_stats->setVisible(!stats.isEmpty());

@@ -3,7 +3,11 @@
 // histories, conversations survive a restart, Markdown export, chat template options.
 #include <QCheckBox>
 #include <QComboBox>
+#include <QDir>
+#include <QDropEvent>
 #include <QFile>
+#include <QFileInfo>
+#include <QMimeData>
 #include <QJsonObject>
 #include <QLabel>
 #include <QLineEdit>
@@ -550,6 +554,84 @@ private slots:
         QVERIFY(again.presetNames().isEmpty());
         QVERIFY(again.defaultPreset().isEmpty());
         QVERIFY(ConversationStore(dir).loadPresets().list.isEmpty());
+    }
+
+    // Issue 13, attachments: text files picked or dropped on the input box go into the next message
+    // (their token count shown before sending); the model reads them before the message; binary,
+    // PDF and oversized files are refused with the reason; they are kept with the conversation.
+    void attachmentsGoIntoThePrompt() {
+        const QString dir = m_env->path(QStringLiteral("attach"));
+        auto write = [&](const QString& name, const QByteArray& bytes) {
+            const QString p = m_env->path(QStringLiteral("files")) + QStringLiteral("/") + name;
+            QDir().mkpath(QFileInfo(p).path());
+            QFile f(p);
+            f.open(QIODevice::WriteOnly);
+            f.write(bytes);
+            return p;
+        };
+        const QString notes = write(QStringLiteral("notes.md"), "# Notes\nThe secret word is pineapple.\n");
+        const QString code = write(QStringLiteral("main.cpp"), "int main() { return 0; }\n");
+        const QString binary = write(QStringLiteral("blob.bin"), QByteArray("\x7f""ELF\0\0\x01", 7));
+        const QString pdf = write(QStringLiteral("paper.pdf"), "%PDF-1.4\n");
+        const QString big = write(QStringLiteral("big.txt"), QByteArray(int(ChatController::kMaxAttachmentBytes) + 1, 'a'));
+
+        QString id;
+        {
+            ChatController chat(m_engine.get(), ConversationStore(dir));
+            ChatView view(&chat);
+            view.show();
+            chat.restore();
+            id = chat.ids().first();
+            chat.setSampling(id, seeded(8, 8));
+            ChatTab* tab = view.tab(id);
+            QVERIFY(tab->attachFile(notes));
+            QVERIFY2(tab->attachments()->isVisible() && tab->attachments()->text().contains(QStringLiteral("notes.md (")) &&
+                         tab->attachments()->text().contains(QStringLiteral("token")),
+                     qPrintable(tab->attachments()->text()));
+            for (const QString& bad : {binary, pdf, big}) {
+                QVERIFY(!tab->attachFile(bad));
+                QVERIFY(tab->notice()->isVisible());
+                QVERIFY2(tab->notice()->text().contains(QFileInfo(bad).fileName()), qPrintable(tab->notice()->text()));
+                if (bad == pdf) QVERIFY(tab->notice()->text().contains(QStringLiteral("PDF")));
+            }
+            // A file dropped on the input box is attached, not pasted.
+            QMimeData mime;
+            mime.setUrls({QUrl::fromLocalFile(code)});
+            QDragEnterEvent enter(QPoint(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+            QCoreApplication::sendEvent(tab->input()->viewport(), &enter);
+            QVERIFY(enter.isAccepted());
+            QDropEvent drop(QPointF(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+            QCoreApplication::sendEvent(tab->input()->viewport(), &drop);
+            QVERIFY2(tab->pendingAttachments().size() == 2, qPrintable(tab->notice()->text() + QStringLiteral(" / ") + tab->attachments()->text()));
+            QVERIFY(tab->input()->toPlainText().isEmpty());
+
+            QSignalSpy finished(&chat, &ChatController::generationFinished);
+            tab->input()->setFocus();
+            QTest::keyClicks(tab->input(), QStringLiteral("What is the secret word?"));
+            QTest::keyClick(tab->input(), Qt::Key_Return);
+            QVERIFY(finished.wait(30000));
+            QVERIFY(tab->pendingAttachments().isEmpty());
+            QVERIFY(!tab->attachments()->isVisible());
+            const auto& user = chat.conversation(id)->messages[0];
+            QCOMPARE(user.content, QStringLiteral("What is the secret word?"));
+            QCOMPARE(user.attachments.size(), 2);
+            QCOMPARE(user.attachments[0].name, QStringLiteral("notes.md"));
+            QVERIFY(user.promptText().contains(QStringLiteral("The secret word is pineapple.")));
+            QVERIFY2(tab->messageAt(0)->statsText().contains(QStringLiteral("Attached: notes.md, main.cpp")),
+                     qPrintable(tab->messageAt(0)->statsText()));
+            // The prompt held the files: the same question alone is much shorter.
+            const QString alone = chat.newConversation();
+            chat.setSampling(alone, seeded(8, 8));
+            QVERIFY(chat.send(alone, QStringLiteral("What is the secret word?")));
+            QVERIFY(finished.wait(30000));
+            const int withFiles = chat.conversation(id)->messages[1].stats->promptTokens;
+            const int without = chat.conversation(alone)->messages[1].stats->promptTokens;
+            QVERIFY2(withFiles > without + 10, qPrintable(QStringLiteral("%1 vs %2").arg(withFiles).arg(without)));
+        }
+        ChatController again(m_engine.get(), ConversationStore(dir));
+        again.restore();
+        QCOMPARE(again.conversation(id)->messages[0].attachments.size(), 2);
+        QCOMPARE(again.conversation(id)->messages[0].attachments[1].text, QStringLiteral("int main() { return 0; }\n"));
     }
 
     // Issue 13, defect 4: closing a tab keeps the conversation on disk (stopping a reply in

@@ -53,7 +53,11 @@ public:
 
     // Appends the user's message and starts the reply. False when it cannot start (no model, busy,
     // empty text); the reason goes to errorOccurred.
-    bool send(const QString& id, const QString& text);
+    bool send(const QString& id, const QString& text, const QVector<Attachment>& attachments = {});
+    // A text file (text, Markdown, code; at most kMaxAttachmentBytes) as an attachment, or nothing
+    // with the reason in *error (not text, too large, unreadable; PDF is not supported).
+    static std::optional<Attachment> readAttachment(const QString& path, QString* error);
+    static constexpr qint64 kMaxAttachmentBytes = 2 << 20;
     void stop(const QString& id);
     // Replaces the last reply with a new one.
     bool regenerate(const QString& id);

@@ -6,6 +6,8 @@
 #include <QVector>
 #include <QWidget>
 
+#include "lmw/gui/conversation.h"
+
 class QCheckBox;
 class QComboBox;
 class QDoubleSpinBox;
@@ -35,6 +37,8 @@ public:
     QComboBox* contextPolicy() const { return m_contextPolicy; }
     QComboBox* presetBox() const { return m_preset; }
     QCheckBox* presetDefault() const { return m_presetDefault; }
+    QLabel* attachments() const { return m_attachLabel; }
+    const QVector<Attachment>& pendingAttachments() const { return m_attached; }
     QLabel* contextUsed() const { return m_contextUsed; }
     QLineEdit* templateOptions() const { return m_templateOptions; }
     QLabel* templateOptionsError() const { return m_templateError; }
@@ -48,6 +52,10 @@ public slots:
     void startEditLast();
     void exportMarkdown();
     void savePresetAs(const QString& name);  // this tab's settings as a preset (Save as… asks the name)
+    // Adds a file to the next message (Attach… and a drop on the input box come here); false, with
+    // the reason in the tab's notice, when it is not a text file that fits.
+    bool attachFile(const QString& path);
+    void clearAttachments();
 
 protected:
     bool eventFilter(QObject* o, QEvent* e) override;
@@ -65,6 +73,7 @@ private:
     void applyTemplateOptions();
     void updateContextUsed();
     void fillPresets();
+    void showAttachments();
     void scrollToEnd(bool force);
 
     ChatController* m_chat;
@@ -80,6 +89,9 @@ private:
     QComboBox* m_contextPolicy = nullptr;  // what a reply does when the conversation fills the context
     QComboBox* m_preset = nullptr;         // applies a saved preset to this conversation
     QCheckBox* m_presetDefault = nullptr;  // the chosen preset starts new conversations
+    QVector<Attachment> m_attached;        // files for the next message
+    QWidget* m_attachBar = nullptr;
+    QLabel* m_attachLabel = nullptr;       // their names and token counts
     QLabel* m_contextUsed = nullptr;       // the last reply's prompt + reply of the session's tokens
     QPlainTextEdit* m_input = nullptr;
     QPushButton* m_send = nullptr;

@@ -45,12 +45,22 @@ struct MessageStats {
     QString finishReason;
 };
 
+// A file's text given with a message (text, Markdown, code): the model reads it before the message.
+struct Attachment {
+    QString name;  // the file's name, as the prompt and the message show it
+    QString text;
+    bool operator==(const Attachment&) const = default;
+};
+
 struct ChatMessageRecord {
     QString role;  // "user" or "assistant"
     QString content;
     QDateTime time;
     std::optional<MessageStats> stats;  // assistant replies that finished
     QString error;                      // a reply that failed
+    QVector<Attachment> attachments;    // user messages: files given with it
+    // What the model reads: each attachment as a fenced block under its name, then the content.
+    QString promptText() const;
 };
 
 struct Conversation {
