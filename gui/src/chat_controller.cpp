@@ -25,6 +25,7 @@ void ChatController::restore() {
     for (const auto& c : m_conversations)
         if (c.open) emit conversationAdded(c.id);
     if (ids().isEmpty()) newConversation();
+    emit historyChanged();
 }
 
 QStringList ChatController::ids() const {

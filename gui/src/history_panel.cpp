@@ -69,10 +69,8 @@ HistoryPanel::HistoryPanel(ChatController* chat, QWidget* parent) : QWidget(pare
         m_chat->undoRemove();
         m_undoBar->hide();
     });
+    // One signal covers every change the list shows (saved changes, removals, undo): one refresh each.
     connect(m_chat, &ChatController::historyChanged, this, &HistoryPanel::refresh);
-    connect(m_chat, &ChatController::conversationAdded, this, &HistoryPanel::refresh);
-    connect(m_chat, &ChatController::conversationRemoved, this, &HistoryPanel::refresh);
-    connect(m_chat, &ChatController::conversationChanged, this, &HistoryPanel::refresh);
     refresh();
 }
 

@@ -89,7 +89,7 @@ signals:
     void contextFull(const QString& id, const QString& message);
     void errorOccurred(const QString& title, const QString& message);
     void noticed(const QString& message);  // a passing confirmation (the status bar shows it)
-    // The history list changed: a conversation added, removed, renamed, closed, reopened or used.
+    // The history list changed: conversations restored, added, removed, renamed, closed, reopened or used.
     void historyChanged();
     void presetsChanged();
 
