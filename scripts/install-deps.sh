@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages LM Workbench builds and tests with (idempotent).
 set -euo pipefail
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-pkgs=(build-essential cmake pkg-config qt6-base-dev qt6-charts-dev libsentencepiece-dev
+pkgs=(build-essential cmake pkg-config qt6-base-dev qt6-charts-dev libpoppler-qt6-dev libsentencepiece-dev
       nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libboost-dev libpcre2-dev libutf8proc-dev xvfb xauth curl nodejs npm
       clang libclang-rt-dev)  # clang + its sanitizer/libFuzzer runtimes: scripts/fuzz.sh
 missing=()

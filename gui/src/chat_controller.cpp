@@ -6,6 +6,8 @@
 #include <QStringDecoder>
 #include <QRandomGenerator>
 #include <QUuid>
+#include <memory>
+#include <poppler-qt6.h>
 #include <algorithm>
 
 #include "lmw/chat_template.h"
@@ -283,8 +285,24 @@ std::optional<Attachment> ChatController::readAttachment(const QString& path, QS
         if (error) *error = why;
         return std::nullopt;
     };
-    if (fi.suffix().compare(QLatin1String("pdf"), Qt::CaseInsensitive) == 0)
-        return fail(tr("%1: PDF files cannot be attached yet (text, Markdown and code files can).").arg(fi.fileName()));
+    if (fi.suffix().compare(QLatin1String("pdf"), Qt::CaseInsensitive) == 0) {
+        // The page text poppler lays out; the file may be large (images), its text may not.
+        const std::unique_ptr<Poppler::Document> doc = Poppler::Document::load(path);
+        if (!doc) return fail(tr("%1 cannot be read as a PDF (damaged, or not a PDF file).").arg(fi.fileName()));
+        if (doc->isLocked()) return fail(tr("%1 is password-protected.").arg(fi.fileName()));
+        QString text;
+        for (int i = 0; i < doc->numPages(); ++i) {
+            const std::unique_ptr<Poppler::Page> page = doc->page(i);
+            if (page) text += page->text(QRectF()).trimmed() + QStringLiteral("\n\n");
+            if (text.size() > kMaxAttachmentBytes)
+                return fail(tr("%1 has more than %2 MB of text; attachments can be at most that.")
+                                .arg(fi.fileName())
+                                .arg(kMaxAttachmentBytes >> 20));
+        }
+        if (text.trimmed().isEmpty())
+            return fail(tr("%1 has no text to read (a scanned PDF holds only pictures).").arg(fi.fileName()));
+        return Attachment{fi.fileName(), text.trimmed()};
+    }
     if (fi.size() > kMaxAttachmentBytes)
         return fail(tr("%1 is %2 MB; attachments can be at most %3 MB.")
                         .arg(fi.fileName())
@@ -312,8 +330,15 @@ bool ChatController::send(const QString& id, const QString& text, const QVector<
         emit errorOccurred(tr("No model loaded"), tr("Open a model folder in the Models view and load it first."));
         return false;
     }
+    return submit(id, text, attachments, {});
+}
+
+bool ChatController::submit(const QString& id, const QString& text, const QVector<Attachment>& attachments,
+                            Versions earlier) {
+    Conversation* c = find(id);
     const bool firstMessage = c->messages.isEmpty();
     c->messages.append({QStringLiteral("user"), text, QDateTime::currentDateTime(), std::nullopt, {}, attachments});
+    if (!earlier.empty()) c->putVersions(int(c->messages.size()) - 1, std::move(earlier));
     if (firstMessage && c->title.startsWith(tr("Chat "))) {  // name the tab after the first question
         QString t = text.trimmed().isEmpty() ? attachments.first().name : text.simplified();
         c->title = t.length() > 32 ? t.left(30) + QStringLiteral("…") : t;
@@ -322,7 +347,7 @@ bool ChatController::send(const QString& id, const QString& text, const QVector<
     return startReply(id);
 }
 
-bool ChatController::startReply(const QString& id) {
+bool ChatController::startReply(const QString& id, Versions earlier) {
     Conversation* c = find(id);
     lmw::engine::Request req;
     if (!c->systemPrompt.trimmed().isEmpty()) req.messages.push_back({"system", c->systemPrompt.toStdString()});
@@ -333,6 +358,7 @@ bool ChatController::startReply(const QString& id) {
     lmw::engine::parseContextOverflow(c->contextOverflow.toStdString(), req.contextOverflow);  // else Stop
 
     c->messages.append({QStringLiteral("assistant"), QString(), QDateTime::currentDateTime(), std::nullopt, {}});
+    if (!earlier.empty()) c->putVersions(int(c->messages.size()) - 1, std::move(earlier));
     touchAndSave(*c);
     emit messagesReset(id);
 
@@ -368,9 +394,13 @@ bool ChatController::regenerate(const QString& id) {
         emit errorOccurred(tr("No model loaded"), tr("Open a model folder in the Models view and load it first."));
         return false;
     }
-    if (c->messages.last().role == QLatin1String("assistant")) c->messages.removeLast();
-    if (c->messages.isEmpty()) return false;
-    return startReply(id);
+    if (c->messages.last().role != QLatin1String("assistant")) return startReply(id);  // a reply that never came
+    const int at = int(c->messages.size()) - 1;
+    if (at == 0) return false;
+    auto versions = c->takeVersions(at);
+    // A reply that failed or stopped before any text is not worth keeping as a version.
+    std::erase_if(versions, [](const auto& v) { return v.size() == 1 && v.front().content.isEmpty(); });
+    return startReply(id, std::move(versions));
 }
 
 bool ChatController::editLastUserMessage(const QString& id, const QString& text) {
@@ -385,8 +415,15 @@ bool ChatController::editLastUserMessage(const QString& id, const QString& text)
         return false;
     }
     const QVector<Attachment> files = c->messages[last].attachments;  // the edit keeps them
-    c->messages.resize(last);
-    return send(id, text, files);
+    return submit(id, text, files, c->takeVersions(last));
+}
+
+bool ChatController::showVersion(const QString& id, int index, int version) {
+    Conversation* c = find(id);
+    if (!c || isGenerating(id) || !c->showVersion(index, version)) return false;
+    touchAndSave(*c);
+    emit messagesReset(id);
+    return true;
 }
 
 bool ChatController::exportMarkdown(const QString& id, const QString& path) const {

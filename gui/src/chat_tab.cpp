@@ -59,7 +59,7 @@ ChatTab::ChatTab(ChatController* chat, const QString& id, QWidget* parent) : QWi
     m_scroll->setWidget(listHost);
     lv->addWidget(m_scroll, 1);
 
-    m_editBanner = new QLabel(tr("Editing your last message: Send replaces it and the reply after it (Esc cancels)."));
+    m_editBanner = new QLabel(tr("Editing your last message: Send makes it a new version; the earlier one stays (‹ › switch). Esc cancels."));
     m_editBanner->setObjectName(QStringLiteral("banner"));
     m_editBanner->hide();
     lv->addWidget(m_editBanner);
@@ -179,8 +179,9 @@ QWidget* ChatTab::buildSettings() {
     auto* savePreset = new QPushButton(tr("Save as…"));
     savePreset->setObjectName(QStringLiteral("savePreset"));
     savePreset->setToolTip(tr("Save this chat's system prompt, sampling and context settings under a name"));
-    m_presetDefault = new QCheckBox(tr("Default for new chats"));
+    m_presetDefault = new QCheckBox(tr("Default"));
     m_presetDefault->setObjectName(QStringLiteral("presetDefault"));
+    m_presetDefault->setToolTip(tr("New chats start from this preset"));
     presetRow->addWidget(m_presetDefault, 1);
     presetRow->addWidget(savePreset);
     pv->addWidget(m_preset);
@@ -385,6 +386,9 @@ void ChatTab::rebuild() {
             flushSystemPrompt();
             m_chat->regenerate(m_id);
         });
+        connect(w, &MessageWidget::versionRequested, this, [this, index = int(m_messages.size())](int version) {
+            m_chat->showVersion(m_id, index, version);
+        });
         m_list->insertWidget(int(m_messages.size()) + 1, w);  // after the empty-state label
         m_messages.append(w);
     }
@@ -413,7 +417,7 @@ void ChatTab::updateActions() {
     const int last = int(c->messages.size()) - 1;
     for (int i = 0; i < m_messages.size(); ++i) {
         const bool isReply = c->messages[i].role == QLatin1String("assistant");
-        m_messages[i]->setActions(!busy && i == lastUser, !busy && isReply && i == last);
+        m_messages[i]->setActions(!busy && i == lastUser, !busy && isReply && i == last, !busy);
     }
 }
 

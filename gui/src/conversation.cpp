@@ -1,6 +1,7 @@
 #include "lmw/gui/conversation.h"
 
 #include <QJsonArray>
+#include <algorithm>
 
 namespace lmw::gui {
 
@@ -73,9 +74,35 @@ static MessageStats statsFromJson(const QJsonObject& o) {
     return s;
 }
 
-QJsonObject Conversation::toJson() const {
-    QJsonArray msgs;
-    for (const auto& m : messages) {
+std::vector<std::vector<ChatMessageRecord>> Conversation::takeVersions(int index) {
+    ChatMessageRecord& head = messages[index];
+    std::vector<std::vector<ChatMessageRecord>> all = std::move(head.otherVersions);
+    const int at = std::clamp(head.version, 0, int(all.size()));
+    head.otherVersions.clear();
+    head.version = 0;
+    all.insert(all.begin() + at, std::vector<ChatMessageRecord>(messages.begin() + index, messages.end()));
+    messages.resize(index);
+    return all;
+}
+
+void Conversation::putVersions(int index, std::vector<std::vector<ChatMessageRecord>> versions) {
+    messages[index].version = int(versions.size());
+    messages[index].otherVersions = std::move(versions);
+}
+
+bool Conversation::showVersion(int index, int version) {
+    if (index < 0 || index >= messages.size() || version < 0 || version >= messages[index].versionCount()) return false;
+    auto all = takeVersions(index);
+    for (auto& m : all[size_t(version)]) messages.append(std::move(m));
+    all.erase(all.begin() + version);
+    messages[index].otherVersions = std::move(all);
+    messages[index].version = version;
+    return true;
+}
+
+static QJsonArray messagesToJson(const auto& messages) {
+    QJsonArray out;
+    for (const ChatMessageRecord& m : messages) {
         QJsonObject o{{"role", m.role}, {"content", m.content}, {"time", m.time.toString(Qt::ISODateWithMs)}};
         if (m.stats) o.insert("stats", statsToJson(*m.stats));
         if (!m.error.isEmpty()) o.insert("error", m.error);
@@ -84,8 +111,41 @@ QJsonObject Conversation::toJson() const {
             for (const Attachment& a : m.attachments) files.append(QJsonObject{{"name", a.name}, {"text", a.text}});
             o.insert("attachments", files);
         }
-        msgs.append(o);
+        if (!m.otherVersions.empty()) {
+            QJsonArray versions;
+            for (const auto& v : m.otherVersions) versions.append(messagesToJson(v));
+            o.insert("other_versions", versions);
+            o.insert("version", m.version);
+        }
+        out.append(o);
     }
+    return out;
+}
+
+static QVector<ChatMessageRecord> messagesFromJson(const QJsonArray& a) {
+    QVector<ChatMessageRecord> out;
+    for (const auto& v : a) {
+        const QJsonObject m = v.toObject();
+        ChatMessageRecord r;
+        r.role = m.value("role").toString();
+        r.content = m.value("content").toString();
+        r.time = QDateTime::fromString(m.value("time").toString(), Qt::ISODateWithMs);
+        if (m.contains("stats")) r.stats = statsFromJson(m.value("stats").toObject());
+        r.error = m.value("error").toString();
+        for (const auto& f : m.value("attachments").toArray())
+            r.attachments.append({f.toObject().value("name").toString(), f.toObject().value("text").toString()});
+        for (const auto& branch : m.value("other_versions").toArray()) {
+            const auto tail = messagesFromJson(branch.toArray());
+            if (!tail.isEmpty()) r.otherVersions.emplace_back(tail.begin(), tail.end());
+        }
+        r.version = std::clamp(m.value("version").toInt(), 0, int(r.otherVersions.size()));
+        out.append(std::move(r));
+    }
+    return out;
+}
+
+QJsonObject Conversation::toJson() const {
+    const QJsonArray msgs = messagesToJson(messages);
     QJsonObject o{{"version", 1},
                   {"id", id},
                   {"title", title},
@@ -111,18 +171,7 @@ Conversation Conversation::fromJson(const QJsonObject& o) {
     c.created = QDateTime::fromString(o.value("created").toString(), Qt::ISODateWithMs);
     c.updated = QDateTime::fromString(o.value("updated").toString(), Qt::ISODateWithMs);
     c.open = o.value("open").toBool(true);
-    for (const auto& v : o.value("messages").toArray()) {
-        const QJsonObject m = v.toObject();
-        ChatMessageRecord r;
-        r.role = m.value("role").toString();
-        r.content = m.value("content").toString();
-        r.time = QDateTime::fromString(m.value("time").toString(), Qt::ISODateWithMs);
-        if (m.contains("stats")) r.stats = statsFromJson(m.value("stats").toObject());
-        r.error = m.value("error").toString();
-        for (const auto& f : m.value("attachments").toArray())
-            r.attachments.append({f.toObject().value("name").toString(), f.toObject().value("text").toString()});
-        c.messages.append(r);
-    }
+    c.messages = messagesFromJson(o.value("messages").toArray());
     return c;
 }
 

@@ -57,7 +57,6 @@ MessageWidget::MessageWidget(QWidget* parent) : QWidget(parent) {
     m_who = new QLabel;
     m_who->setObjectName(QStringLiteral("who"));
     head->addWidget(m_who);
-    head->addStretch(1);
     auto tool = [this, head](const QString& text, const QString& tip) {
         auto* b = new QToolButton;
         b->setText(text);
@@ -66,6 +65,15 @@ MessageWidget::MessageWidget(QWidget* parent) : QWidget(parent) {
         head->addWidget(b);
         return b;
     };
+    // Branches: "‹ 2/3 ›" when Regenerate or Edit kept earlier versions of this message.
+    m_previous = tool(QStringLiteral("‹"), tr("Show the previous version of this message"));
+    m_version = new QLabel;
+    m_version->setObjectName(QStringLiteral("stats"));
+    head->addWidget(m_version);
+    m_next = tool(QStringLiteral("›"), tr("Show the next version of this message"));
+    connect(m_previous, &QToolButton::clicked, this, [this] { emit versionRequested(m_shownVersion - 1); });
+    connect(m_next, &QToolButton::clicked, this, [this] { emit versionRequested(m_shownVersion + 1); });
+    head->addStretch(1);
     m_copy = tool(tr("Copy"), tr("Copy this message"));
     m_edit = tool(tr("Edit"), tr("Edit this message and send it again"));
     m_regen = tool(tr("Regenerate"), tr("Replace this reply with a new one"));
@@ -90,7 +98,7 @@ MessageWidget::MessageWidget(QWidget* parent) : QWidget(parent) {
     m_renderTimer.setSingleShot(true);
     m_renderTimer.setInterval(50);
     connect(&m_renderTimer, &QTimer::timeout, this, &MessageWidget::render);
-    setActions(false, false);
+    setActions(false, false, false);
 }
 
 void MessageWidget::setMessage(const ChatMessageRecord& m, bool streaming) {
@@ -128,6 +136,11 @@ void MessageWidget::setMessage(const ChatMessageRecord& m, bool streaming) {
         stats = tr("Attached: %1").arg(names.join(QStringLiteral(", ")));
     }
     if (!m.error.isEmpty()) stats = tr("Error: %1").arg(m.error);
+    m_shownVersion = m.version;
+    m_versionCount = m.versionCount();
+    m_version->setText(QStringLiteral("%1/%2").arg(m.version + 1).arg(m_versionCount));
+    m_version->setToolTip(tr("Version %1 of %2").arg(m.version + 1).arg(m_versionCount));
+    updateVersionButtons();
     m_stats->setText(stats);
     m_stats->setVisible(!stats.isEmpty());
     if (m.content != m_text || m_body->document()->isEmpty()) {
@@ -143,9 +156,19 @@ void MessageWidget::setMessage(const ChatMessageRecord& m, bool streaming) {
 
 QString MessageWidget::statsText() const { return m_stats->isHidden() ? QString() : m_stats->text(); }
 
-void MessageWidget::setActions(bool canEdit, bool canRegenerate) {
+void MessageWidget::setActions(bool canEdit, bool canRegenerate, bool canSwitchVersion) {
     m_edit->setVisible(canEdit);
     m_regen->setVisible(canRegenerate);
+    m_canSwitch = canSwitchVersion;
+    updateVersionButtons();
+}
+
+void MessageWidget::updateVersionButtons() {
+    const bool branched = m_versionCount > 1;
+    for (QWidget* w : {static_cast<QWidget*>(m_previous), static_cast<QWidget*>(m_version), static_cast<QWidget*>(m_next)})
+        w->setVisible(branched);
+    m_previous->setEnabled(m_canSwitch && m_shownVersion > 0);
+    m_next->setEnabled(m_canSwitch && m_shownVersion + 1 < m_versionCount);
 }
 
 void MessageWidget::render() {

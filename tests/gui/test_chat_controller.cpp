@@ -1,5 +1,5 @@
 // ChatController + ConversationStore + the chat widgets with the real stories260K model: a turn
-// streams into its tab, Stop cancels, Regenerate replaces, edit-and-resend, tabs keep separate
+// streams into its tab, Stop cancels, Regenerate replaces (keeping versions), edit-and-resend, tabs keep separate
 // histories, conversations survive a restart, Markdown export, chat template options.
 #include <QCheckBox>
 #include <QComboBox>
@@ -8,6 +8,8 @@
 #include <QFile>
 #include <QFileInfo>
 #include <QMimeData>
+#include <QPainter>
+#include <QPdfWriter>
 #include <QJsonObject>
 #include <QLabel>
 #include <QLineEdit>
@@ -19,6 +21,7 @@
 #include <QTextDocument>
 #include <QSignalSpy>
 #include <QTabWidget>
+#include <QToolButton>
 #include <QTest>
 
 #include "gui/gui_test_env.h"
@@ -153,6 +156,94 @@ private slots:
         QVERIFY(chat.regenerate(id));
         QVERIFY(finished.wait(30000));
         QCOMPARE(chat.conversation(id)->messages[1].content, second);
+    }
+
+    // Issue 13, branches: Regenerate and Edit keep what they replace; ‹ › under a message switch
+    // between its versions, each with what followed it; they survive a restart.
+    void branchesKeepEarlierVersions() {
+        const QString dir = m_env->path(QStringLiteral("branches"));
+        QString id;
+        QString a, b, c;
+        {
+            ChatController chat(m_engine.get(), ConversationStore(dir));
+            ChatView view(&chat);
+            view.show();
+            chat.restore();
+            id = chat.ids().first();
+            QSignalSpy finished(&chat, &ChatController::generationFinished);
+            auto reply = [&](qint64 seed) {
+                chat.setSampling(id, seeded(seed, 12));
+                return chat.regenerate(id) && finished.wait(30000);
+            };
+            chat.setSampling(id, seeded(11, 12));
+            QVERIFY(chat.send(id, QStringLiteral("Lily and Ben")));
+            QVERIFY(finished.wait(30000));
+            a = chat.conversation(id)->messages[1].content;
+            ChatTab* tab = view.tab(id);
+            QVERIFY(tab->messageAt(1)->versionText().isEmpty());  // one version: no arrows
+            QVERIFY(reply(12));
+            b = chat.conversation(id)->messages[1].content;
+            QVERIFY(reply(13));
+            c = chat.conversation(id)->messages[1].content;
+            QVERIFY(a != b && b != c);
+            const Conversation* conv = chat.conversation(id);
+            QCOMPARE(conv->messages.size(), 2);
+            QCOMPARE(conv->messages[1].versionCount(), 3);
+            QCOMPARE(conv->messages[1].version, 2);
+            QCOMPARE(conv->messages[1].otherVersions[0].front().content, a);
+            QCOMPARE(conv->messages[1].otherVersions[1].front().content, b);
+            QCOMPARE(tab->messageAt(1)->versionText(), QStringLiteral("3/3"));
+            QVERIFY(!tab->messageAt(1)->nextVersionButton()->isEnabled());
+
+            // The conversation goes on under reply c; then its last question is edited.
+            chat.setSampling(id, seeded(14, 12));
+            QVERIFY(chat.send(id, QStringLiteral("What next?")));
+            QVERIFY(finished.wait(30000));
+            QVERIFY(chat.editLastUserMessage(id, QStringLiteral("And then?")));
+            QVERIFY(finished.wait(30000));
+            QCOMPARE(conv->messages.size(), 4);
+            QCOMPARE(conv->messages[2].content, QStringLiteral("And then?"));
+            QCOMPARE(conv->messages[2].versionCount(), 2);
+            QCOMPARE(conv->messages[2].otherVersions[0].size(), size_t(2));  // the question and its reply
+            QCOMPARE(conv->messages[2].otherVersions[0].front().content, QStringLiteral("What next?"));
+
+            // ‹ on the first reply: reply b, and nothing after it (c's continuation waits with c).
+            QTest::mouseClick(tab->messageAt(1)->previousVersionButton(), Qt::LeftButton);
+            QCOMPARE(conv->messages.size(), 2);
+            QCOMPARE(conv->messages[1].content, b);
+            QCOMPARE(tab->messageAt(1)->versionText(), QStringLiteral("2/3"));
+            QVERIFY(chat.showVersion(id, 1, 0));
+            QCOMPARE(conv->messages[1].content, a);
+            QVERIFY(!tab->messageAt(1)->previousVersionButton()->isEnabled());
+            QVERIFY(!chat.showVersion(id, 1, 3));  // no such version
+            QVERIFY(!chat.showVersion(id, 7, 0));
+            // A new turn here builds on reply a only.
+            chat.setSampling(id, seeded(15, 12));
+            QVERIFY(chat.send(id, QStringLiteral("Who is Ben?")));
+            QVERIFY(!chat.showVersion(id, 1, 2));  // not while it generates
+            QVERIFY(!tab->messageAt(1)->nextVersionButton()->isEnabled());
+            QVERIFY(finished.wait(30000));
+            QCOMPARE(conv->messages.size(), 4);
+            QCOMPARE(conv->messages[2].content, QStringLiteral("Who is Ben?"));
+            QVERIFY(chat.showVersion(id, 1, 2));  // back to c, with both versions of its question
+            QCOMPARE(conv->messages.size(), 4);
+            QCOMPARE(conv->messages[1].content, c);
+            QCOMPARE(conv->messages[2].content, QStringLiteral("And then?"));
+            QCOMPARE(conv->messages[2].versionCount(), 2);
+            QCOMPARE(tab->messageAt(2)->versionText(), QStringLiteral("2/2"));
+        }
+        ChatController again(m_engine.get(), ConversationStore(dir));
+        again.restore();
+        const Conversation* conv = again.conversation(id);
+        QVERIFY(conv);
+        QCOMPARE(conv->messages.size(), 4);
+        QCOMPARE(conv->messages[1].versionCount(), 3);
+        QCOMPARE(conv->messages[1].version, 2);
+        QCOMPARE(conv->messages[2].versionCount(), 2);
+        QVERIFY(again.showVersion(id, 1, 0));
+        QCOMPARE(conv->messages.size(), 4);  // reply a and the turn that followed it
+        QCOMPARE(conv->messages[1].content, a);
+        QCOMPARE(conv->messages[2].content, QStringLiteral("Who is Ben?"));
     }
 
     void editAndResend() {
@@ -632,6 +723,53 @@ private slots:
         again.restore();
         QCOMPARE(again.conversation(id)->messages[0].attachments.size(), 2);
         QCOMPARE(again.conversation(id)->messages[0].attachments[1].text, QStringLiteral("int main() { return 0; }\n"));
+    }
+
+    // Issue 13, PDF attachments: the text of every page (poppler), the token count shown before
+    // sending; a PDF without text (scanned pictures) or a damaged one is refused with the reason.
+    void pdfAttachmentsGiveTheirText() {
+        const QString files = m_env->path(QStringLiteral("pdf"));
+        QDir().mkpath(files);
+        auto writePdf = [&](const QString& name, const QStringList& pages) {
+            const QString path = files + QStringLiteral("/") + name;
+            QPdfWriter pdf(path);
+            QPainter p(&pdf);
+            for (int i = 0; i < pages.size(); ++i) {
+                if (i) pdf.newPage();
+                if (pages[i].isEmpty()) p.fillRect(QRect(100, 100, 2000, 1000), Qt::gray);  // a picture, no text
+                else p.drawText(QRect(0, 0, 8000, 2000), Qt::AlignLeft | Qt::AlignTop, pages[i]);
+            }
+            p.end();
+            return path;
+        };
+        const QString paper = writePdf(QStringLiteral("paper.pdf"), {QStringLiteral("The secret word is mango."),
+                                                                      QStringLiteral("Page two says kiwi.")});
+        QString error;
+        const auto a = ChatController::readAttachment(paper, &error);
+        QVERIFY2(a, qPrintable(error));
+        QCOMPARE(a->name, QStringLiteral("paper.pdf"));
+        QVERIFY2(a->text.contains(QStringLiteral("The secret word is mango.")), qPrintable(a->text));
+        QVERIFY2(a->text.indexOf(QStringLiteral("kiwi")) > a->text.indexOf(QStringLiteral("mango")), qPrintable(a->text));
+
+        const QString scan = writePdf(QStringLiteral("scan.pdf"), {QString()});
+        QVERIFY(!ChatController::readAttachment(scan, &error));
+        QVERIFY2(error.contains(QStringLiteral("scan.pdf")) && error.contains(QStringLiteral("no text")), qPrintable(error));
+        QFile damaged(files + QStringLiteral("/damaged.pdf"));  // a header and nothing a reader could recover
+        QVERIFY(damaged.open(QIODevice::WriteOnly));
+        damaged.write("%PDF-1.7\n1 0 obj << /Type /Catalog >>\n");
+        damaged.close();
+        QVERIFY(!ChatController::readAttachment(damaged.fileName(), &error));
+        QVERIFY2(error.contains(QStringLiteral("damaged.pdf")) && error.contains(QStringLiteral("PDF")), qPrintable(error));
+
+        ChatController chat(m_engine.get(), freshStore());
+        ChatView view(&chat);
+        chat.restore();
+        ChatTab* tab = view.tab(chat.ids().first());
+        QVERIFY(tab->attachFile(paper));
+        QVERIFY2(tab->attachments()->text().contains(QStringLiteral("paper.pdf (")) &&
+                     tab->attachments()->text().contains(QStringLiteral("token")),
+                 qPrintable(tab->attachments()->text()));
+        QCOMPARE(tab->pendingAttachments().size(), 1);
     }
 
     // Issue 13, defect 4: closing a tab keeps the conversation on disk (stopping a reply in

@@ -105,6 +105,10 @@ private slots:
         QVERIFY(finished.wait(30000));
         QVERIFY(chat->send(id, QStringLiteral("What did she do with it?")));
         QVERIFY(finished.wait(30000));
+        s.seed = 43;  // a second version of the last reply: its ‹ 2/2 › arrows show
+        chat->setSampling(id, s);
+        QVERIFY(chat->regenerate(id));
+        QVERIFY(finished.wait(30000));
         w.showView(MainWindow::ChatPage);
         save(&w, QStringLiteral("chat"));
 

@@ -54,15 +54,20 @@ public:
     // Appends the user's message and starts the reply. False when it cannot start (no model, busy,
     // empty text); the reason goes to errorOccurred.
     bool send(const QString& id, const QString& text, const QVector<Attachment>& attachments = {});
-    // A text file (text, Markdown, code; at most kMaxAttachmentBytes) as an attachment, or nothing
-    // with the reason in *error (not text, too large, unreadable; PDF is not supported).
+    // A text file (text, Markdown, code; at most kMaxAttachmentBytes) or a PDF's text (through
+    // poppler) as an attachment, or nothing with the reason in *error (not text, too large,
+    // unreadable, a PDF that is locked or holds no text).
     static std::optional<Attachment> readAttachment(const QString& path, QString* error);
     static constexpr qint64 kMaxAttachmentBytes = 2 << 20;
     void stop(const QString& id);
-    // Replaces the last reply with a new one.
+    // A new reply in place of the last one; the one it replaces stays as an earlier version.
     bool regenerate(const QString& id);
-    // Replaces the last user message (and the reply after it) and sends it again.
+    // Replaces the last user message and sends it again; the message it replaces and the reply
+    // after it stay as an earlier version.
     bool editLastUserMessage(const QString& id, const QString& text);
+    // Shows another version of message `index` and what followed it (Conversation::showVersion).
+    // False while the conversation generates or when there is no such version.
+    bool showVersion(const QString& id, int index, int version);
 
     bool exportMarkdown(const QString& id, const QString& path) const;
 
@@ -105,8 +110,11 @@ private:
         int promptBudget = 0;  // session length at submit: a "length" end there is the context's
         int maxTokens = 0;
     };
+    using Versions = std::vector<std::vector<ChatMessageRecord>>;
     Conversation* find(const QString& id);
-    bool startReply(const QString& id);
+    // Appends the user's message (with `earlier` as its other versions) and starts the reply.
+    bool submit(const QString& id, const QString& text, const QVector<Attachment>& attachments, Versions earlier);
+    bool startReply(const QString& id, Versions earlier = {});
     void onDelta(quint64 requestId, const QString& text, int tokens);
     void onFinished(quint64 requestId, const lmw::gui::GenerationResult& r);
     void onEngineGone();

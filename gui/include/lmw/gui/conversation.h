@@ -6,6 +6,7 @@
 #include <QString>
 #include <QVector>
 #include <optional>
+#include <vector>
 
 #include "lmw/sampling.h"
 
@@ -61,6 +62,12 @@ struct ChatMessageRecord {
     QVector<Attachment> attachments;    // user messages: files given with it
     // What the model reads: each attachment as a fenced block under its name, then the content.
     QString promptText() const;
+    // Branches. Regenerate and Edit keep what they replace: the other versions of this message,
+    // each with the messages that followed it, in the order they were written; this one is
+    // number `version` among all of them (0-based).
+    std::vector<std::vector<ChatMessageRecord>> otherVersions;
+    int version = 0;
+    int versionCount() const { return int(otherVersions.size()) + 1; }
 };
 
 struct Conversation {
@@ -75,6 +82,14 @@ struct Conversation {
     QDateTime created;
     QDateTime updated;
     bool open = true;  // shown as a tab; a closed one stays on disk and can be reopened
+
+    // Branches of the message at `index` (see ChatMessageRecord::otherVersions).
+    // takeVersions cuts the messages at `index` and returns every version of that message with
+    // its continuation, the one shown included, in order; putVersions makes the message now at
+    // `index` the newest of them. showVersion switches to another one (false when out of range).
+    std::vector<std::vector<ChatMessageRecord>> takeVersions(int index);
+    void putVersions(int index, std::vector<std::vector<ChatMessageRecord>> versions);
+    bool showVersion(int index, int version);
 
     QJsonObject toJson() const;
     static Conversation fromJson(const QJsonObject& o);

@@ -1,12 +1,15 @@
 #pragma once
 // One chat message: who said it, the text rendered as Markdown (re-rendered at most every 50 ms
-// while it streams), the stats line under a reply, and its actions (copy, edit, regenerate).
+// while it streams), the stats line under a reply, and its actions (copy, edit, regenerate,
+// switch between versions).
 #include <QTimer>
 #include <QWidget>
 
+#include <QLabel>
+
 #include "lmw/gui/conversation.h"
 
-class QLabel;
+
 class QTextBrowser;
 class QTextDocument;
 class QToolButton;
@@ -18,16 +21,21 @@ class MessageWidget : public QWidget {
 public:
     explicit MessageWidget(QWidget* parent = nullptr);
     void setMessage(const ChatMessageRecord& m, bool streaming);
-    // Which actions this message offers (only the last user message / last reply get edit / regenerate).
-    void setActions(bool canEdit, bool canRegenerate);
+    // Which actions this message offers (only the last user message / last reply get edit /
+    // regenerate; no switching between versions while the conversation generates).
+    void setActions(bool canEdit, bool canRegenerate, bool canSwitchVersion);
     QString text() const { return m_text; }
     QString statsText() const;
     QTextBrowser* body() const { return m_body; }
+    QToolButton* previousVersionButton() const { return m_previous; }
+    QToolButton* nextVersionButton() const { return m_next; }
+    QString versionText() const { return m_version->isHidden() ? QString() : m_version->text(); }
 
 signals:
     void copyRequested(const QString& text);
     void editRequested();
     void regenerateRequested();
+    void versionRequested(int version);  // the ‹ › arrows of a message with several versions
 
 protected:
     void resizeEvent(QResizeEvent* e) override;
@@ -35,6 +43,7 @@ protected:
 private:
     void render();
     void fitHeight();
+    void updateVersionButtons();
 
     QString m_text;
     QString m_role;
@@ -46,6 +55,12 @@ private:
     QToolButton* m_copy = nullptr;
     QToolButton* m_edit = nullptr;
     QToolButton* m_regen = nullptr;
+    QToolButton* m_previous = nullptr;
+    QToolButton* m_next = nullptr;
+    QLabel* m_version = nullptr;
+    int m_shownVersion = 0;
+    int m_versionCount = 1;
+    bool m_canSwitch = false;
 };
 
 // Message text as Markdown with code blocks on a tinted background (QTextDocument has no CSS for
