@@ -57,6 +57,13 @@ ChatTab::ChatTab(ChatController* chat, const QString& id, QWidget* parent) : QWi
     m_list->addWidget(m_empty);
     m_list->addStretch(1);
     m_scroll->setWidget(listHost);
+    // The view follows the end while it is there: the range grows after each layout pass (a tab
+    // shown for the first time, a message re-rendered), so scrolling once would land short of it.
+    QScrollBar* bar = m_scroll->verticalScrollBar();
+    connect(bar, &QScrollBar::rangeChanged, this, [this, bar](int, int max) {
+        if (m_followEnd) bar->setValue(max);
+    });
+    connect(bar, &QScrollBar::valueChanged, this, [this, bar](int v) { m_followEnd = v >= bar->maximum() - 40; });
     lv->addWidget(m_scroll, 1);
 
     m_editBanner = new QLabel(tr("Editing your last message: Send makes it a new version; the earlier one stays (‹ › switch). Esc cancels."));
@@ -115,11 +122,14 @@ ChatTab::ChatTab(ChatController* chat, const QString& id, QWidget* parent) : QWi
     settings->setWidgetResizable(true);
     settings->setFrameShape(QFrame::NoFrame);
     settings->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
-    settings->setMinimumWidth(settings->widget()->minimumWidth());
+    // At least what its spin boxes and fields need (the panel's own minimum may be less).
+    settings->setMinimumWidth(std::max(settings->widget()->minimumWidth(), settings->widget()->minimumSizeHint().width()) +
+                              settings->verticalScrollBar()->sizeHint().width());
     settings->setMaximumWidth(settings->widget()->maximumWidth() + 16);
     split->addWidget(settings);
     split->setStretchFactor(0, 1);
     split->setStretchFactor(1, 0);
+    split->setSizes({1000, settings->minimumWidth()});  // the messages get the room; drag for wider settings
 
     auto* esc = new QShortcut(QKeySequence(Qt::Key_Escape), this);
     esc->setContext(Qt::WidgetWithChildrenShortcut);
@@ -501,9 +511,8 @@ void ChatTab::exportMarkdown() {
 
 void ChatTab::scrollToEnd(bool force) {
     QScrollBar* bar = m_scroll->verticalScrollBar();
-    const bool atEnd = bar->value() >= bar->maximum() - 40;
-    if (force || atEnd)
-        QTimer::singleShot(0, this, [bar] { bar->setValue(bar->maximum()); });
+    if (force) m_followEnd = true;
+    if (m_followEnd) bar->setValue(bar->maximum());
 }
 
 bool ChatTab::attachFile(const QString& path) {

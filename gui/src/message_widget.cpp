@@ -93,6 +93,7 @@ MessageWidget::MessageWidget(QWidget* parent) : QWidget(parent) {
     v->addWidget(m_body);
     m_stats = new QLabel;
     m_stats->setObjectName(QStringLiteral("stats"));
+    m_stats->setWordWrap(true);  // a narrow window wraps the stats instead of widening the message
     v->addWidget(m_stats);
 
     m_renderTimer.setSingleShot(true);

@@ -12,7 +12,9 @@
 #include <QListWidget>
 #include <QProgressBar>
 #include <QPushButton>
+#include <QResizeEvent>
 #include <QScrollArea>
+#include <QScrollBar>
 #include <QSpinBox>
 #include <QVBoxLayout>
 
@@ -80,9 +82,10 @@ void ModelView::buildUi() {
     leftBox->setFixedWidth(260);
     root->addWidget(leftBox);
 
-    auto* scroll = new QScrollArea;
+    auto* scroll = m_scroll = new QScrollArea;
     scroll->setWidgetResizable(true);
     scroll->setFrameShape(QFrame::NoFrame);
+    scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
     auto* page = new QWidget;
     auto* main = new QVBoxLayout(page);
     main->setContentsMargins(0, 0, 0, 0);
@@ -95,7 +98,7 @@ void ModelView::buildUi() {
     main->addWidget(m_title);
     main->addWidget(m_path);
 
-    auto* row = new QHBoxLayout;
+    auto* row = m_cardRow = new QHBoxLayout;
     auto* cardBox = new QGroupBox(tr("Model card"));
     m_card = new QFormLayout(cardBox);
     row->addWidget(cardBox, 1);
@@ -120,6 +123,12 @@ void ModelView::buildUi() {
     m_sessionLen->setSuffix(tr(" tokens"));
     m_maxBatch = new QSpinBox;
     m_maxBatch->setRange(1, 1024);
+    // Long item texts (the KV precision's) would set the page's minimum width: the boxes shrink
+    // instead, and their lists still show the whole texts.
+    for (QComboBox* c : {m_backend, m_kv}) {
+        c->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+        c->setMinimumContentsLength(14);
+    }
     form->addRow(tr("Backend"), m_backend);
     form->addRow(tr("KV cache precision"), m_kv);
     form->addRow(tr("Cache fraction"), m_cacheFraction);
@@ -139,6 +148,8 @@ void ModelView::buildUi() {
     devRow->addWidget(new QLabel(tr("Device")));
     m_device = new QComboBox;
     m_device->addItem(tr("Checking devices…"));
+    m_device->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    m_device->setMinimumContentsLength(14);
     connect(m_device, &QComboBox::currentIndexChanged, this, [this] { updatePlan(); });
     devRow->addWidget(m_device, 1);
     plan->addLayout(devRow);
@@ -148,6 +159,7 @@ void ModelView::buildUi() {
                                  "&nbsp; <span style='color:#bac8ff'>■</span> activations &amp; workspace &nbsp; "
                                  "<span style='color:#2b8a3e'>┃</span> free memory"));
     legend->setObjectName(QStringLiteral("muted"));
+    legend->setWordWrap(true);
     plan->addWidget(legend);
     m_planText = new QLabel;
     m_planText->setWordWrap(true);
@@ -181,6 +193,22 @@ void ModelView::buildUi() {
     main->addStretch(1);
     scroll->setWidget(page);
     root->addWidget(scroll, 1);
+}
+
+void ModelView::resizeEvent(QResizeEvent* e) {
+    QWidget::resizeEvent(e);
+    fitCardRow();
+}
+
+// Side by side when both boxes fit the page (a vertical scroll bar's width kept free, so showing
+// one never flips the layout back), else the card above the settings.
+void ModelView::fitCardRow() {
+    int need = m_cardRow->spacing();
+    for (int i = 0; i < m_cardRow->count(); ++i)
+        if (QWidget* w = m_cardRow->itemAt(i)->widget()) need += w->minimumSizeHint().width();
+    const int room = m_scroll->width() - m_scroll->verticalScrollBar()->sizeHint().width();
+    const auto dir = room >= need ? QBoxLayout::LeftToRight : QBoxLayout::TopToBottom;
+    if (m_cardRow->direction() != dir) m_cardRow->setDirection(dir);
 }
 
 void ModelView::setDevices(const QList<DeviceMemory>& devices) {
@@ -275,6 +303,7 @@ void ModelView::showInfo() {
     add(tr("Chat template"), QString::fromStdString(i.chatTemplate));
     updatePlan();
     updateButtons();
+    fitCardRow();  // a longer card may no longer fit beside the settings
 }
 
 EngineSettings ModelView::settings() const {

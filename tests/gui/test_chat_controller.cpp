@@ -15,6 +15,8 @@
 #include <QLineEdit>
 #include <QListWidget>
 #include <QPushButton>
+#include <QScrollArea>
+#include <QScrollBar>
 #include <QPlainTextEdit>
 #include <QSpinBox>
 #include <QTextBlock>
@@ -811,6 +813,35 @@ private slots:
         QCOMPARE(view.tab(id)->messageCount(), 2);
         QCOMPARE(chat.conversation(id)->messages[0].content, QStringLiteral("Tell me a long story"));
         QVERIFY(chat.closedIds().isEmpty());
+    }
+
+    // A long conversation shown again (reopened, or restored at start) opens at its end, also when
+    // its tab is laid out only after it was filled; scrolling up stops the following.
+    void longConversationOpensAtItsEnd() {
+        const QString dir = m_env->path(QStringLiteral("long"));
+        Conversation c;
+        c.id = QStringLiteral("long1");
+        c.title = QStringLiteral("Long");
+        c.created = c.updated = QDateTime::currentDateTime();
+        c.open = false;
+        for (int i = 0; i < 30; ++i)
+            c.messages.append({i % 2 ? QStringLiteral("assistant") : QStringLiteral("user"),
+                               QStringLiteral("Message %1: once upon a time there was a cat.").arg(i),
+                               QDateTime::currentDateTime(), std::nullopt, {}});
+        QVERIFY(ConversationStore(dir).save(c));
+        ChatController chat(m_engine.get(), ConversationStore(dir));
+        ChatView view(&chat);
+        view.resize(1000, 500);
+        view.show();
+        chat.restore();
+        QVERIFY(chat.reopenConversation(c.id));
+        QScrollBar* bar = view.tab(c.id)->messageScroll()->verticalScrollBar();
+        QTRY_VERIFY(bar->maximum() > 500);
+        QTRY_COMPARE(bar->value(), bar->maximum());
+        bar->setValue(0);  // the user scrolls up: a new message does not pull the view down
+        chat.rename(c.id, QStringLiteral("Long story"));
+        QTest::qWait(50);
+        QCOMPARE(bar->value(), 0);
     }
 
     // Issue 13, defect 10: the chat view names the model that answers, and says when there is none.

@@ -43,6 +43,7 @@ public:
     QLineEdit* templateOptions() const { return m_templateOptions; }
     QLabel* templateOptionsError() const { return m_templateError; }
     int messageCount() const { return int(m_messages.size()); }
+    QScrollArea* messageScroll() const { return m_scroll; }
     MessageWidget* messageAt(int i) const { return m_messages.value(i); }
     bool isEditing() const { return m_editing; }
 
@@ -80,6 +81,7 @@ private:
     QString m_id;
     bool m_editing = false;
     bool m_loading = false;
+    bool m_followEnd = true;  // the message list stays scrolled to its end (until the user scrolls up)
     QVector<MessageWidget*> m_messages;
     QScrollArea* m_scroll = nullptr;
     QVBoxLayout* m_list = nullptr;

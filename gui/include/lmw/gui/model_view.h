@@ -8,6 +8,7 @@
 #include "lmw/gui/memory_planner.h"
 #include "lmw/model_info.h"
 
+class QBoxLayout;
 class QComboBox;
 class QDoubleSpinBox;
 class QFormLayout;
@@ -15,6 +16,7 @@ class QLabel;
 class QListWidget;
 class QProgressBar;
 class QPushButton;
+class QScrollArea;
 class QSpinBox;
 
 namespace lmw::gui {
@@ -44,6 +46,9 @@ public:
 public slots:
     void chooseFolder();
 
+protected:
+    void resizeEvent(QResizeEvent* e) override;
+
 signals:
     void modelInfoReady(const QString& dir);
     void errorOccurred(const QString& title, const QString& message);
@@ -55,6 +60,7 @@ private:
     void updateButtons();
     void refreshRecent();
     void settingsChanged();
+    void fitCardRow();
 
     EngineController* m_engine;
     QString m_dir;
@@ -68,6 +74,8 @@ private:
     QLabel* m_title = nullptr;
     QLabel* m_path = nullptr;
     QFormLayout* m_card = nullptr;
+    QScrollArea* m_scroll = nullptr;
+    QBoxLayout* m_cardRow = nullptr;  // the model card beside the engine settings, or above them when narrow
     QComboBox* m_backend = nullptr;
     QComboBox* m_kv = nullptr;
     QDoubleSpinBox* m_cacheFraction = nullptr;
