@@ -16,6 +16,7 @@
 
 #include "commands.h"
 #include "engine_options.h"
+#include "lmw/output_parser.h"
 #include "lmw/server.h"
 
 namespace lmw::cli {
@@ -107,6 +108,17 @@ void setupServe(CLI::App& app) {
                     "the system prompt and the latest message stay")
         ->check(CLI::IsMember({"stop", "truncate-middle", "rolling-window"}))->capture_default_str()
         ->each([](const std::string& v) { engine::parseContextOverflow(v, options.contextOverflow); });
+    std::vector<std::string> toolParsers{"auto", "none"}, reasoningParsers{"auto", "none"};
+    for (const auto& n : engine::toolCallParserNames()) toolParsers.push_back(n);
+    for (const auto& n : engine::reasoningParserNames()) reasoningParsers.push_back(n);
+    cmd->add_option("--tool-call-parser", options.toolCallParser,
+                    "how tool calls are read from replies to requests with tools: auto (by the model family: qwen, "
+                    "llama3, internlm2, mistral), none (replies stay text), or one of those")
+        ->check(CLI::IsMember(toolParsers))->capture_default_str();
+    cmd->add_option("--reasoning-parser", options.reasoningParser,
+                    "how a reply's reasoning is split into reasoning_content: auto (think, when the chat template "
+                    "writes <think>), none, or think")
+        ->check(CLI::IsMember(reasoningParsers))->capture_default_str();
     cmd->add_option("--http-threads", options.threads, "handler threads (0 = the CPU cores)");
     cmd->add_option("--http-io-threads", options.ioThreads, "threads that move bytes")->check(CLI::PositiveNumber)
         ->capture_default_str();

@@ -424,10 +424,15 @@ struct RowCtx {
     }
 };
 
-// Bias, then repetition, then presence / frequency, into the row's f32 scratch (as the host does).
+// The mask, then bias, then repetition, then presence / frequency, into the row's f32 scratch (as the host does).
 template <class R>
 __device__ void penalize(const R* raw, float* s, uint32_t* counts, int n, const SampleRowParams& p, const SampleBatch& b) {
-    for (int i = threadIdx.x; i < n; i += kThreads) s[i] = toF(raw[i]);
+    if (p.maskOffset >= 0) {
+        const uint32_t* mask = b.masks + p.maskOffset;
+        for (int i = threadIdx.x; i < n; i += kThreads) s[i] = (mask[i >> 5] >> (i & 31) & 1u) ? toF(raw[i]) : -INFINITY;
+    } else {
+        for (int i = threadIdx.x; i < n; i += kThreads) s[i] = toF(raw[i]);
+    }
     __syncthreads();
     // Bias entries are applied in order; the first entry of an id applies all of that id's entries.
     const int32_t* ids = b.biasIds + p.biasOffset;

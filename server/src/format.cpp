@@ -63,13 +63,25 @@ json completionLogprobs(const std::vector<engine::TokenLogprob>& lps, const Toke
     return {{"tokens", tokens}, {"token_logprobs", tokenLps}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
 
+json toolCallJson(const engine::ToolCall& call) {
+    return {{"id", call.id}, {"type", "function"}, {"function", {{"name", call.name}, {"arguments", call.arguments}}}};
+}
+
 json chatCompletion(const std::string& id, int64_t created, const std::string& model,
                     const std::vector<ChoiceResult>& choices, const UsageCounts& usage, bool logprobs,
                     const TokenText& text) {
     json cs = json::array();
     for (const auto& c : choices) {
+        json message = {{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}};
+        if (!c.reasoning.empty()) message["reasoning_content"] = c.reasoning;
+        if (!c.toolCalls.empty()) {
+            if (c.text.empty()) message["content"] = nullptr;  // as OpenAI answers a call alone
+            json calls = json::array();
+            for (const auto& t : c.toolCalls) calls.push_back(toolCallJson(t));
+            message["tool_calls"] = std::move(calls);
+        }
         cs.push_back({{"index", c.index},
-                      {"message", {{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}}},
+                      {"message", std::move(message)},
                       {"logprobs", logprobs ? chatLogprobs(c.logprobs, text) : json(nullptr)},
                       {"finish_reason", finishOrNull(c.finishReason)}});
     }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "lmw/engine.h"
+#include "lmw/output_parser.h"
 #include "nlohmann/json.hpp"
 
 namespace lmw::server {
@@ -19,9 +20,14 @@ struct UsageCounts {
 struct ChoiceResult {
     int index = 0;
     std::string text;
-    std::string finishReason;  // "stop", "length", "abort"
+    std::string finishReason;  // "stop", "length", "tool_calls"
     std::vector<engine::TokenLogprob> logprobs;
+    std::string reasoning = {};                   // chat: message.reasoning_content when not empty
+    std::vector<engine::ToolCall> toolCalls = {};  // chat: message.tool_calls when not empty
 };
+
+// OpenAI's tool_calls entries: {"id", "type": "function", "function": {"name", "arguments"}}.
+nlohmann::json toolCallJson(const engine::ToolCall& call);
 
 // Text of a token id (for top-logprob alternatives, which carry only ids).
 using TokenText = std::function<std::string(int32_t)>;

@@ -30,11 +30,46 @@ std::string startChunks(const Shape& s, std::vector<ChoiceState>& choices) {
     return out;
 }
 
+// finish_reason "tool_calls" when a reply that ended by itself called tools.
+json finishReasonOf(engine::FinishReason f, bool calledTools) {
+    return calledTools && f == engine::FinishReason::Stop ? json("tool_calls") : json(finishReasonText(f));
+}
+
+// A parsed chat stream: each parser event is a delta as OpenAI streams it (a call's first delta
+// carries its id, type and name with empty arguments, the next one the arguments).
+std::string parsedChunks(const Shape& s, ChoiceState& c, const engine::Event& e, json lp) {
+    if (!c.parser) c.parser = std::make_shared<engine::OutputParser>(s.parsing);
+    std::vector<engine::OutputEvent> evs = c.parser->feed(e.text);
+    if (e.final)
+        for (auto& ev : c.parser->finish()) evs.push_back(std::move(ev));
+    std::string out;
+    auto chunk = [&](json delta) {
+        out += sseEvent(chatChunk(s.id, s.created, s.model, c.index, std::move(delta), lp, nullptr, s.includeUsage));
+        lp = nullptr;  // the step's logprobs go with its first chunk
+    };
+    using K = engine::OutputEvent::Kind;
+    for (const auto& ev : evs) {
+        if (ev.kind == K::Content) chunk({{"content", ev.text}});
+        else if (ev.kind == K::Reasoning) chunk({{"reasoning_content", ev.text}});
+        else if (ev.kind == K::ToolCallStart)
+            chunk({{"tool_calls", json::array({{{"index", ev.toolIndex}, {"id", ev.toolId}, {"type", "function"},
+                                                {"function", {{"name", ev.toolName}, {"arguments", ""}}}}})}});
+        else
+            chunk({{"tool_calls", json::array({{{"index", ev.toolIndex}, {"function", {{"arguments", ev.text}}}}})}});
+    }
+    if (!lp.is_null()) chunk({{"content", ""}});
+    if (e.final)
+        out += sseEvent(chatChunk(s.id, s.created, s.model, c.index, json::object(), nullptr,
+                                  finishReasonOf(e.finish, !c.parser->result().toolCalls.empty()), s.includeUsage));
+    return out;
+}
+
 std::string eventChunks(const Shape& s, ChoiceState& c, const engine::Event& e) {
     std::string out;
     if (e.final && e.finish == engine::FinishReason::Error) return sseEvent(fromEngine(e.errorCode, e.error).toJson());
     json lp = eventLogprobs(s, c, e);
     for (const auto& t : e.logprobs) c.streamedBytes += utf8Chars(t.text);  // text_offset counts characters
+    if (s.parse) return parsedChunks(s, c, e, std::move(lp));
     if (!e.text.empty() || !lp.is_null()) {
         if (s.chat)
             out += sseEvent(chatChunk(s.id, s.created, s.model, c.index, {{"content", e.text}}, lp, nullptr, s.includeUsage));
@@ -65,6 +100,13 @@ std::string wholeBody(const Shape& s, std::vector<ChoiceState>& choices, const U
     for (auto& c : choices) {
         std::vector<ChoiceResult> one;
         one.push_back({c.index, c.echo + c.text, finishReasonText(c.finish), std::move(c.logprobs)});
+        if (s.parse) {
+            engine::ParsedOutput p = engine::OutputParser::parse(one[0].text, s.parsing);
+            one[0].finishReason = finishReasonOf(c.finish, !p.toolCalls.empty());
+            one[0].text = std::move(p.content);
+            one[0].reasoning = std::move(p.reasoning);
+            one[0].toolCalls = std::move(p.toolCalls);
+        }
         c.text.clear();
         c.text.shrink_to_fit();
         json j = envelope(std::move(one));

@@ -34,6 +34,7 @@ struct ChoiceState {
     int completionTokens = 0;
     double firstTokenSeconds = 0;
     double totalSeconds = 0;
+    std::shared_ptr<engine::OutputParser> parser;  // a chat stream whose output is parsed (Shape::parsing)
 };
 
 // What the answer looks like: chat or text completion, and the per-request options.
@@ -46,6 +47,9 @@ struct Shape {
     bool includeUsage = false;
     bool logprobs = false;
     TokenText tokenText;
+    // Chat: the reply is split into reasoning, content and tool calls (engine::OutputParser).
+    bool parse = false;
+    engine::OutputParserOptions parsing;
 };
 
 class GenerationJob : public std::enable_shared_from_this<GenerationJob> {

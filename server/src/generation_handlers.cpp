@@ -2,6 +2,7 @@
 // then hand one engine request per choice to a GenerationJob (one JSON body or an SSE stream).
 #include <algorithm>
 #include <memory>
+#include <random>
 
 #include "generation.h"
 #include "prompt.h"
@@ -75,6 +76,13 @@ size_t answerBound(const Shape& s, const std::vector<engine::Request>& requests,
         a.envelope = body({{index, "", "length", {}}}) - a.fixed + 1;
     }
     for (const auto& c : choices) a.fixed += 6 * c.echo.size();
+    if (s.parse) {
+        // A parsed reply's token may end several deltas at once (reasoning, content, a call's start
+        // and arguments), and each call costs its envelope (id, type, name: well under 256 bytes)
+        // once; a call takes more than a few tokens.
+        a.envelope *= 4;
+        a.fixed += size_t(a.tokens) * 64;
+    }
     return responseBytesBound(a, facts);
 }
 
@@ -98,13 +106,117 @@ void run(Server::Impl& server, HttpResponse& res, const std::shared_ptr<CallLog>
     job->start(std::move(requests), std::move(choices));
 }
 
+// The request's tools go to the chat template as its `tools` variable (not with tool_choice
+// "none": the model is not told about them then, as vLLM does by default).
+void applyTools(ChatRequest& r, const engine::Engine& engine) {
+    if (r.tools.empty() || r.toolChoice.mode == ToolChoice::None) return;
+    if (!engine.chatTemplate().supportsTools())
+        fail(badRequest("This model's chat template has no tool format, so it cannot be given 'tools'.", "tools",
+                        "unsupported_parameter"));
+    if (r.templateKwargs.is_null()) r.templateKwargs = nlohmann::ordered_json::object();
+    if (r.templateKwargs.contains("tools"))
+        fail(badRequest("'tools' is given both as a parameter and in 'chat_template_kwargs'.", "chat_template_kwargs",
+                        "invalid_value"));
+    r.templateKwargs["tools"] = r.tools;
+}
+
+// nlohmann::json keeps keys sorted; a schema's property order is the order the reply writes them in
+// and the tools' order is what the template shows the model, so both are taken from the body again,
+// in the client's order (the body was checked already).
+void keepClientKeyOrder(ChatRequest& r, const std::string& body) {
+    if (r.tools.empty() && r.responseFormat.kind != ResponseFormat::JsonSchema) return;
+    const auto ordered = nlohmann::ordered_json::parse(body);
+    if (!r.tools.empty()) {
+        const auto& tools = ordered.at("tools");
+        for (size_t i = 0; i < r.tools.size(); ++i)
+            for (const char* key : {"description", "parameters"})
+                if (r.tools[i]["function"].contains(key)) r.tools[i]["function"][key] = tools[i].at("function").at(key);
+    }
+    if (r.responseFormat.kind == ResponseFormat::JsonSchema && r.responseFormat.schema.is_object())
+        r.responseFormat.schema = ordered.at("response_format").at("json_schema").at("schema");
+}
+
+// The grammar a reply must follow: response_format's JSON, or the calls a tool_choice forces
+// (OpenAI's "required": an array of {"name", "parameters"}; a named function: its arguments).
+std::shared_ptr<const engine::Grammar> replyGrammar(const ChatRequest& r) {
+    using ojson = nlohmann::ordered_json;
+    auto parameters = [](const ojson& tool) {
+        const ojson& f = tool.at("function");
+        return f.contains("parameters") ? f.at("parameters") : ojson{{"type", "object"}};
+    };
+    auto compile = [](const ojson& schema, const std::string& param) {
+        try {
+            return engine::Grammar::fromJsonSchema(schema);
+        } catch (const Error& e) {
+            fail(badRequest(std::string("Invalid value for '") + param + "': " + e.what() + ".", param, "invalid_value"));
+        }
+    };
+    switch (r.toolChoice.mode) {
+    case ToolChoice::Required: {
+        ojson calls = ojson::array();
+        for (const auto& t : r.tools)
+            calls.push_back({{"type", "object"},
+                             {"properties", {{"name", {{"const", t["function"]["name"]}}}, {"parameters", parameters(t)}}},
+                             {"required", {"name", "parameters"}},
+                             {"additionalProperties", false}});
+        ojson schema = {{"type", "array"}, {"minItems", 1}, {"items", {{"anyOf", calls}}}};
+        if (!r.parallelToolCalls) schema["maxItems"] = 1;
+        return compile(schema, "tools");
+    }
+    case ToolChoice::Function:
+        for (const auto& t : r.tools)
+            if (t["function"]["name"] == r.toolChoice.function) return compile(parameters(t), "tools");
+        return nullptr;
+    default: break;
+    }
+    if (r.responseFormat.kind == ResponseFormat::JsonObject) return engine::Grammar::anyJsonObject();
+    if (r.responseFormat.kind == ResponseFormat::JsonSchema)
+        return compile(r.responseFormat.schema, "response_format.json_schema.schema");
+    return nullptr;
+}
+
+// The tool call format a model family's templates teach (LMDeploy's --tool-call-parser names).
+std::string toolCallParserFor(engine::ModelFamily f) {
+    switch (f) {
+    case engine::ModelFamily::Qwen2:
+    case engine::ModelFamily::Qwen3: return "qwen";
+    case engine::ModelFamily::InternLM2: return "internlm2";
+    case engine::ModelFamily::Mistral: return "mistral";
+    case engine::ModelFamily::Llama: return "llama3";
+    }
+    return "none";
+}
+
+// How the reply is split: tool calls when the request gave tools, reasoning when the template thinks.
+engine::OutputParserOptions outputParsing(const ChatRequest& r, const engine::Engine& engine, const ServerOptions& o,
+                                          const std::string& prompt, bool constrained) {
+    engine::OutputParserOptions p;
+    p.forcedCalls = r.toolChoice.mode == ToolChoice::Required || r.toolChoice.mode == ToolChoice::Function;
+    if (r.toolChoice.mode == ToolChoice::Function) p.forcedFunction = r.toolChoice.function;
+    if (!r.tools.empty() && r.toolChoice.mode == ToolChoice::Auto && o.toolCallParser != "none")
+        p.toolCallParser = o.toolCallParser == "auto" ? toolCallParserFor(engine.info().config.family) : o.toolCallParser;
+    if (constrained) {
+        // A grammar's reply is its document from the first token: no reasoning block in it.
+    } else if (o.reasoningParser == "auto") {
+        if (engine.chatTemplate().source().find("<think>") != std::string::npos) p.reasoningParser = "think";
+    } else if (o.reasoningParser != "none") {
+        p.reasoningParser = o.reasoningParser;
+    }
+    p.startsInReasoning = !p.reasoningParser.empty() && engine::promptOpensReasoning(prompt);
+    // Seeded requests get the same call ids every time (and streamed = whole).
+    p.idSeed = r.gen.sampling.seed ? *r.gen.sampling.seed : std::random_device{}();
+    return p;
+}
+
 }  // namespace
 
 void Server::Impl::handleChat(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call) {
     auto engine = requireEngine();
     ChatRequest r = parseChatRequest(parseBody(req.body));
+    keepClientKeyOrder(r, req.body);
     checkModel(r.gen.model);
     checkChoiceLimits(opts, r.gen.n, false, r.logprobs ? r.topLogprobs : 0, "top_logprobs");
+    applyTools(r, *engine);
     const TokenFacts facts = tokenFactsOf(engine);
     BuiltPrompt prompt = chatPrompt(*engine, r.messages, r.addGenerationPrompt, r.templateKwargs, specialTokens(),
                                     promptBytesAllowed(facts, engine->sessionLen()));
@@ -125,6 +237,10 @@ void Server::Impl::handleChat(const HttpRequest& req, HttpResponse& res, const s
     }
     engine::SamplingParams sampling = finalSampling(r.gen, static_cast<int>(prompt.ids.size()), engine->sessionLen(),
                                                     "messages", 0, engine->tokenizer().vocabSize());
+    const std::shared_ptr<const engine::Grammar> grammar = replyGrammar(r);
+    const engine::OutputParserOptions parsing = outputParsing(r, *engine, opts, prompt.text, grammar != nullptr);
+    // Some formats' markers are special tokens (<|python_tag|>, <|action_start|>, [TOOL_CALLS]).
+    if (!parsing.toolCallParser.empty()) sampling.skipSpecialTokens = false;
 
     std::vector<engine::Request> requests;
     std::vector<ChoiceState> choices;
@@ -137,6 +253,7 @@ void Server::Impl::handleChat(const HttpRequest& req, HttpResponse& res, const s
         q.sampling = sampling;
         if (sampling.seed) q.sampling.seed = *sampling.seed + static_cast<uint64_t>(k);
         q.topLogprobs = r.logprobs ? r.topLogprobs : -1;
+        q.grammar = grammar;
         requests.push_back(std::move(q));
         ChoiceState c;
         c.index = k;
@@ -144,6 +261,8 @@ void Server::Impl::handleChat(const HttpRequest& req, HttpResponse& res, const s
         choices.push_back(std::move(c));
     }
     Shape shape = shapeFor(*this, *engine, true, r.gen, r.logprobs);
+    shape.parse = parsing.forcedCalls || !parsing.toolCallParser.empty() || !parsing.reasoningParser.empty();
+    shape.parsing = parsing;
     run(*this, res, call, engine, shape, r.logprobs ? r.topLogprobs : 0, facts, std::move(requests), std::move(choices));
 }
 

@@ -1,5 +1,7 @@
 #include "protocol.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -204,6 +206,142 @@ std::string messageContent(const json& msg, size_t index, const std::string& rol
     return text;
 }
 
+// A function name as OpenAI takes it: letters, digits, '_' and '-', at most 64.
+bool validFunctionName(const std::string& name) {
+    if (name.empty() || name.size() > 64) return false;
+    return std::all_of(name.begin(), name.end(),
+                       [](unsigned char c) { return std::isalnum(c) || c == '_' || c == '-'; });
+}
+
+nlohmann::ordered_json parseTools(const json& tools) {
+    if (!tools.is_array()) wrongType("tools", "an array", tools);
+    if (tools.size() > static_cast<size_t>(kMaxTools)) outOfRange("tools", "at most " + std::to_string(kMaxTools) + " tools");
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (size_t i = 0; i < tools.size(); ++i) {
+        const std::string param = "tools[" + std::to_string(i) + "]";
+        const json& t = tools[i];
+        if (!t.is_object()) wrongType(param, "an object", t);
+        auto type = getString(t, "type", param + ".type");
+        if (type && *type != "function")
+            fail(badRequest("Invalid value for '" + param + ".type': '" + *type + "'. Supported values are: 'function'.",
+                            param + ".type", "invalid_value"));
+        const json* fn = field(t, "function");
+        if (!fn) fail(badRequest("Missing required parameter: '" + param + ".function'.", param + ".function", "missing_required_parameter"));
+        if (!fn->is_object()) wrongType(param + ".function", "an object", *fn);
+        auto name = getString(*fn, "name", param + ".function.name");
+        if (!name) fail(badRequest("Missing required parameter: '" + param + ".function.name'.", param + ".function.name", "missing_required_parameter"));
+        if (!validFunctionName(*name))
+            fail(badRequest("Invalid value for '" + param + ".function.name': '" + *name +
+                                "'. A function name has 1 to 64 letters, digits, underscores or dashes.",
+                            param + ".function.name", "invalid_value"));
+        for (size_t j = 0; j < i; ++j)
+            if (out[j]["function"]["name"] == *name)
+                fail(badRequest("Invalid value for 'tools': the function name '" + *name + "' is given twice.",
+                                param + ".function.name", "invalid_value"));
+        nlohmann::ordered_json f = {{"name", *name}};
+        if (auto d = getString(*fn, "description", param + ".function.description")) f["description"] = *d;
+        if (const json* p = field(*fn, "parameters")) {
+            if (!p->is_object()) wrongType(param + ".function.parameters", "an object (a JSON Schema)", *p);
+            f["parameters"] = *p;
+        }
+        if (auto strict = getBool(*fn, "strict")) f["strict"] = *strict;
+        out.push_back({{"type", "function"}, {"function", std::move(f)}});
+    }
+    return out;
+}
+
+ToolChoice parseToolChoice(const json& v, const nlohmann::ordered_json& tools) {
+    ToolChoice c;
+    if (v.is_string()) {
+        const std::string s = v.get<std::string>();
+        if (s == "auto") c.mode = ToolChoice::Auto;
+        else if (s == "none") c.mode = ToolChoice::None;
+        else if (s == "required") c.mode = ToolChoice::Required;
+        else
+            fail(badRequest("Invalid value for 'tool_choice': '" + s + "'. Supported values are: 'none', 'auto', "
+                            "'required', or an object naming a function.",
+                            "tool_choice", "invalid_value"));
+    } else if (v.is_object()) {
+        const json* fn = field(v, "function");
+        auto name = fn && fn->is_object() ? getString(*fn, "name", "tool_choice.function.name") : std::nullopt;
+        if (!name)
+            fail(badRequest("Missing required parameter: 'tool_choice.function.name'.", "tool_choice.function.name",
+                            "missing_required_parameter"));
+        c.mode = ToolChoice::Function;
+        c.function = *name;
+    } else {
+        wrongType("tool_choice", "a string or an object", v);
+    }
+    if (c.mode != ToolChoice::None && c.mode != ToolChoice::Auto && tools.empty())
+        fail(badRequest("Invalid value for 'tool_choice': it requires 'tools'.", "tool_choice", "invalid_value"));
+    if (c.mode == ToolChoice::Function &&
+        std::none_of(tools.begin(), tools.end(), [&](const auto& t) { return t["function"]["name"] == c.function; }))
+        fail(badRequest("Invalid value for 'tool_choice': no function named '" + c.function + "' is in 'tools'.",
+                        "tool_choice", "invalid_value"));
+    return c;
+}
+
+ResponseFormat parseResponseFormat(const json& rf) {
+    if (!rf.is_object()) wrongType("response_format", "an object", rf);
+    ResponseFormat f;
+    auto type = getString(rf, "type", "response_format.type");
+    if (!type) fail(badRequest("Missing required parameter: 'response_format.type'.", "response_format.type", "missing_required_parameter"));
+    if (*type == "text") return f;
+    if (*type == "json_object") {
+        f.kind = ResponseFormat::JsonObject;
+        return f;
+    }
+    if (*type != "json_schema")
+        fail(badRequest("Invalid value for 'response_format.type': '" + *type +
+                            "'. Supported values are: 'text', 'json_object' and 'json_schema'.",
+                        "response_format.type", "invalid_value"));
+    f.kind = ResponseFormat::JsonSchema;
+    const json* js = field(rf, "json_schema");
+    if (!js) fail(badRequest("Missing required parameter: 'response_format.json_schema'.", "response_format.json_schema", "missing_required_parameter"));
+    if (!js->is_object()) wrongType("response_format.json_schema", "an object", *js);
+    auto name = getString(*js, "name", "response_format.json_schema.name");
+    if (!name) fail(badRequest("Missing required parameter: 'response_format.json_schema.name'.", "response_format.json_schema.name", "missing_required_parameter"));
+    f.name = *name;
+    if (auto strict = getBool(*js, "strict")) f.strict = *strict;
+    const json* schema = field(*js, "schema");
+    if (schema && !schema->is_object() && !schema->is_boolean())
+        wrongType("response_format.json_schema.schema", "an object (a JSON Schema)", *schema);
+    f.schema = schema ? *schema : json(true);
+    return f;
+}
+
+// An assistant turn's tool_calls as OpenAI sends them (arguments as a JSON string), made into
+// what chat templates read (arguments as an object).
+nlohmann::ordered_json parseToolCalls(const json& calls, const std::string& param) {
+    if (!calls.is_array()) wrongType(param, "an array", calls);
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (size_t i = 0; i < calls.size(); ++i) {
+        const std::string p = param + "[" + std::to_string(i) + "]";
+        const json& c = calls[i];
+        if (!c.is_object()) wrongType(p, "an object", c);
+        const json* fn = field(c, "function");
+        if (!fn || !fn->is_object())
+            fail(badRequest("Missing required parameter: '" + p + ".function'.", p + ".function", "missing_required_parameter"));
+        auto name = getString(*fn, "name", p + ".function.name");
+        if (!name) fail(badRequest("Missing required parameter: '" + p + ".function.name'.", p + ".function.name", "missing_required_parameter"));
+        nlohmann::ordered_json args = nlohmann::ordered_json::object();
+        if (const json* a = field(*fn, "arguments")) {
+            if (a->is_object()) args = *a;
+            else if (!a->is_string()) wrongType(p + ".function.arguments", "a string of JSON", *a);
+            else {
+                args = nlohmann::ordered_json::parse(a->get<std::string>(), nullptr, false);
+                if (args.is_discarded() || !args.is_object())
+                    fail(badRequest("Invalid value for '" + p + ".function.arguments': not a JSON object.",
+                                    p + ".function.arguments", "invalid_value"));
+            }
+        }
+        nlohmann::ordered_json call = {{"type", "function"}, {"function", {{"name", *name}, {"arguments", std::move(args)}}}};
+        if (auto id = getString(c, "id", p + ".id")) call["id"] = *id;
+        out.push_back(std::move(call));
+    }
+    return out;
+}
+
 void requireObject(const json& body) {
     if (!body.is_object()) fail(badRequest("The request body must be a JSON object.", "", "invalid_json"));
 }
@@ -261,11 +399,22 @@ ChatRequest parseChatRequest(const json& body) {
         if (!role) fail(badRequest("Missing required parameter: '" + param + ".role'.", param + ".role", "missing_required_parameter"));
         std::string rl = *role;
         if (rl == "developer") rl = "system";  // newer OpenAI clients' name for the system turn
-        if (rl != "system" && rl != "user" && rl != "assistant")
+        if (rl != "system" && rl != "user" && rl != "assistant" && rl != "tool")
             fail(badRequest("Invalid value for '" + param + ".role': '" + *role +
-                                "'. Supported values are: 'system', 'developer', 'user' and 'assistant'.",
+                                "'. Supported values are: 'system', 'developer', 'user', 'assistant' and 'tool'.",
                             param + ".role", "invalid_value"));
-        r.messages.push_back({rl, messageContent(m, i, rl)});
+        engine::ChatMessage msg{rl, messageContent(m, i, rl)};
+        if (rl == "assistant")
+            if (const json* calls = field(m, "tool_calls")) msg.toolCalls = parseToolCalls(*calls, param + ".tool_calls");
+        if (rl == "tool") {
+            auto callId = getString(m, "tool_call_id", param + ".tool_call_id");
+            if (!callId)
+                fail(badRequest("Missing required parameter: '" + param + ".tool_call_id'.", param + ".tool_call_id",
+                                "missing_required_parameter"));
+            msg.toolCallId = *callId;
+        }
+        if (auto name = getString(m, "name", param + ".name"); name && (rl == "tool" || rl == "assistant")) msg.name = *name;
+        r.messages.push_back(std::move(msg));
     }
     if (auto b = getBool(body, "logprobs")) r.logprobs = *b;
     if (auto k = getInt(body, "top_logprobs", 0, kMaxTopLogprobs, "between 0 and " + std::to_string(kMaxTopLogprobs))) {
@@ -273,15 +422,14 @@ ChatRequest parseChatRequest(const json& body) {
             fail(badRequest("'top_logprobs' requires 'logprobs' to be true.", "top_logprobs", "invalid_value"));
         r.topLogprobs = static_cast<int>(*k);
     }
-    if (const json* tools = field(body, "tools"); tools && !(tools->is_array() && tools->empty()))
-        fail(badRequest("Tool calling is not supported by this server.", "tools", "unsupported_parameter"));
-    if (const json* rf = field(body, "response_format")) {
-        if (!rf->is_object()) wrongType("response_format", "an object", *rf);
-        auto type = getString(*rf, "type");
-        if (type && *type != "text")
-            fail(badRequest("response_format type '" + *type + "' is not supported; only 'text' is.",
-                            "response_format", "unsupported_parameter"));
-    }
+    if (const json* tools = field(body, "tools")) r.tools = parseTools(*tools);
+    if (const json* tc = field(body, "tool_choice")) r.toolChoice = parseToolChoice(*tc, r.tools);
+    if (auto b = getBool(body, "parallel_tool_calls")) r.parallelToolCalls = *b;
+    if (const json* rf = field(body, "response_format")) r.responseFormat = parseResponseFormat(*rf);
+    if (r.responseFormat.kind != ResponseFormat::Text &&
+        (r.toolChoice.mode == ToolChoice::Required || r.toolChoice.mode == ToolChoice::Function))
+        fail(badRequest("'response_format' cannot be combined with a 'tool_choice' that forces a call.",
+                        "response_format", "invalid_value"));
     if (auto b = getBool(body, "add_generation_prompt")) r.addGenerationPrompt = *b;
     if (const json* kw = field(body, "chat_template_kwargs")) {
         if (!kw->is_object()) wrongType("chat_template_kwargs", "an object", *kw);

@@ -17,6 +17,7 @@ constexpr int kMaxChoices = 64;    // n
 constexpr int kMaxStops = 16;
 constexpr int kMaxTopLogprobs = 20;
 constexpr int kMaxLogitBias = 1024;  // logit_bias entries
+constexpr int kMaxTools = 128;       // OpenAI's limit on tools per request
 
 // Parses a request body into a JSON object (400 on broken JSON, invalid UTF-8, too deep nesting,
 // or anything but an object at the top).
@@ -32,6 +33,20 @@ struct GenerationFields {
     bool includeUsage = false;         // stream_options.include_usage
 };
 
+// tool_choice: "auto" (the model decides), "none", "required" (at least one call), or one named function.
+struct ToolChoice {
+    enum Mode { Auto, None, Required, Function } mode = Auto;
+    std::string function;  // Function: its name
+};
+
+// response_format: plain text, any JSON object, or JSON that validates against a schema.
+struct ResponseFormat {
+    enum Kind { Text, JsonObject, JsonSchema } kind = Text;
+    std::string name;     // json_schema.name
+    nlohmann::ordered_json schema;  // json_schema.schema (an object, or true)
+    bool strict = false;
+};
+
 struct ChatRequest {
     GenerationFields gen;
     std::vector<engine::ChatMessage> messages;
@@ -39,6 +54,12 @@ struct ChatRequest {
     nlohmann::ordered_json templateKwargs;  // chat_template_kwargs: null or an object
     bool logprobs = false;
     int topLogprobs = 0;
+    // The functions the model may call ([{"type": "function", "function": {"name", "description",
+    // "parameters"}}], checked), as the chat template's `tools` reads them; empty when none.
+    nlohmann::ordered_json tools = nlohmann::ordered_json::array();
+    ToolChoice toolChoice;
+    bool parallelToolCalls = true;
+    ResponseFormat responseFormat;
 };
 
 struct PromptInput {

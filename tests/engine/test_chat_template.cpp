@@ -344,6 +344,36 @@ private slots:
                                                     "<|im_start|>user\nc<|im_end|>\n<|im_start|>assistant\n"));
     }
 
+    // ChatMessage's tool fields reach the template as the messages' tool_calls, tool_call_id and
+    // name; only Jinja templates that read `tools` say they support them.
+    void toolTurnsThroughRender() {
+        const ojson config = readOrdered(lmw::test::modelDir("qwen3-tiny") + "/tokenizer_config.json");
+        const std::string src = config.at("chat_template").get<std::string>();
+        auto t = ChatTemplate::fromJinja(src, "model");
+        QVERIFY(t->supportsTools());
+        QVERIFY(!ChatTemplate::builtin("chatml")->supportsTools());
+        QVERIFY(!ChatTemplate::fromJinja("{{ messages[0].content }}")->supportsTools());
+        const ojson calls = ojson::array({{{"id", "call_1"}, {"type", "function"},
+                                           {"function", {{"name", "get_weather"}, {"arguments", {{"city", "Paris"}}}}}}});
+        std::vector<ChatMessage> messages = {{"user", "Weather?"}, {"assistant", ""}, {"tool", "18"}};
+        messages[1].toolCalls = calls;
+        messages[2].toolCallId = "call_1";
+        messages[2].name = "get_weather";
+        const ojson tools = ojson::array({{{"type", "function"}, {"function", {{"name", "get_weather"}}}}});
+        ojson ctx = {{"messages", ojson::array({{{"role", "user"}, {"content", "Weather?"}},
+                                                {{"role", "assistant"}, {"content", ""}, {"tool_calls", calls}},
+                                                {{"role", "tool"}, {"content", "18"}, {"tool_call_id", "call_1"}, {"name", "get_weather"}}})},
+                     {"tools", tools},
+                     {"add_generation_prompt", true},
+                     {"bos_token", ""},
+                     {"eos_token", ""}};
+        const std::string got = t->render(messages, true, "", "", {{"tools", tools}});
+        QCOMPARE(got, renderJinja(src, ctx));
+        QVERIFY2(got.find("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>") !=
+                     std::string::npos && got.find("<tool_response>\n18\n</tool_response>") != std::string::npos,
+                 got.c_str());
+    }
+
     void llama3TemplateDetails() {
         const ojson config = readOrdered(lmw::test::modelDir("llama3-tiny") + "/tokenizer_config.json");
         auto t = ChatTemplate::fromJinja(config.at("chat_template").get<std::string>(), "model");

@@ -319,6 +319,48 @@ private slots:
         QCOMPARE(run(*e, bad).finish, FinishReason::Error);
     }
 
+    // Structured output: a grammar request's reply is its document, whole, ending with the document
+    // (eos allowed only then), whatever it is batched with; greedy, drawn, with logprobs (the host
+    // path) and with a logit bias that pushes a token the grammar forbids.
+    void grammarConstrainsTheReply() {
+        auto e = load({});
+        const nlohmann::ordered_json schema = nlohmann::ordered_json::parse(
+            R"({"type": "object", "properties": {"name": {"type": "string", "maxLength": 8},
+                "age": {"type": "integer"}, "pets": {"type": "array", "items": {"enum": ["cat", "dog"]}, "maxItems": 2}},
+                "required": ["name", "age", "pets"], "additionalProperties": false})");
+        const auto grammar = Grammar::fromJsonSchema(schema);
+        std::vector<Request> requests;
+        for (int k = 0; k < 6; ++k) {
+            Request r = greedy(kPrompts[k], 300);
+            r.sampling.ignoreEos = false;
+            r.grammar = grammar;
+            if (k % 2) r.sampling.temperature = 0.9f, r.sampling.seed = 40 + k;
+            if (k == 2) r.topLogprobs = 2;
+            if (k == 3) r.sampling.logitBias = {{e->tokenizer().tokenId("▁the").value_or(0), 100.0f}};
+            requests.push_back(std::move(r));
+        }
+        requests.push_back(greedy("Tom had a red ball", 40));  // free text in the same batches
+        std::vector<std::unique_ptr<Collector>> cs;
+        for (auto& r : requests) {
+            cs.push_back(std::make_unique<Collector>());
+            e->submit(r, cs.back()->sink());
+        }
+        for (size_t k = 0; k + 1 < cs.size(); ++k) {
+            const Generated g = cs[k]->get();
+            QVERIFY2(g.finish == FinishReason::Stop, qPrintable(QString::fromStdString(g.text + " / " + g.error)));
+            const auto j = nlohmann::json::parse(g.text, nullptr, false);
+            QVERIFY2(!j.is_discarded() && j.is_object(), g.text.c_str());
+            QVERIFY2(j.size() == 3 && j["name"].is_string() && j["name"].get<std::string>().size() <= 8 &&
+                         j["age"].is_number_integer() && j["pets"].is_array() && j["pets"].size() <= 2,
+                     g.text.c_str());
+            for (const auto& p : j["pets"]) QVERIFY(p == "cat" || p == "dog");
+        }
+        QCOMPARE(cs.back()->get().ids.size(), size_t(40));
+        // The same seeded request alone gives the same document (the mask does not depend on the batch).
+        Request again = requests[1];
+        QCOMPARE(run(*e, again).text, cs[1]->get().text);
+    }
+
     void prefixCacheReusesBlocks() {
         EngineConfig c;
         c.enablePrefixCaching = true;

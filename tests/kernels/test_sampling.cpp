@@ -75,7 +75,8 @@ struct DeviceRun {
 // Runs sampleRows on host logits [rows, vocab], stored with a row stride of vocab + pad.
 DeviceRun runDevice(const std::vector<float>& logits, int rows, int vocab, k::SrcType t,
                     const std::vector<k::SampleRowParams>& params, const std::vector<int32_t>& history = {},
-                    const std::vector<int32_t>& biasIds = {}, const std::vector<float>& biasValues = {}, int pad = 0) {
+                    const std::vector<int32_t>& biasIds = {}, const std::vector<float>& biasValues = {}, int pad = 0,
+                    const std::vector<uint32_t>& masks = {}) {
     const int64_t stride = vocab + pad;
     std::vector<float> strided(size_t(rows) * size_t(stride), 0.f);
     for (int r = 0; r < rows; ++r)
@@ -85,6 +86,7 @@ DeviceRun runDevice(const std::vector<float>& logits, int rows, int vocab, k::Sr
     auto dHistory = upload(history.empty() ? std::vector<int32_t>{0} : history);
     auto dBiasIds = upload(biasIds.empty() ? std::vector<int32_t>{0} : biasIds);
     auto dBiasValues = upload(biasValues.empty() ? std::vector<float>{0.f} : biasValues);
+    auto dMasks = upload(masks.empty() ? std::vector<uint32_t>{0} : masks);
     const size_t ws = params.size() * size_t(vocab);
     DeviceMem scratch(ws * 4), counts(ws * 4), results(params.size() * sizeof(k::SampleRowResult));
     scratch.poison();
@@ -100,6 +102,7 @@ DeviceRun runDevice(const std::vector<float>& logits, int rows, int vocab, k::Sr
     b.history = dHistory->as<int32_t>();
     b.biasIds = dBiasIds->as<int32_t>();
     b.biasValues = dBiasValues->as<float>();
+    b.masks = dMasks->as<uint32_t>();
     b.scratch = scratch.as<float>();
     b.counts = counts.as<uint32_t>();
     b.results = results.as<k::SampleRowResult>();
@@ -360,6 +363,57 @@ private slots:
             for (int i = 0; i < vocab; ++i) changed += std::memcmp(&raw[i], &pen[size_t(i)], 4) != 0;
         }
         QVERIFY(changed > 1000);  // the penalties did change the logits
+    }
+
+    // A grammar's allowed-token mask: the device picks what the host picks from the row with the
+    // other tokens at -inf (the engine's host path), with biases on top; sparse and dense masks,
+    // greedy and drawn, and the raw row's argmax masked out.
+    void masksMatchHost() {
+        const int vocab = 151936, rows = 12, words = (vocab + 31) / 32;
+        std::mt19937 rng(33);
+        const std::vector<float> logits = makeLogits(rows, vocab, Shape::Normal, k::SrcType::F16, rng);
+        std::vector<float> masked = logits;
+        std::vector<uint32_t> masks;
+        std::vector<int32_t> biasIds;
+        std::vector<float> biasValues;
+        std::vector<k::SampleRowParams> ps;
+        std::vector<SamplingParams> sps;
+        std::uniform_int_distribution<int> id(0, vocab - 1);
+        for (int r = 0; r < rows; ++r) {
+            std::vector<uint32_t> m(size_t(words), 0);
+            const int allowed = r % 3 == 0 ? 1 : r % 3 == 1 ? 40 : vocab / 2;
+            for (int j = 0; j < allowed; ++j) {
+                const int t = id(rng);
+                m[size_t(t) >> 5] |= 1u << (t & 31);
+            }
+            const float* raw = logits.data() + int64_t(r) * vocab;
+            const int best = int(std::max_element(raw, raw + vocab) - raw);
+            m[size_t(best) >> 5] &= ~(1u << (best & 31));  // the unconstrained choice is not allowed
+            if (std::all_of(m.begin(), m.end(), [](uint32_t w) { return w == 0; })) m[0] = 1;
+            for (int t = 0; t < vocab; ++t)
+                if (!(m[size_t(t) >> 5] >> (t & 31) & 1u)) masked[size_t(r) * vocab + size_t(t)] = -INFINITY;
+            SamplingParams sp = r % 2 ? params(0.9f, 50, 0.95f, 0.0f) : params(0.0f, 0, 1.0f, 0.0f);
+            if (r % 4 == 3) sp.logitBias = {{id(rng), 5.0f}, {best, 100.0f}};  // a bias cannot lift a masked token
+            k::SampleRowParams p = rowParams(r, sp, (uint64_t(rng()) << 32) | rng());
+            p.maskOffset = int32_t(masks.size());
+            masks.insert(masks.end(), m.begin(), m.end());
+            p.biasOffset = int32_t(biasIds.size());
+            p.biasCount = int32_t(sp.logitBias.size());
+            for (const auto& [bi, bv] : sp.logitBias) {
+                biasIds.push_back(bi);
+                biasValues.push_back(bv);
+            }
+            ps.push_back(p);
+            sps.push_back(sp);
+        }
+        const DeviceRun d = runDevice(logits, rows, vocab, k::SrcType::F16, ps, {}, biasIds, biasValues, 0, masks);
+        QCOMPARE(d.status, 0);
+        QVERIFY(d.countsZero);
+        for (int r = 0; r < rows; ++r) {
+            const int32_t got = d.results[size_t(r)].token;
+            QVERIFY2(masks[size_t(ps[size_t(r)].maskOffset) + (size_t(got) >> 5)] >> (got & 31) & 1u, qPrintable(QString::number(r)));
+            QCOMPARE(got, hostSample(masked, r, vocab, sps[size_t(r)], ps[size_t(r)].uniform, {}, 0, nullptr));
+        }
     }
 
     // Logprobs of the raw row (bias and penalties do not enter) against an f64 log-softmax; the top

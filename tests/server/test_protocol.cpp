@@ -105,6 +105,46 @@ private slots:
         QCOMPARE(r.messages[3].role, std::string("system"));
     }
 
+    // Tools, tool_choice, tool turns and response_format as OpenAI sends them.
+    void parsesToolsAndResponseFormat() {
+        json body = chat();
+        json fn = {{"name", "get_weather"}, {"description", "Weather now"}};
+        fn["parameters"] = {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}};
+        body["tools"] = json::array({{{"type", "function"}, {"function", fn}}});
+        body["tool_choice"] = {{"type", "function"}, {"function", {{"name", "get_weather"}}}};
+        body["parallel_tool_calls"] = false;
+        json call = {{"id", "call_1"}, {"type", "function"}};
+        call["function"] = {{"name", "get_weather"}, {"arguments", "{\"city\": \"Paris\"}"}};
+        body["messages"] = json::array({{{"role", "user"}, {"content", "Weather in Paris?"}},
+                                        {{"role", "assistant"}, {"content", nullptr}, {"tool_calls", json::array({call})}},
+                                        {{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "22 C"}}});
+        ChatRequest r = parseChatRequest(body);
+        QCOMPARE(r.tools.size(), size_t(1));
+        QCOMPARE(r.tools[0]["function"]["name"], nlohmann::ordered_json("get_weather"));
+        QCOMPARE(r.tools[0]["function"]["parameters"]["properties"]["city"]["type"], nlohmann::ordered_json("string"));
+        QCOMPARE(int(r.toolChoice.mode), int(ToolChoice::Function));
+        QCOMPARE(r.toolChoice.function, std::string("get_weather"));
+        QVERIFY(!r.parallelToolCalls);
+        QCOMPARE(r.messages[1].content, std::string());
+        QCOMPARE(r.messages[1].toolCalls[0]["function"]["arguments"]["city"], nlohmann::ordered_json("Paris"));  // an object now
+        QCOMPARE(r.messages[1].toolCalls[0]["id"], nlohmann::ordered_json("call_1"));
+        QCOMPARE(r.messages[2].role, std::string("tool"));
+        QCOMPARE(r.messages[2].toolCallId, std::string("call_1"));
+
+        json schema = chat({{"response_format", {{"type", "json_schema"},
+                                                 {"json_schema", {{"name", "person"}, {"strict", true},
+                                                                  {"schema", {{"type", "object"}}}}}}}});
+        ChatRequest s = parseChatRequest(schema);
+        QCOMPARE(int(s.responseFormat.kind), int(ResponseFormat::JsonSchema));
+        QCOMPARE(s.responseFormat.name, std::string("person"));
+        QVERIFY(s.responseFormat.strict);
+        QCOMPARE(s.responseFormat.schema["type"], json("object"));
+        QCOMPARE(int(parseChatRequest(chat({{"response_format", {{"type", "json_object"}}}})).responseFormat.kind),
+                 int(ResponseFormat::JsonObject));
+        QCOMPARE(int(parseChatRequest(chat({{"tools", json::array()}, {"tool_choice", "none"}})).toolChoice.mode),
+                 int(ToolChoice::None));
+    }
+
     void rejectsBadChatFields_data() {
         QTest::addColumn<QString>("body");
         QTest::addColumn<QString>("param");
@@ -146,8 +186,32 @@ private slots:
         row("seed float", chat({{"seed", 1.5}}), "seed", "invalid_type");
         row("presence 3", chat({{"presence_penalty", 3}}), "presence_penalty", "invalid_value");
         row("repetition 0", chat({{"repetition_penalty", 0}}), "repetition_penalty", "invalid_value");
-        row("tools", chat({{"tools", {{{"type", "function"}}}}}), "tools", "unsupported_parameter");
-        row("json mode", chat({{"response_format", {{"type", "json_object"}}}}), "response_format", "unsupported_parameter");
+        const json fn = {{"type", "function"}, {"function", {{"name", "get_weather"}}}};
+        row("tools not array", chat({{"tools", fn}}), "tools", "invalid_type");
+        row("tool without function", chat({{"tools", {{{"type", "function"}}}}}), "tools[0].function", "missing_required_parameter");
+        row("tool type", chat({{"tools", {{{"type", "retrieval"}, {"function", {{"name", "f"}}}}}}}), "tools[0].type", "invalid_value");
+        row("tool name spaces", chat({{"tools", {{{"type", "function"}, {"function", {{"name", "get weather"}}}}}}}),
+            "tools[0].function.name", "invalid_value");
+        row("tool name twice", chat({{"tools", {fn, fn}}}), "tools[1].function.name", "invalid_value");
+        row("tool parameters string", chat({{"tools", {{{"type", "function"}, {"function", {{"name", "f"}, {"parameters", "x"}}}}}}}),
+            "tools[0].function.parameters", "invalid_type");
+        row("tool_choice without tools", chat({{"tool_choice", "required"}}), "tool_choice", "invalid_value");
+        row("tool_choice unknown", chat({{"tools", {fn}}, {"tool_choice", "sometimes"}}), "tool_choice", "invalid_value");
+        row("tool_choice other function", chat({{"tools", {fn}}, {"tool_choice", {{"type", "function"}, {"function", {{"name", "f"}}}}}}),
+            "tool_choice", "invalid_value");
+        row("tool message without id", chat({{"messages", {{{"role", "tool"}, {"content", "22 C"}}}}}),
+            "messages[0].tool_call_id", "missing_required_parameter");
+        row("tool call arguments not JSON",
+            chat({{"messages", {{{"role", "assistant"},
+                                 {"tool_calls", {{{"id", "c1"}, {"type", "function"},
+                                                  {"function", {{"name", "f"}, {"arguments", "{oops"}}}}}}}}}}),
+            "messages[0].tool_calls[0].function.arguments", "invalid_value");
+        row("response_format type", chat({{"response_format", {{"type", "xml"}}}}), "response_format.type", "invalid_value");
+        row("json_schema without name", chat({{"response_format", {{"type", "json_schema"}, {"json_schema", {{"schema", json::object()}}}}}}),
+            "response_format.json_schema.name", "missing_required_parameter");
+        row("json_schema schema string",
+            chat({{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "x"}, {"schema", "{}"}}}}}}),
+            "response_format.json_schema.schema", "invalid_type");
         row("model number", chat({{"model", 7}}), "model", "invalid_type");
         row("chat_template_kwargs not object", chat({{"chat_template_kwargs", "enable_thinking=false"}}),
             "chat_template_kwargs", "invalid_type");

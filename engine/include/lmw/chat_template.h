@@ -10,8 +10,14 @@
 namespace lmw::engine {
 
 struct ChatMessage {
-    std::string role;  // "system", "user", "assistant"
+    std::string role;  // "system", "user", "assistant", "tool"
     std::string content;
+    // Tool calling, in the shapes Hugging Face chat templates read: an assistant turn's calls
+    // ([{"id", "type": "function", "function": {"name", "arguments": {...}}}], arguments as an
+    // object, not OpenAI's JSON string), and a tool result's call id and function name.
+    nlohmann::ordered_json toolCalls = nullptr;  // null or an array
+    std::string toolCallId = {};
+    std::string name = {};
 };
 
 class ChatTemplate {
@@ -33,6 +39,11 @@ public:
 
     virtual ~ChatTemplate() = default;
     virtual std::string name() const = 0;
+    // A Jinja template's source (empty for the built-ins).
+    virtual std::string source() const { return {}; }
+    // Whether the template writes `tools` into the prompt (a Jinja template that reads them; the
+    // built-ins have no tool format).
+    bool supportsTools() const { return source().find("tools") != std::string::npos; }
     // Renders the conversation. bos/eos are the tokenizer's strings (templates may print them).
     // kwargs (checked as checkKwargs does) become variables of a Jinja template, e.g.
     // {"enable_thinking": false}; key order is kept, since tojson prints it. Built-ins ignore them.

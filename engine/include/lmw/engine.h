@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lmw/chat_template.h"
+#include "lmw/grammar.h"
 #include "lmw/error.h"
 #include "lmw/model_info.h"
 #include "lmw/sampling.h"
@@ -64,6 +65,9 @@ struct Request {
     ContextOverflow contextOverflow = ContextOverflow::Stop;  // chat only
     SamplingParams sampling;
     int topLogprobs = -1;              // -1: no logprobs; >= 0: chosen token's logprob + that many alternatives
+    // Structured output (lmw/grammar.h, e.g. a JSON schema's): each token is drawn from those the
+    // grammar allows, and the reply ends once its document is complete. Null: free text.
+    std::shared_ptr<const Grammar> grammar;
 };
 
 enum class FinishReason { None, Stop, Length, Cancelled, Error };

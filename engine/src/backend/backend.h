@@ -69,6 +69,7 @@ struct DeviceSampleRow {
     size_t promptLen = 0;
     uint64_t uniform = 0;                           // Sampler::drawUniform(); unused when greedy
     int topLogprobs = -1;                           // -1: none; n >= 0: the choice's logprob and the top n
+    const uint32_t* allowed = nullptr;              // a grammar's token bitmask (bit i: token i), null: all
 };
 struct DeviceSampleResult {
     int32_t token = 0;

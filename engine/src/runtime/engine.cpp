@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <unordered_set>
@@ -76,6 +77,10 @@ struct Engine::Impl {
     EngineStats stats;
     std::atomic<RequestId> nextId{1};
     std::thread thread;
+
+    // The tokenizer's byte strings for grammar masks: built by the first request with a grammar.
+    std::once_flag vocabularyOnce;
+    std::shared_ptr<const TokenVocabulary> vocabulary;
 
     // Engine thread only.
     std::vector<float> logits;
@@ -208,7 +213,8 @@ void Engine::Impl::sampleOrReadBack(Tensor out, const std::vector<Sequence*>& sa
     for (size_t i = 0; i < sampled.size(); ++i) {
         const Sequence& s = *sampled[i];
         if (s.topLogprobs > kMaxDeviceTopLogprobs) continue;
-        rows.push_back({int32_t(i), &s.sampling, &s.tokens, s.promptLen, uniforms[i], s.topLogprobs});
+        rows.push_back({int32_t(i), &s.sampling, &s.tokens, s.promptLen, uniforms[i], s.topLogprobs,
+                        s.grammar ? s.allowed.data() : nullptr});
         index.push_back(i);
     }
     std::vector<DeviceSampleResult> results;
@@ -301,6 +307,11 @@ std::unique_ptr<Sequence> Engine::Impl::prepare(Request& req, RequestId id, Sink
     if (chat) {
         s->stopIds.insert(s->stopIds.end(), templateStopIds.begin(), templateStopIds.end());
         stops.insert(stops.end(), templateStopStrings.begin(), templateStopStrings.end());
+    }
+    if (req.grammar) {
+        std::call_once(vocabularyOnce, [&] { vocabulary = TokenVocabulary::fromTokenizer(*tokenizer, info.config.vocabSize); });
+        s->grammar = std::make_unique<GrammarMatcher>(req.grammar, vocabulary, s->stopIds);
+        s->allowed.resize(size_t(vocabulary->maskWords()));
     }
     s->sampler = std::make_unique<Sampler>(req.sampling, info.config.vocabSize);
     // A chat reply is a text of its own (no leading space); a completion continues its prompt.
@@ -430,7 +441,12 @@ void Engine::Impl::step() {
 
     const auto t0 = Clock::now();
     try {
-        sampleOrReadBack(model->forwardLogits(batch), sampled, uniforms, onDevice);
+        const Tensor out = model->forwardLogits(batch);
+        // Grammar masks are host work; on CUDA the step above is only enqueued, so they are made
+        // while the device computes it.
+        for (Sequence* s : sampled)
+            if (s->grammar) s->grammar->fillNextTokenMask(s->allowed.data());
+        sampleOrReadBack(out, sampled, uniforms, onDevice);
     } catch (const std::exception& ex) {
         // The step failed as a whole (e.g. out of device memory): its requests end with the error,
         // the engine goes on serving the others.
@@ -449,6 +465,12 @@ void Engine::Impl::step() {
         Sequence& s = *sampled[i];
         float* row = logits.data() + i * size_t(cfg.vocabSize);
         Event ev;
+        // Logprobs are taken from the raw row before this, as with a logit bias.
+        auto maskRow = [&] {
+            if (!s.grammar) return;
+            for (int t = 0; t < cfg.vocabSize; ++t)
+                if (!(s.allowed[size_t(t) >> 5] >> (t & 31) & 1u)) row[t] = -std::numeric_limits<float>::infinity();
+        };
         if (onDevice[i].token >= 0) {
             const DeviceSampleResult& d = onDevice[i];
             if (s.topLogprobs >= 0) ev.logprobs.push_back({d.token, tokenizer->tokenBytes(d.token), d.logprob, d.top});
@@ -457,6 +479,7 @@ void Engine::Impl::step() {
             // Logprobs of the raw distribution, taken before the sampler changes the row in place.
             auto top = Sampler::topLogprobs(row, cfg.vocabSize, std::max(1, s.topLogprobs));
             std::vector<float> raw(row, row + cfg.vocabSize);
+            maskRow();
             const int32_t tok = s.sampler->sample(row, s.tokens, s.promptLen, uniforms[i]);
             // The token's own bytes: decoding it alone would drop a sentencepiece leading space.
             TokenLogprob lp{tok, tokenizer->tokenBytes(tok), Sampler::logprobOf(raw.data(), cfg.vocabSize, tok), {}};
@@ -464,9 +487,15 @@ void Engine::Impl::step() {
             ev.logprobs.push_back(std::move(lp));
             s.tokens.push_back(tok);
         } else {
+            maskRow();
             s.tokens.push_back(s.sampler->sample(row, s.tokens, s.promptLen, uniforms[i]));
         }
         const int32_t tok = s.tokens.back();
+        if (s.grammar && !s.grammar->accept(tok)) {  // a masked draw cannot do this: a bug, not the model
+            finish(&s, FinishReason::Error, "the sampled token " + std::to_string(tok) + " is outside the request's grammar",
+                   ErrorCode::Internal);
+            continue;
+        }
         if (!s.hasFirstToken) {
             s.hasFirstToken = true;
             s.firstToken = Clock::now();

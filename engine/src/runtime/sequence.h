@@ -26,6 +26,8 @@ struct Sequence {
     std::unique_ptr<Sampler> sampler;
     std::unique_ptr<OutputStream> output;
     std::vector<int32_t> stopIds;
+    std::unique_ptr<GrammarMatcher> grammar;  // structured output: where the reply is in its grammar
+    std::vector<uint32_t> allowed;            // the grammar's token mask for this step
     Clock::time_point submitted;
     Clock::time_point firstToken;
     bool hasFirstToken = false;

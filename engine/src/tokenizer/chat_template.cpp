@@ -139,12 +139,19 @@ public:
             if (m_t->source.find(marker) != std::string::npos) m_stops.push_back(marker);
     }
     std::string name() const override { return m_name; }
+    std::string source() const override { return m_t->source; }
     std::vector<std::string> stopWords() const override { return m_stops; }
     std::string render(const std::vector<ChatMessage>& messages, bool addGenerationPrompt, const std::string& bos,
                        const std::string& eos, const nlohmann::ordered_json& kwargs) const override {
         checkKwargs(kwargs);
         jinja::Value msgs = jinja::Value::array();
-        for (const auto& m : messages) msgs.push_back({{"role", m.role}, {"content", m.content}});
+        for (const auto& m : messages) {
+            jinja::Value v = {{"role", m.role}, {"content", m.content}};
+            if (m.toolCalls.is_array()) v["tool_calls"] = m.toolCalls;
+            if (!m.toolCallId.empty()) v["tool_call_id"] = m.toolCallId;
+            if (!m.name.empty()) v["name"] = m.name;
+            msgs.push_back(std::move(v));
+        }
         // What apply_chat_template passes: the conversation, tools (None unless given), the
         // special tokens, then the caller's kwargs.
         jinja::Value ctx = {{"messages", msgs},

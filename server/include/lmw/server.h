@@ -55,6 +55,11 @@ struct ServerOptions {
     // A chat conversation that no longer fits the session with its reply (see engine::ContextOverflow):
     // Stop answers 400 context_length_exceeded; the others leave out whole turns until it fits.
     engine::ContextOverflow contextOverflow{};  // Stop
+    // How chat replies are split (engine::OutputParser): the tool call format of requests with tools
+    // ("auto": by the model family; "none"; or one of engine::toolCallParserNames()), and reasoning
+    // ("auto": "think" when the chat template writes <think>; "none"; or a reasoningParserNames() one).
+    std::string toolCallParser = "auto";
+    std::string reasoningParser = "auto";
 
     // Transport: sizes and deadlines of one connection.
     size_t headerLimit = 64u << 10;        // request line + headers; larger: 431 (414 for the line)

@@ -478,6 +478,8 @@ public:
         std::vector<k::SampleRowParams> params(rows.size());
         std::vector<int32_t> history, biasIds;
         std::vector<float> biasValues;
+        std::vector<uint32_t> masks;
+        const size_t maskWords = (size_t(logits.cols) + 31) / 32;
         bool workspace = false;
         for (int r = 0; r < R; ++r) {
             const DeviceSampleRow& row = rows[size_t(r)];
@@ -510,15 +512,20 @@ public:
                 biasIds.push_back(id);
                 biasValues.push_back(bias);
             }
+            if (row.allowed) {
+                p.maskOffset = int32_t(masks.size());
+                masks.insert(masks.end(), row.allowed, row.allowed + maskWords);
+            }
             workspace = workspace || k::sampleRowNeedsWorkspace(p);
         }
 
-        // One pinned staging buffer and one device buffer: params | history | bias ids | bias values | results.
+        // One pinned staging buffer and one device buffer: params | history | bias ids | bias values | masks | results.
         auto aligned = [](size_t b) { return (b + 255) / 256 * 256; };
         const size_t offHistory = aligned(params.size() * sizeof(k::SampleRowParams));
         const size_t offBiasIds = offHistory + aligned(history.size() * 4);
         const size_t offBiasValues = offBiasIds + aligned(biasIds.size() * 4);
-        const size_t offResults = offBiasValues + aligned(biasValues.size() * 4);
+        const size_t offMasks = offBiasValues + aligned(biasValues.size() * 4);
+        const size_t offResults = offMasks + aligned(masks.size() * 4);
         const size_t total = offResults + aligned(size_t(R) * sizeof(k::SampleRowResult));
         m_sampleHost.reserve(total);
         uint8_t* host = m_sampleHost.data();
@@ -526,6 +533,7 @@ public:
         if (!history.empty()) std::memcpy(host + offHistory, history.data(), history.size() * 4);
         if (!biasIds.empty()) std::memcpy(host + offBiasIds, biasIds.data(), biasIds.size() * 4);
         if (!biasValues.empty()) std::memcpy(host + offBiasValues, biasValues.data(), biasValues.size() * 4);
+        if (!masks.empty()) std::memcpy(host + offMasks, masks.data(), masks.size() * 4);
         if (m_sampleDevice.bytes() < total) m_sampleDevice = DeviceBuffer(total + total / 2);
         uint8_t* dev = m_sampleDevice.as<uint8_t>();
         LMW_CUDA_CHECK(cudaMemcpyAsync(dev, host, offResults, cudaMemcpyHostToDevice, m_stream));
@@ -547,6 +555,7 @@ public:
         b.history = reinterpret_cast<const int32_t*>(dev + offHistory);
         b.biasIds = reinterpret_cast<const int32_t*>(dev + offBiasIds);
         b.biasValues = reinterpret_cast<const float*>(dev + offBiasValues);
+        b.masks = reinterpret_cast<const uint32_t*>(dev + offMasks);
         b.scratch = workspace ? m_sampleScratch.as<float>() : nullptr;
         b.counts = workspace ? m_sampleCounts.as<uint32_t>() : nullptr;
         b.results = reinterpret_cast<k::SampleRowResult*>(dev + offResults);

@@ -4,7 +4,7 @@
 //
 // Sampling on the device: one block per row of a [rows, vocab] logits tensor (f16, bf16 or f32, row
 // stride given) does what the host Sampler does (engine/src/runtime/sampler.cpp, the reference), in its
-// order: logit bias, repetition penalty over the row's history, presence / frequency penalties over its
+// order: a grammar's allowed-token mask (others become -inf), logit bias, repetition penalty over the row's history, presence / frequency penalties over its
 // generated part, then greedy argmax (ties -> lowest id, NaN never picked) or, for temperature > 0, a
 // draw from the top-k / top-p / min-p restricted distribution with the row's 64-bit uniform.
 //
@@ -38,6 +38,7 @@ struct SampleRowParams {
     int32_t promptLen = 0;             // history[offset + promptLen ..] were generated
     int32_t biasOffset = 0;            // logit bias entries biasIds/biasValues[offset, offset + count), in order
     int32_t biasCount = 0;
+    int32_t maskOffset = -1;           // the row's allowed-token bitmask is masks[offset, offset + (vocab + 31) / 32); -1: none
     int32_t topLogprobs = -1;          // -1: no logprobs; n >= 0: the choice's logprob and the top n
     uint64_t uniform = 0;              // the draw (unused when greedy)
 };
@@ -59,16 +60,17 @@ struct SampleBatch {
     const int32_t* history = nullptr;
     const int32_t* biasIds = nullptr;
     const float* biasValues = nullptr;
-    // [rows, vocab] workspaces, needed (non-null) when a row has a bias or a penalty: the penalized
+    const uint32_t* masks = nullptr;  // bit i of a row's mask: token i allowed
+    // [rows, vocab] workspaces, needed (non-null) when a row has a mask, a bias or a penalty: the penalized
     // f32 logits, and counters that must be zero at the launch (the kernel leaves them zero).
     float* scratch = nullptr;
     uint32_t* counts = nullptr;
     SampleRowResult* results = nullptr;
 };
 
-// True when the row needs the workspaces (a bias or a penalty is active). constexpr: the kernel uses it too.
+// True when the row needs the workspaces (a mask, a bias or a penalty is active). constexpr: the kernel uses it too.
 constexpr bool sampleRowNeedsWorkspace(const SampleRowParams& p) {
-    return p.biasCount > 0 || (p.historyLen > 0 && (p.repetitionPenalty != 1.f || p.presencePenalty != 0.f ||
+    return p.maskOffset >= 0 || p.biasCount > 0 || (p.historyLen > 0 && (p.repetitionPenalty != 1.f || p.presencePenalty != 0.f ||
                                                     p.frequencyPenalty != 0.f));
 }
 
