@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -67,8 +68,10 @@ double percentile(std::vector<double> v, double p) {
     return v[std::min(v.size() - 1, size_t(p / 100.0 * double(v.size())))];
 }
 
-// B greedy requests of `context` random prompt tokens each, submitted together.
-std::vector<RunStats> runBatch(engine::Engine& e, std::mt19937& rng, int batch, int context, int tokens) {
+// B greedy requests of `context` random prompt tokens each, submitted together; with a grammar,
+// each reply is constrained by it (structured output).
+std::vector<RunStats> runBatch(engine::Engine& e, std::mt19937& rng, int batch, int context, int tokens,
+                               const std::shared_ptr<const engine::Grammar>& grammar = nullptr) {
     std::vector<std::future<RunStats>> futs;
     for (int b = 0; b < batch; ++b) {
         engine::Request req;
@@ -76,6 +79,7 @@ std::vector<RunStats> runBatch(engine::Engine& e, std::mt19937& rng, int batch, 
         req.sampling.temperature = 0;
         req.sampling.ignoreEos = true;
         req.sampling.maxNewTokens = tokens;
+        req.grammar = grammar;
         futs.push_back(launch(e, std::move(req)));
     }
     std::vector<RunStats> out;
@@ -118,9 +122,10 @@ DecodeWindow decodeWindow(const std::vector<RunStats>& runs, int context) {
     return w;
 }
 
-// One row per batch size: decode speed against the bytes a step must read (weights + KV).
+// One row per batch size: decode speed against the bytes a step must read (weights + KV). With a
+// grammar, each batch size gets a second row whose replies it constrains ("schema").
 void benchDecode(engine::Engine& e, int context, int tokens, const std::vector<int>& batches, double bandwidth,
-                 int quantPolicy) {
+                 int quantPolicy, const std::shared_ptr<const engine::Grammar>& grammar) {
     const auto& info = e.info();
     const std::string backend = e.stats().backend;
     std::printf("model %s (%s, %s params, %s weights), backend %s (%s)\n", info.name.c_str(), info.dtype.c_str(),
@@ -130,10 +135,13 @@ void benchDecode(engine::Engine& e, int context, int tokens, const std::vector<i
                 "tok/s", "ms/step", "GB/step", "GB/s", "% read", "host ms", "ttft ms");
     std::fflush(stdout);
     std::mt19937 rng(1);
-    for (int b : batches) {
-        runBatch(e, rng, b, context, 8);  // warm-up at this batch size (kernels, buffers, graphs)
+    std::vector<std::shared_ptr<const engine::Grammar>> modes{nullptr};
+    if (grammar) modes.push_back(grammar);
+    for (int b : batches)
+      for (const auto& g : modes) {
+        runBatch(e, rng, b, context, 8, g);  // warm-up at this batch size (kernels, buffers, graphs)
         const int64_t preempted = e.stats().preemptions;
-        const DecodeWindow w = decodeWindow(runBatch(e, rng, b, context, tokens), context);
+        const DecodeWindow w = decodeWindow(runBatch(e, rng, b, context, tokens, g), context);
         const double hostMs = e.stats().decodeEnqueueMs;  // recent steps: host time to enqueue one
         // A preempted sequence is recomputed: its steps would not be the B-wide decode this times.
         if (e.stats().preemptions != preempted)
@@ -147,7 +155,7 @@ void benchDecode(engine::Engine& e, int context, int tokens, const std::vector<i
         const double bytes = info.decodeBytesPerStep(b, w.meanContext, quantPolicy, backend);
         const double gbs = bytes / stepS / 1e9;
         std::printf("  %-24s %-9s %5d %7d %9.1f %8.3f %8.3f %8.0f %7.1f %8.3f %8.1f\n", info.name.c_str(),
-                    info.dtype.c_str(), b, context, b / stepS, stepS * 1e3, bytes / 1e9, gbs,
+                    (info.dtype + (g ? "+schema" : "")).c_str(), b, context, b / stepS, stepS * 1e3, bytes / 1e9, gbs,
                     bandwidth > 0 ? 100 * gbs / bandwidth : 0.0, hostMs, w.ttft * 1e3);
         std::fflush(stdout);
     }
@@ -287,6 +295,12 @@ void setupBench(CLI::App& app) {
         ->check(CLI::PositiveNumber);
     cmd->add_option("--decode-tokens", decodeTokens, "decode test: tokens generated per sequence")
         ->check(CLI::Range(2, 1 << 20));
+    static std::string schemaFile;
+    cmd->add_option("--json-schema", schemaFile,
+                    "decode test: each batch size again with replies constrained by this JSON Schema (structured "
+                    "output; rows marked +schema); its documents should outlast --decode-tokens, e.g. "
+                    "bench/long_document.schema.json")
+        ->check(CLI::ExistingFile);
     cmd->add_option("--requests", requests, "throughput test: number of requests (0 = skip)");
     cmd->add_option("--concurrency", concurrency, "throughput test: concurrent requests");
     cmd->add_option("--input-len", tpPrompt, "throughput test: prompt tokens (random)");
@@ -310,6 +324,13 @@ void setupBench(CLI::App& app) {
 #else
         onCpu = true;
 #endif
+        std::shared_ptr<const engine::Grammar> grammar;
+        if (!schemaFile.empty()) {
+            std::ifstream in(schemaFile);
+            const auto schema = nlohmann::ordered_json::parse(in, nullptr, false);
+            if (schema.is_discarded()) throw Error(ErrorCode::InvalidArgument, schemaFile + " is not JSON");
+            grammar = engine::Grammar::fromJsonSchema(schema);
+        }
         double bandwidth = 0;
         for (const auto& dir : models) {
             engine::EngineConfig c = config;
@@ -329,7 +350,7 @@ void setupBench(CLI::App& app) {
             }
             auto e = loadEngine(c, false);
             if (bandwidth == 0) bandwidth = measureBandwidth(e->stats().backend, config.threads);
-            benchDecode(*e, context, decodeTokens, batches, bandwidth, config.quantPolicy);
+            benchDecode(*e, context, decodeTokens, batches, bandwidth, config.quantPolicy, grammar);
             if (requests > 0) benchThroughput(*e, requests, concurrency, tpPrompt, tpOutput);
         }
     });

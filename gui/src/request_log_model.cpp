@@ -48,7 +48,15 @@ QVariant RequestLogModel::data(const QModelIndex& index, int role) const {
     if (role == Qt::DisplayRole) {
         switch (index.column()) {
             case Time: return r.time.toString(QStringLiteral("hh:mm:ss"));
-            case Endpoint: return QStringLiteral("%1 %2%3").arg(r.method, r.endpoint, r.stream ? tr(" (stream)") : QString());
+            case Endpoint: {
+                // What kind of generation: streamed, with tools, constrained to JSON.
+                QStringList marks;
+                if (r.stream) marks << tr("stream");
+                if (r.tools) marks << tr("tools");
+                if (r.structured) marks << tr("JSON");
+                return marks.isEmpty() ? QStringLiteral("%1 %2").arg(r.method, r.endpoint)
+                                       : QStringLiteral("%1 %2 (%3)").arg(r.method, r.endpoint, marks.join(QStringLiteral(", ")));
+            }
             case Client: return r.client;
             case PromptTokens: return generation ? QVariant(r.promptTokens) : QVariant();
             case CompletionTokens: return generation ? QVariant(r.completionTokens) : QVariant();

@@ -92,6 +92,8 @@ bool ServerController::start(const ServerSettings& settings) {
             r.client = QString::fromStdString(e.client);
             r.status = e.status;
             r.stream = e.stream;
+            r.tools = e.tools;
+            r.structured = e.structured;
             r.promptTokens = e.promptTokens;
             r.completionTokens = e.completionTokens;
             r.ttftSeconds = e.ttftSeconds;

@@ -35,10 +35,17 @@ json finishReasonOf(engine::FinishReason f, bool calledTools) {
     return calledTools && f == engine::FinishReason::Stop ? json("tool_calls") : json(finishReasonText(f));
 }
 
+// Each choice its own call ids.
+engine::OutputParserOptions choiceParsing(const Shape& s, const ChoiceState& c) {
+    engine::OutputParserOptions o = s.parsing;
+    o.idSeed += 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(c.index);
+    return o;
+}
+
 // A parsed chat stream: each parser event is a delta as OpenAI streams it (a call's first delta
 // carries its id, type and name with empty arguments, the next one the arguments).
 std::string parsedChunks(const Shape& s, ChoiceState& c, const engine::Event& e, json lp) {
-    if (!c.parser) c.parser = std::make_shared<engine::OutputParser>(s.parsing);
+    if (!c.parser) c.parser = std::make_shared<engine::OutputParser>(choiceParsing(s, c));
     std::vector<engine::OutputEvent> evs = c.parser->feed(e.text);
     if (e.final)
         for (auto& ev : c.parser->finish()) evs.push_back(std::move(ev));
@@ -101,7 +108,7 @@ std::string wholeBody(const Shape& s, std::vector<ChoiceState>& choices, const U
         std::vector<ChoiceResult> one;
         one.push_back({c.index, c.echo + c.text, finishReasonText(c.finish), std::move(c.logprobs)});
         if (s.parse) {
-            engine::ParsedOutput p = engine::OutputParser::parse(one[0].text, s.parsing);
+            engine::ParsedOutput p = engine::OutputParser::parse(one[0].text, choiceParsing(s, c));
             one[0].finishReason = finishReasonOf(c.finish, !p.toolCalls.empty());
             one[0].text = std::move(p.content);
             one[0].reasoning = std::move(p.reasoning);

@@ -203,8 +203,9 @@ engine::OutputParserOptions outputParsing(const ChatRequest& r, const engine::En
         p.reasoningParser = o.reasoningParser;
     }
     p.startsInReasoning = !p.reasoningParser.empty() && engine::promptOpensReasoning(prompt);
-    // Seeded requests get the same call ids every time (and streamed = whole).
-    p.idSeed = r.gen.sampling.seed ? *r.gen.sampling.seed : std::random_device{}();
+    // Seeded requests get the same call ids every time (and streamed = whole); the prompt goes in
+    // too, so the next turn of a conversation (its earlier calls in the prompt) gets new ones.
+    p.idSeed = (r.gen.sampling.seed ? *r.gen.sampling.seed : std::random_device{}()) ^ std::hash<std::string>{}(prompt);
     return p;
 }
 
@@ -263,6 +264,8 @@ void Server::Impl::handleChat(const HttpRequest& req, HttpResponse& res, const s
     Shape shape = shapeFor(*this, *engine, true, r.gen, r.logprobs);
     shape.parse = parsing.forcedCalls || !parsing.toolCallParser.empty() || !parsing.reasoningParser.empty();
     shape.parsing = parsing;
+    call->entry.tools = !r.tools.empty();
+    call->entry.structured = grammar != nullptr;
     run(*this, res, call, engine, shape, r.logprobs ? r.topLogprobs : 0, facts, std::move(requests), std::move(choices));
 }
 

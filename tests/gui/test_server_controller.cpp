@@ -148,6 +148,17 @@ private slots:
         QCOMPARE(rec.completionTokens, cj["usage"]["completion_tokens"].get<int>());
         QCOMPARE(rec.promptTokens, cj["usage"]["prompt_tokens"].get<int>());
         QVERIFY(rec.client.startsWith(QStringLiteral("127.0.0.1")));
+        QCOMPARE(view.log()->data(view.log()->index(0, RequestLogModel::Endpoint), Qt::DisplayRole).toString(),
+                 QStringLiteral("POST /v1/chat/completions"));
+        // Issue 14: the table marks requests with constrained (JSON) output.
+        const std::string json = http(s.port, "POST", "/v1/chat/completions",
+                                      R"({"messages":[{"role":"user","content":"Hi"}],"max_tokens":64,"stream":true,)"
+                                      R"("response_format":{"type":"json_object"}})");
+        QVERIFY2(json.rfind("HTTP/1.1 200", 0) == 0, json.c_str());
+        QTRY_COMPARE_WITH_TIMEOUT(view.log()->rowCount(), 3, 10000);
+        QVERIFY(view.log()->record(0).structured && !view.log()->record(0).tools);
+        QCOMPARE(view.log()->data(view.log()->index(0, RequestLogModel::Endpoint), Qt::DisplayRole).toString(),
+                 QStringLiteral("POST /v1/chat/completions (stream, JSON)"));
 
         QSignalSpy state(&server, &ServerController::stateChanged);
         view.toggleButton()->click();

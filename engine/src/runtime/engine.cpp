@@ -445,7 +445,13 @@ void Engine::Impl::step() {
         // Grammar masks are host work; on CUDA the step above is only enqueued, so they are made
         // while the device computes it.
         for (Sequence* s : sampled)
-            if (s->grammar) s->grammar->fillNextTokenMask(s->allowed.data());
+            if (s->grammar) {
+                s->grammar->fillNextTokenMask(s->allowed.data());
+                // A complete document that may not end (ignore_eos, so no end token) allows nothing
+                // more; it is done.
+                s->documentDone = std::none_of(s->allowed.begin(), s->allowed.end(), [](uint32_t w) { return w != 0; });
+                if (s->documentDone) s->allowed.assign(s->allowed.size(), ~0u);  // sampled, then dropped
+            }
         sampleOrReadBack(out, sampled, uniforms, onDevice);
     } catch (const std::exception& ex) {
         // The step failed as a whole (e.g. out of device memory): its requests end with the error,
@@ -464,6 +470,10 @@ void Engine::Impl::step() {
     for (size_t i = 0; i < sampled.size(); ++i) {
         Sequence& s = *sampled[i];
         float* row = logits.data() + i * size_t(cfg.vocabSize);
+        if (s.documentDone) {
+            finish(&s, FinishReason::Stop);
+            continue;
+        }
         Event ev;
         // Logprobs are taken from the raw row before this, as with a logit bias.
         auto maskRow = [&] {

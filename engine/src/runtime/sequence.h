@@ -28,6 +28,7 @@ struct Sequence {
     std::vector<int32_t> stopIds;
     std::unique_ptr<GrammarMatcher> grammar;  // structured output: where the reply is in its grammar
     std::vector<uint32_t> allowed;            // the grammar's token mask for this step
+    bool documentDone = false;                // the grammar allows nothing more: the reply ends
     Clock::time_point submitted;
     Clock::time_point firstToken;
     bool hasFirstToken = false;

@@ -27,6 +27,8 @@ struct RequestLogEntry {
     std::string client;         // "127.0.0.1:53422"
     int status = 0;             // HTTP status; 499 when the client went away before the end
     bool stream = false;
+    bool tools = false;         // a chat request that gave the model tools
+    bool structured = false;    // constrained output: response_format JSON, or a forced tool call
     int promptTokens = 0;
     int completionTokens = 0;
     double ttftSeconds = 0;     // submit to first token (generation requests only)

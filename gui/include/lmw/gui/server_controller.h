@@ -23,6 +23,8 @@ struct ServerRequestRecord {
     QString client;
     int status = 0;
     bool stream = false;
+    bool tools = false;       // the request gave the model tools
+    bool structured = false;  // constrained output (response_format JSON, a forced tool call)
     int promptTokens = 0;
     int completionTokens = 0;
     double ttftSeconds = 0;
