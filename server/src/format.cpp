@@ -67,6 +67,20 @@ json toolCallJson(const engine::ToolCall& call) {
     return {{"id", call.id}, {"type", "function"}, {"function", {{"name", call.name}, {"arguments", call.arguments}}}};
 }
 
+json parsedDelta(const engine::OutputEvent& e) {
+    using K = engine::OutputEvent::Kind;
+    switch (e.kind) {
+    case K::Content: return {{"content", e.text}};
+    case K::Reasoning: return {{"reasoning_content", e.text}};
+    case K::ToolCallStart:
+        return {{"tool_calls", json::array({{{"index", e.toolIndex}, {"id", e.toolId}, {"type", "function"},
+                                             {"function", {{"name", e.toolName}, {"arguments", ""}}}}})}};
+    case K::ToolCallArguments:
+        return {{"tool_calls", json::array({{{"index", e.toolIndex}, {"function", {{"arguments", e.text}}}}})}};
+    }
+    return json::object();
+}
+
 json chatCompletion(const std::string& id, int64_t created, const std::string& model,
                     const std::vector<ChoiceResult>& choices, const UsageCounts& usage, bool logprobs,
                     const TokenText& text) {

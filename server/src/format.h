@@ -28,6 +28,10 @@ struct ChoiceResult {
 
 // OpenAI's tool_calls entries: {"id", "type": "function", "function": {"name", "arguments"}}.
 nlohmann::json toolCallJson(const engine::ToolCall& call);
+// The streamed delta of one parsed piece of a reply: {"content"}, {"reasoning_content"}, or a
+// tool_calls entry as OpenAI streams a call (its first delta: index, id, type, name and empty
+// arguments; the next ones: index and a piece of the arguments).
+nlohmann::json parsedDelta(const engine::OutputEvent& e);
 
 // Text of a token id (for top-logprob alternatives, which carry only ids).
 using TokenText = std::function<std::string(int32_t)>;

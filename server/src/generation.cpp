@@ -42,8 +42,7 @@ engine::OutputParserOptions choiceParsing(const Shape& s, const ChoiceState& c) 
     return o;
 }
 
-// A parsed chat stream: each parser event is a delta as OpenAI streams it (a call's first delta
-// carries its id, type and name with empty arguments, the next one the arguments).
+// A parsed chat stream: each parser event is one chunk's delta (parsedDelta).
 std::string parsedChunks(const Shape& s, ChoiceState& c, const engine::Event& e, json lp) {
     if (!c.parser) c.parser = std::make_shared<engine::OutputParser>(choiceParsing(s, c));
     std::vector<engine::OutputEvent> evs = c.parser->feed(e.text);
@@ -54,16 +53,7 @@ std::string parsedChunks(const Shape& s, ChoiceState& c, const engine::Event& e,
         out += sseEvent(chatChunk(s.id, s.created, s.model, c.index, std::move(delta), lp, nullptr, s.includeUsage));
         lp = nullptr;  // the step's logprobs go with its first chunk
     };
-    using K = engine::OutputEvent::Kind;
-    for (const auto& ev : evs) {
-        if (ev.kind == K::Content) chunk({{"content", ev.text}});
-        else if (ev.kind == K::Reasoning) chunk({{"reasoning_content", ev.text}});
-        else if (ev.kind == K::ToolCallStart)
-            chunk({{"tool_calls", json::array({{{"index", ev.toolIndex}, {"id", ev.toolId}, {"type", "function"},
-                                                {"function", {{"name", ev.toolName}, {"arguments", ""}}}}})}});
-        else
-            chunk({{"tool_calls", json::array({{{"index", ev.toolIndex}, {"function", {{"arguments", ev.text}}}}})}});
-    }
+    for (const auto& ev : evs) chunk(parsedDelta(ev));
     if (!lp.is_null()) chunk({{"content", ""}});
     if (e.final)
         out += sseEvent(chatChunk(s.id, s.created, s.model, c.index, json::object(), nullptr,

@@ -49,6 +49,56 @@ private slots:
         QCOMPARE(c["usage"]["total_tokens"], json(9));
     }
 
+    // Issue 14: a parsed reply's message (reasoning_content, tool_calls, content null when it only
+    // calls) and its streamed deltas, from the parser's events of a real Qwen3-style reply, streamed
+    // in small pieces: the deltas put back together give the whole message.
+    void reasoningAndToolCallShapes() {
+        const std::string reply =
+            "<think>\nThe user wants weather.\n</think>\n\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+        lmw::engine::OutputParserOptions o;
+        o.toolCallParser = "qwen";
+        o.reasoningParser = "think";
+        o.idSeed = 9;
+        const auto whole = lmw::engine::OutputParser::parse(reply, o);
+        ChoiceResult r{0, whole.content, "tool_calls", {}, whole.reasoning, whole.toolCalls};
+        const json m = chatCompletion("id", 1, "m", {r}, {1, 1}, false, {})["choices"][0]["message"];
+        QVERIFY(m["content"].is_null());
+        QCOMPARE(m["reasoning_content"], json("The user wants weather."));
+        QCOMPARE(m["tool_calls"].size(), size_t(1));
+        QCOMPARE(m["tool_calls"][0]["type"], json("function"));
+        QCOMPARE(m["tool_calls"][0]["function"]["name"], json("get_weather"));
+        QCOMPARE(m["tool_calls"][0]["function"]["arguments"], json(R"({"city":"Paris"})"));
+        QVERIFY(m["tool_calls"][0]["id"].get<std::string>().rfind("call_", 0) == 0);
+
+        lmw::engine::OutputParser parser(o);
+        std::string reasoning, content, arguments;
+        json call;
+        auto take = [&](const std::vector<lmw::engine::OutputEvent>& evs) {
+            for (const auto& e : evs) {
+                const json d = parsedDelta(e);
+                if (d.contains("reasoning_content")) reasoning += d["reasoning_content"].get<std::string>();
+                if (d.contains("content")) content += d["content"].get<std::string>();
+                if (d.contains("tool_calls")) {
+                    const json& t = d["tool_calls"][0];
+                    QCOMPARE(t["index"], json(0));
+                    if (t.contains("id")) {
+                        QVERIFY(call.is_null());  // id, type and name come once, first
+                        QCOMPARE(t["function"]["arguments"], json(""));
+                        call = t;
+                    }
+                    arguments += t["function"]["arguments"].get<std::string>();
+                }
+            }
+        };
+        for (size_t i = 0; i < reply.size(); i += 3) take(parser.feed(reply.substr(i, 3)));
+        take(parser.finish());
+        QCOMPARE(reasoning, whole.reasoning);
+        QCOMPARE(content, std::string());
+        QCOMPARE(call["id"], m["tool_calls"][0]["id"]);
+        QCOMPARE(call["function"]["name"], json("get_weather"));
+        QCOMPARE(arguments, whole.toolCalls[0].arguments);
+    }
+
     void chatLogprobsShape() {
         lmw::engine::TokenLogprob lp{65, "A", -0.25f, {{65, -0.25f}, {66, -1.5f}}};
         json c = chatCompletion("id", 1, "m", {{0, "A", "length", {lp}}}, {1, 1}, true,
