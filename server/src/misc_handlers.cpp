@@ -46,6 +46,44 @@ void Server::Impl::handleEncode(const HttpRequest& req, HttpResponse& res, const
     res.setContent(dumpJson(body), "application/json");
 }
 
+static bool isUtf8(const std::string& s) {
+    try {
+        (void)json(s).dump();  // strict: throws on invalid UTF-8
+        return true;
+    } catch (const json::type_error&) {
+        return false;
+    }
+}
+
+// llama-server's /tokenize: {"tokens": [ids]}, or with with_pieces [{"id", "piece"}] where a piece
+// that is not whole UTF-8 (part of a character) is given as its bytes.
+void Server::Impl::handleTokenize(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call) {
+    auto engine = requireEngine();
+    const TokenizeRequest r = parseTokenizeRequest(parseBody(req.body));
+    const engine::SpecialTokens special =
+        r.parseSpecial ? (*r.parseSpecial ? engine::SpecialTokens::Parse : engine::SpecialTokens::AsText) : specialTokens();
+    const engine::Tokenizer& tok = engine->tokenizer();
+    const std::vector<int32_t> ids = tok.encode(r.content, r.addSpecial, special);
+    call->entry.promptTokens = static_cast<int>(ids.size());
+    json tokens = json::array();
+    for (int32_t id : ids) {
+        if (!r.withPieces) {
+            tokens.push_back(id);
+            continue;
+        }
+        const std::string piece = tok.tokenBytes(id);
+        if (isUtf8(piece)) tokens.push_back({{"id", id}, {"piece", piece}});
+        else tokens.push_back({{"id", id}, {"piece", std::vector<uint8_t>(piece.begin(), piece.end())}});
+    }
+    res.setContent(dumpJson({{"tokens", tokens}}), "application/json");
+}
+
+void Server::Impl::handleDetokenize(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>&) {
+    auto engine = requireEngine();
+    const DetokenizeRequest r = parseDetokenizeRequest(parseBody(req.body), engine->tokenizer().vocabSize());
+    res.setContent(dumpJson({{"content", engine->tokenizer().decode(r.tokens, false)}}), "application/json");
+}
+
 void Server::Impl::handleHealth(const HttpRequest&, HttpResponse& res, const std::shared_ptr<CallLog>&) {
     // Healthy means "answers and has a model": load balancers should not route to a loading server.
     auto engine = currentEngine();

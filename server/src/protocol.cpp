@@ -520,4 +520,35 @@ EncodeRequest parseEncodeRequest(const json& body) {
     return r;
 }
 
+TokenizeRequest parseTokenizeRequest(const json& body) {
+    requireObject(body);
+    TokenizeRequest r;
+    auto content = getString(body, "content");
+    if (!content) fail(badRequest("Missing required parameter: 'content'.", "content", "missing_required_parameter"));
+    r.content = *content;
+    if (auto b = getBool(body, "add_special")) r.addSpecial = *b;
+    r.parseSpecial = getBool(body, "parse_special");
+    if (auto b = getBool(body, "with_pieces")) r.withPieces = *b;
+    return r;
+}
+
+DetokenizeRequest parseDetokenizeRequest(const json& body, int vocabSize) {
+    requireObject(body);
+    const json* tokens = field(body, "tokens");
+    if (!tokens) fail(badRequest("Missing required parameter: 'tokens'.", "tokens", "missing_required_parameter"));
+    if (!tokens->is_array()) wrongType("tokens", "an array of token ids", *tokens);
+    DetokenizeRequest r;
+    for (size_t i = 0; i < tokens->size(); ++i) {
+        const json& t = (*tokens)[i];
+        if (!t.is_number_integer()) wrongType("tokens", "an array of token ids", t);
+        const long long id = t.get<long long>();
+        if (id < 0 || id >= vocabSize)
+            fail(badRequest("Invalid value for 'tokens[" + std::to_string(i) + "]': " + std::to_string(id) +
+                                " is not a token id (the vocabulary has " + std::to_string(vocabSize) + ").",
+                            "tokens", "invalid_value"));
+        r.tokens.push_back(static_cast<int32_t>(id));
+    }
+    return r;
+}
+
 }  // namespace lmw::server

@@ -82,7 +82,21 @@ struct EncodeRequest {
     bool addBos = true;
 };
 
+// POST /tokenize and /detokenize, as llama-server takes them.
+struct TokenizeRequest {
+    std::string content;
+    bool addSpecial = false;          // add_special: the tokens the tokenizer puts around a text (BOS)
+    std::optional<bool> parseSpecial; // parse_special: special-token text becomes special ids (default: the server's rule)
+    bool withPieces = false;          // with_pieces: each id with its piece
+};
+struct DetokenizeRequest {
+    std::vector<int32_t> tokens;
+};
+
 ChatRequest parseChatRequest(const nlohmann::json& body);
+TokenizeRequest parseTokenizeRequest(const nlohmann::json& body);
+// vocabSize: ids must be below it.
+DetokenizeRequest parseDetokenizeRequest(const nlohmann::json& body, int vocabSize);
 CompletionRequest parseCompletionRequest(const nlohmann::json& body);
 EncodeRequest parseEncodeRequest(const nlohmann::json& body);
 

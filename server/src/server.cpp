@@ -49,6 +49,8 @@ const Route kRoutes[] = {
     {"/v1/chat/completions", false, "POST", true, Runs::Pool, &Server::Impl::handleChat},
     {"/v1/completions", false, "POST", true, Runs::Pool, &Server::Impl::handleCompletions},
     {"/v1/encode", false, "POST", true, Runs::Pool, &Server::Impl::handleEncode},
+    {"/tokenize", false, "POST", true, Runs::Pool, &Server::Impl::handleTokenize},
+    {"/detokenize", false, "POST", true, Runs::Pool, &Server::Impl::handleDetokenize},
     {"/health", false, "GET", false, Runs::Inline, &Server::Impl::handleHealth},
     {"/metrics", false, "GET", true, Runs::Inline, &Server::Impl::handleMetrics},
     {"/openapi.json", false, "GET", false, Runs::Inline, &Server::Impl::handleDocs},

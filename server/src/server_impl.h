@@ -95,6 +95,8 @@ struct Server::Impl {
     void handleCompletions(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
     void handleModels(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
     void handleEncode(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
+    void handleTokenize(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
+    void handleDetokenize(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
     void handleHealth(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
     void handleMetrics(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
     void handleDocs(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);

@@ -120,7 +120,7 @@ private slots:
         QCOMPARE(spec.status, 200);
         json j = json::parse(spec.body);
         QCOMPARE(j["openapi"], json("3.0.3"));
-        for (const char* p : {"/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/encode", "/health", "/metrics"})
+        for (const char* p : {"/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/encode", "/tokenize", "/detokenize", "/health", "/metrics"})
             QVERIFY2(j["paths"].contains(p), p);
         // The transport's refusals hold for every path; 429 is the generation routes' budget.
         for (auto& [path, ops] : j["paths"].items())
