@@ -140,6 +140,16 @@ int32_t hostSample(const std::vector<float>& logits, int r, int vocab, const Sam
     return tok;
 }
 
+// The row's logit bias entries, appended to the batch's bias arrays.
+void appendBias(k::SampleRowParams& p, const SamplingParams& sp, std::vector<int32_t>& ids, std::vector<float>& values) {
+    p.biasOffset = int32_t(ids.size());
+    p.biasCount = int32_t(sp.logitBias.size());
+    for (const auto& [id, bias] : sp.logitBias) {
+        ids.push_back(id);
+        values.push_back(bias);
+    }
+}
+
 SamplingParams params(float t, int topK, float topP, float minP) {
     SamplingParams p;
     p.temperature = t;
@@ -331,12 +341,7 @@ private slots:
             p.historyLen = int32_t(h.size());
             p.promptLen = int32_t(promptLen);
             history.insert(history.end(), h.begin(), h.end());
-            p.biasOffset = int32_t(biasIds.size());
-            p.biasCount = int32_t(sp.logitBias.size());
-            for (const auto& [bi, bv] : sp.logitBias) {
-                biasIds.push_back(bi);
-                biasValues.push_back(bv);
-            }
+            appendBias(p, sp, biasIds, biasValues);
             ps.push_back(p);
             sps.push_back(sp);
             histories.push_back(h);
@@ -397,12 +402,7 @@ private slots:
             k::SampleRowParams p = rowParams(r, sp, (uint64_t(rng()) << 32) | rng());
             p.maskOffset = int32_t(masks.size());
             masks.insert(masks.end(), m.begin(), m.end());
-            p.biasOffset = int32_t(biasIds.size());
-            p.biasCount = int32_t(sp.logitBias.size());
-            for (const auto& [bi, bv] : sp.logitBias) {
-                biasIds.push_back(bi);
-                biasValues.push_back(bv);
-            }
+            appendBias(p, sp, biasIds, biasValues);
             ps.push_back(p);
             sps.push_back(sp);
         }

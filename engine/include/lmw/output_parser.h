@@ -127,6 +127,9 @@ public:
 
 protected:
     explicit ToolCallParser(std::uint64_t idSeed) : m_idSeed(idSeed) {}
+    // Emits the content of `pending` before `marker` and drops it with the marker: true. Without the
+    // marker, emits all but a tail that may be its start (everything when final): false.
+    bool takeThroughMarker(std::string& pending, std::string_view marker, bool final, std::vector<OutputEvent>& out);
     void emitContent(std::string_view text, std::vector<OutputEvent>& out);
     void emitCall(const std::string& name, const std::string& arguments, std::vector<OutputEvent>& out);
     void finishContent(std::vector<OutputEvent>& out);

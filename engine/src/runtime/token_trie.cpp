@@ -7,6 +7,7 @@
 #include "lmw/grammar.h"
 #include "lmw/tokenizer.h"
 #include "runtime/grammar_impl.h"
+#include "tokenizer/utf8.h"
 
 namespace lmw::engine {
 
@@ -20,37 +21,12 @@ namespace {
 // character boundary of a JSON string with room for its characters.
 int safeChars(const std::string& s) {
     int chars = 0;
-    size_t i = 0;
-    const auto* p = reinterpret_cast<const uint8_t*>(s.data());
-    while (i < s.size()) {
-        uint8_t c = p[i];
-        size_t n;
-        uint8_t lo = 0x80, hi = 0xBF;  // allowed range of the first continuation byte
-        if (c < 0x80) {
-            if (c < 0x20 || c == '"' || c == '\\') return -1;
-            n = 1;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            n = 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 3;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 4;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        } else {
-            return -1;
-        }
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    for (size_t i = 0, len = 0; i < s.size(); i += len, ++chars) {
         // A token may end inside a character (byte-level BPE splits them): it still starts that
         // character, so it counts as one.
-        if (i + n > s.size()) n = s.size() - i;
-        for (size_t k = 1; k < n; ++k) {
-            uint8_t d = p[i + k];
-            if (k == 1 ? (d < lo || d > hi) : (d < 0x80 || d > 0xBF)) return -1;
-        }
-        i += n;
-        ++chars;
+        const utf8::Seq seq = utf8::classify(p + i, s.size() - i, len);
+        if (seq == utf8::Seq::Invalid || (p[i] < 0x20 || p[i] == '"' || p[i] == '\\')) return -1;
     }
     return chars;
 }

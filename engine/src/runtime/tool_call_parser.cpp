@@ -139,15 +139,7 @@ private:
     void process(bool final, std::vector<OutputEvent>& out) {
         for (;;) {
             if (!m_inBody) {
-                const size_t open = m_pending.find(m_open);
-                if (open == std::string::npos) {
-                    const size_t keep = final ? 0 : partialMarkerTail(m_pending, m_open);
-                    emitContent(std::string_view(m_pending).substr(0, m_pending.size() - keep), out);
-                    m_pending.erase(0, m_pending.size() - keep);
-                    return;
-                }
-                emitContent(std::string_view(m_pending).substr(0, open), out);
-                m_pending.erase(0, open + m_open.size());
+                if (!takeThroughMarker(m_pending, m_open, final, out)) return;
                 m_inBody = true;
                 m_searchFrom = 0;
                 continue;
@@ -218,15 +210,7 @@ private:
     void process(bool final, std::vector<OutputEvent>& out) {
         for (;;) {
             if (!m_inBody) {
-                const size_t open = m_pending.find(kOpen);
-                if (open == std::string::npos) {
-                    const size_t keep = final ? 0 : partialMarkerTail(m_pending, kOpen);
-                    emitContent(std::string_view(m_pending).substr(0, m_pending.size() - keep), out);
-                    m_pending.erase(0, m_pending.size() - keep);
-                    return;
-                }
-                emitContent(std::string_view(m_pending).substr(0, open), out);
-                m_pending.erase(0, open + kOpen.size());
+                if (!takeThroughMarker(m_pending, kOpen, final, out)) return;
                 enterBody();
                 continue;
             }
@@ -488,6 +472,20 @@ std::unique_ptr<ToolCallParser> ToolCallParser::create(const std::string& name, 
     if (name == "mistral") return std::make_unique<MistralParser>(idSeed);
     throw Error(ErrorCode::InvalidArgument,
                 "unknown tool call parser '" + name + "' (expected qwen, llama3, internlm2, mistral or none)");
+}
+
+bool ToolCallParser::takeThroughMarker(std::string& pending, std::string_view marker, bool final,
+                                       std::vector<OutputEvent>& out) {
+    const size_t at = pending.find(marker);
+    if (at == std::string::npos) {
+        const size_t keep = final ? 0 : partialMarkerTail(pending, marker);
+        emitContent(std::string_view(pending).substr(0, pending.size() - keep), out);
+        pending.erase(0, pending.size() - keep);
+        return false;
+    }
+    emitContent(std::string_view(pending).substr(0, at), out);
+    pending.erase(0, at + marker.size());
+    return true;
 }
 
 void ToolCallParser::emitContent(std::string_view text, std::vector<OutputEvent>& out) {
