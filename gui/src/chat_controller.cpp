@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "lmw/chat_template.h"
+#include "lmw/output_parser.h"
 
 namespace lmw::gui {
 
@@ -110,6 +111,8 @@ void ChatController::applyTo(Conversation& c, const ChatPreset& p) {
     c.systemPrompt = p.systemPrompt;
     c.sampling = p.sampling;
     c.contextOverflow = p.contextOverflow;
+    c.thinking = p.thinking;
+    c.jsonOutput = p.jsonOutput;
 }
 
 void ChatController::savePresets() {
@@ -123,7 +126,7 @@ bool ChatController::savePreset(const QString& id, const QString& name) {
     const Conversation* c = find(id);
     const QString n = name.trimmed();
     if (!c || n.isEmpty()) return false;
-    ChatPreset p{n, c->systemPrompt, c->sampling, c->contextOverflow};
+    ChatPreset p{n, c->systemPrompt, c->sampling, c->contextOverflow, c->thinking, c->jsonOutput};
     auto it = std::find_if(m_presets.list.begin(), m_presets.list.end(), [&](const ChatPreset& x) { return x.name == n; });
     if (it != m_presets.list.end()) *it = p;
     else m_presets.list.append(p);
@@ -279,6 +282,57 @@ bool ChatController::setTemplateOptions(const QString& id, const QString& json, 
     return true;
 }
 
+void ChatController::setThinking(const QString& id, bool on) {
+    Conversation* c = find(id);
+    if (!c || c->thinking == on) return;
+    c->thinking = on;
+    touchAndSave(*c);
+    emit conversationChanged(id);
+}
+
+std::shared_ptr<const lmw::engine::Grammar> ChatController::compileSchema(const QString& schema, QString* error) {
+    auto fail = [&](const QString& why) -> std::shared_ptr<const lmw::engine::Grammar> {
+        if (error) *error = why;
+        return nullptr;
+    };
+    if (schema.trimmed().isEmpty()) return lmw::engine::Grammar::anyJsonObject();
+    nlohmann::ordered_json j;  // ordered: the reply's keys follow the schema's order
+    try {
+        j = nlohmann::ordered_json::parse(schema.toStdString());
+    } catch (const nlohmann::json::parse_error& e) {
+        // Qt's parser words it for people ("unterminated string (at character 12)").
+        QJsonParseError pe;
+        QJsonDocument::fromJson(schema.toUtf8(), &pe);
+        return fail(pe.error != QJsonParseError::NoError
+                        ? tr("Not valid JSON: %1 (at character %2).").arg(pe.errorString()).arg(pe.offset + 1)
+                        : tr("Not valid JSON: %1").arg(QString::fromStdString(e.what())));
+    }
+    if (!j.is_object()) return fail(tr("A JSON Schema is an object, for example {\"type\": \"object\"}."));
+    try {
+        return lmw::engine::Grammar::fromJsonSchema(j);
+    } catch (const lmw::Error& e) {
+        return fail(QString::fromStdString(e.what()));
+    }
+}
+
+bool ChatController::schemaReady(const Conversation& c) {
+    QString error;
+    if (!c.jsonOutput.enabled || compileSchema(c.jsonOutput.schema, &error)) return true;
+    emit errorOccurred(tr("The JSON schema is not valid"), error);
+    return false;
+}
+
+bool ChatController::setJsonOutput(const QString& id, const JsonOutput& json, QString* error) {
+    Conversation* c = find(id);
+    if (!c) return false;
+    if (c->jsonOutput != json) {
+        c->jsonOutput = json;
+        touchAndSave(*c);
+        emit conversationChanged(id);
+    }
+    return !json.enabled || compileSchema(json.schema, error) != nullptr;
+}
+
 std::optional<Attachment> ChatController::readAttachment(const QString& path, QString* error) {
     const QFileInfo fi(path);
     auto fail = [&](const QString& why) -> std::optional<Attachment> {
@@ -330,6 +384,7 @@ bool ChatController::send(const QString& id, const QString& text, const QVector<
         emit errorOccurred(tr("No model loaded"), tr("Open a model folder in the Models view and load it first."));
         return false;
     }
+    if (!schemaReady(*c)) return false;
     return submit(id, text, attachments, {});
 }
 
@@ -351,13 +406,43 @@ bool ChatController::startReply(const QString& id, Versions earlier) {
     Conversation* c = find(id);
     lmw::engine::Request req;
     if (!c->systemPrompt.trimmed().isEmpty()) req.messages.push_back({"system", c->systemPrompt.toStdString()});
+    // Earlier replies go back with their <think> blocks: the template decides what to keep of them
+    // (Qwen3's drops the reasoning of all but the turn in progress).
     for (const auto& m : c->messages) req.messages.push_back({m.role.toStdString(), m.promptText().toStdString()});
     req.sampling = c->sampling.toParams();
     if (!c->templateKwargs.isEmpty()) req.templateKwargs = toKwargs(c->templateKwargs);
+    // The Thinking switch, where the template has one; enable_thinking written in the template
+    // options wins over it (the tab shows the switch set by them).
+    if (!c->thinking && m_engine->templateSupportsThinking() && !c->templateKwargs.contains(QLatin1String("enable_thinking"))) {
+        if (req.templateKwargs.is_null()) req.templateKwargs = nlohmann::ordered_json::object();
+        req.templateKwargs["enable_thinking"] = false;
+    }
+    if (c->jsonOutput.enabled) {
+        QString error;
+        req.grammar = compileSchema(c->jsonOutput.schema, &error);
+        if (!req.grammar) {
+            emit errorOccurred(tr("The JSON schema is not valid"), error);
+            return false;
+        }
+    }
     if (!req.sampling.seed) req.sampling.seed = QRandomGenerator::global()->generate64() >> 1;
     lmw::engine::parseContextOverflow(c->contextOverflow.toStdString(), req.contextOverflow);  // else Stop
 
-    c->messages.append({QStringLiteral("assistant"), QString(), QDateTime::currentDateTime(), std::nullopt, {}});
+    ChatMessageRecord reply;
+    reply.role = QStringLiteral("assistant");
+    reply.time = QDateTime::currentDateTime();
+    reply.json = c->jsonOutput.enabled;
+    // A template that ends the prompt inside <think> (DeepSeek-R1 distills): the reply starts in
+    // its reasoning, with no opening tag to find.
+    if (const auto engine = m_engine->engine();
+        !reply.json && engine && engine->chatTemplate().source().find("<think>") != std::string::npos) {
+        try {
+            reply.startsInReasoning = lmw::engine::promptOpensReasoning(engine->renderChat(req.messages, true, req.templateKwargs));
+        } catch (const lmw::Error&) {
+            // The engine reports the same failure for the request itself.
+        }
+    }
+    c->messages.append(std::move(reply));
     if (!earlier.empty()) c->putVersions(int(c->messages.size()) - 1, std::move(earlier));
     touchAndSave(*c);
     emit messagesReset(id);
@@ -394,6 +479,7 @@ bool ChatController::regenerate(const QString& id) {
         emit errorOccurred(tr("No model loaded"), tr("Open a model folder in the Models view and load it first."));
         return false;
     }
+    if (!schemaReady(*c)) return false;
     if (c->messages.last().role != QLatin1String("assistant")) return startReply(id);  // a reply that never came
     const int at = int(c->messages.size()) - 1;
     if (at == 0) return false;
@@ -414,6 +500,7 @@ bool ChatController::editLastUserMessage(const QString& id, const QString& text)
         emit errorOccurred(tr("No model loaded"), tr("Open a model folder in the Models view and load it first."));
         return false;
     }
+    if (!schemaReady(*c)) return false;
     const QVector<Attachment> files = c->messages[last].attachments;  // the edit keeps them
     return submit(id, text, files, c->takeVersions(last));
 }

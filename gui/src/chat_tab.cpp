@@ -298,9 +298,40 @@ QWidget* ChatTab::buildSettings() {
     m_templateError->setWordWrap(true);
     m_templateError->hide();
     tv->addWidget(m_templateError);
+    m_thinking = new QCheckBox(tr("Thinking"));
+    m_thinking->setObjectName(QStringLiteral("thinking"));
+    tv->addWidget(m_thinking);
     v->addWidget(tmplBox);
     // Applied when editing ends (Enter, or focus moving to Send or the input box), not per keystroke.
     connect(m_templateOptions, &QLineEdit::editingFinished, this, &ChatTab::applyTemplateOptions);
+    connect(m_thinking, &QCheckBox::toggled, this, [this](bool on) {
+        if (!m_loading) m_chat->setThinking(m_id, on);
+    });
+    connect(m_chat->engine(), &EngineController::stateChanged, this, &ChatTab::updateThinkingSwitch);
+
+    auto* jsonBox = new QGroupBox(tr("JSON output"));
+    auto* jv = new QVBoxLayout(jsonBox);
+    m_jsonOutput = new QCheckBox(tr("Reply with JSON"));
+    m_jsonOutput->setObjectName(QStringLiteral("jsonOutput"));
+    m_jsonOutput->setToolTip(tr("Each reply is one JSON document that the schema allows (constrained decoding), "
+                                "shown indented. An empty schema allows any JSON object."));
+    jv->addWidget(m_jsonOutput);
+    m_jsonSchema = new QPlainTextEdit;
+    m_jsonSchema->setObjectName(QStringLiteral("jsonSchema"));
+    m_jsonSchema->setPlaceholderText(QStringLiteral("{\"type\": \"object\", \"properties\": {\"answer\": {\"type\": \"string\"}}}"));
+    m_jsonSchema->setToolTip(
+        tr("A JSON Schema: type, properties, required, enum, const, anyOf/oneOf, items, prefixItems, min/maxItems, "
+           "min/maxLength, local $ref/$defs. Empty: any JSON object."));
+    m_jsonSchema->setFixedHeight(110);
+    jv->addWidget(m_jsonSchema);
+    m_jsonError = new QLabel;
+    m_jsonError->setObjectName(QStringLiteral("warning"));
+    m_jsonError->setWordWrap(true);
+    m_jsonError->hide();
+    jv->addWidget(m_jsonError);
+    v->addWidget(jsonBox);
+    connect(m_jsonOutput, &QCheckBox::toggled, this, &ChatTab::applyJsonOutput);
+    connect(m_jsonSchema, &QPlainTextEdit::textChanged, this, &ChatTab::applyJsonOutput);
 
     auto* exportButton = new QPushButton(tr("Export as Markdown…"));
     connect(exportButton, &QPushButton::clicked, this, &ChatTab::exportMarkdown);
@@ -348,7 +379,14 @@ void ChatTab::loadSettings() {
                                  : QString::fromUtf8(QJsonDocument(c->templateKwargs).toJson(QJsonDocument::Compact));
         if (m_templateOptions->text() != text && !m_templateOptions->hasFocus()) m_templateOptions->setText(text);
     }
+    m_jsonOutput->setChecked(c->jsonOutput.enabled);
+    if (m_jsonSchema->toPlainText() != c->jsonOutput.schema) m_jsonSchema->setPlainText(c->jsonOutput.schema);
+    updateThinkingSwitch();
     m_loading = false;
+    QString error;
+    const bool compiles = ChatController::compileSchema(c->jsonOutput.schema, &error) != nullptr;
+    m_jsonError->setText(compiles ? QString() : error);
+    m_jsonError->setVisible(!compiles);
 }
 
 // A reply can never be longer than the session leaves after the prompt; the field says so.
@@ -369,6 +407,35 @@ void ChatTab::applyTemplateOptions() {
     const bool ok = m_chat->setTemplateOptions(m_id, m_templateOptions->text(), &error);
     m_templateError->setText(error);
     m_templateError->setVisible(!ok);
+}
+
+// Enabled where the loaded template reads enable_thinking; an enable_thinking in the template
+// options decides instead (the switch shows their value, greyed).
+void ChatTab::updateThinkingSwitch() {
+    const Conversation* c = m_chat->conversation(m_id);
+    if (!c) return;
+    const bool supported = m_chat->engine()->templateSupportsThinking();
+    const QJsonValue explicitValue = c->templateKwargs.value(QLatin1String("enable_thinking"));
+    const bool loading = m_loading;
+    m_loading = true;
+    m_thinking->setChecked(explicitValue.isBool() ? explicitValue.toBool() : c->thinking);
+    m_thinking->setEnabled(supported && explicitValue.isUndefined());
+    m_loading = loading;
+    m_thinking->setToolTip(!supported ? tr("The loaded model's chat template has no thinking switch (enable_thinking).")
+                           : !explicitValue.isUndefined()
+                               ? tr("Set by enable_thinking in the template options above.")
+                               : tr("Let the model reason in a <think> block before it answers (enable_thinking). "
+                                    "The reasoning shows in a collapsible Thinking block above the reply."));
+}
+
+// Checked per keystroke; saved as typed, so a half-written schema survives a restart.
+void ChatTab::applyJsonOutput() {
+    if (m_loading) return;
+    QString error;
+    const bool compiles = ChatController::compileSchema(m_jsonSchema->toPlainText(), &error) != nullptr;
+    m_jsonError->setText(compiles ? QString() : error);
+    m_jsonError->setVisible(!compiles);
+    m_chat->setJsonOutput(m_id, {m_jsonOutput->isChecked(), m_jsonSchema->toPlainText()});
 }
 
 void ChatTab::applySampling() {
@@ -471,6 +538,13 @@ void ChatTab::send() {
     if (text.trimmed().isEmpty() && (m_attached.isEmpty() || m_editing)) return;
     flushSystemPrompt();
     m_notice->hide();
+    if (m_jsonOutput->isChecked() && !m_jsonError->isHidden()) {  // the controller would refuse it too, in a dialog
+        m_notice->setText(tr("JSON output is on and its schema is not valid: %1 Fix the schema (or turn JSON output off) "
+                             "and send again.")
+                              .arg(m_jsonError->text()));
+        m_notice->show();
+        return;
+    }
     const bool ok = m_editing ? m_chat->editLastUserMessage(m_id, text) : m_chat->send(m_id, text, m_attached);
     if (ok) {
         if (!m_editing) clearAttachments();

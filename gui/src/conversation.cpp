@@ -3,6 +3,9 @@
 #include <QJsonArray>
 #include <algorithm>
 
+#include "lmw/output_parser.h"
+#include "nlohmann/json.hpp"
+
 namespace lmw::gui {
 
 lmw::engine::SamplingParams SamplingSettings::toParams() const {
@@ -38,11 +41,46 @@ QString ChatMessageRecord::promptText() const {
     return out + content;
 }
 
+// Written only when it differs from the default, so older files and presets read the same.
+static void putJsonOutput(QJsonObject& o, const JsonOutput& j) {
+    if (j.enabled || !j.schema.isEmpty()) o.insert("json_output", QJsonObject{{"enabled", j.enabled}, {"schema", j.schema}});
+}
+
+static JsonOutput jsonOutputFrom(const QJsonObject& o) {
+    const QJsonObject j = o.value("json_output").toObject();
+    return {j.value("enabled").toBool(), j.value("schema").toString()};
+}
+
+ChatMessageRecord::Parts ChatMessageRecord::parts(bool streaming) const {
+    lmw::engine::OutputParserOptions opts;
+    opts.reasoningParser = "think";
+    opts.startsInReasoning = startsInReasoning;
+    lmw::engine::OutputParser parser(opts);
+    parser.feed(content.toStdString());
+    if (!streaming) parser.finish();
+    const auto& r = parser.result();
+    Parts p{QString::fromStdString(r.reasoning), QString::fromStdString(r.content)};
+    p.inReasoning = (startsInReasoning || content.trimmed().startsWith(QLatin1String("<think>"))) &&
+                    !content.contains(QLatin1String("</think>"));
+    return p;
+}
+
+QString ChatMessageRecord::prettyJson() const {
+    try {
+        return QString::fromStdString(nlohmann::ordered_json::parse(content.toStdString()).dump(2));
+    } catch (const nlohmann::json::exception&) {
+        return content;
+    }
+}
+
 QJsonObject ChatPreset::toJson() const {
-    return {{"name", name},
-            {"system_prompt", systemPrompt},
-            {"sampling", sampling.toJson()},
-            {"context_overflow", contextOverflow}};
+    QJsonObject o{{"name", name},
+                  {"system_prompt", systemPrompt},
+                  {"sampling", sampling.toJson()},
+                  {"context_overflow", contextOverflow}};
+    if (!thinking) o.insert("thinking", false);
+    putJsonOutput(o, jsonOutput);
+    return o;
 }
 
 ChatPreset ChatPreset::fromJson(const QJsonObject& o) {
@@ -51,6 +89,8 @@ ChatPreset ChatPreset::fromJson(const QJsonObject& o) {
     p.systemPrompt = o.value("system_prompt").toString();
     p.sampling = SamplingSettings::fromJson(o.value("sampling").toObject());
     p.contextOverflow = o.value("context_overflow").toString(p.contextOverflow);
+    p.thinking = o.value("thinking").toBool(true);
+    p.jsonOutput = jsonOutputFrom(o);
     return p;
 }
 
@@ -106,6 +146,8 @@ static QJsonArray messagesToJson(const auto& messages) {
         QJsonObject o{{"role", m.role}, {"content", m.content}, {"time", m.time.toString(Qt::ISODateWithMs)}};
         if (m.stats) o.insert("stats", statsToJson(*m.stats));
         if (!m.error.isEmpty()) o.insert("error", m.error);
+        if (m.json) o.insert("json", true);
+        if (m.startsInReasoning) o.insert("starts_in_reasoning", true);
         if (!m.attachments.isEmpty()) {
             QJsonArray files;
             for (const Attachment& a : m.attachments) files.append(QJsonObject{{"name", a.name}, {"text", a.text}});
@@ -132,6 +174,8 @@ static QVector<ChatMessageRecord> messagesFromJson(const QJsonArray& a) {
         r.time = QDateTime::fromString(m.value("time").toString(), Qt::ISODateWithMs);
         if (m.contains("stats")) r.stats = statsFromJson(m.value("stats").toObject());
         r.error = m.value("error").toString();
+        r.json = m.value("json").toBool();
+        r.startsInReasoning = m.value("starts_in_reasoning").toBool();
         for (const auto& f : m.value("attachments").toArray())
             r.attachments.append({f.toObject().value("name").toString(), f.toObject().value("text").toString()});
         for (const auto& branch : m.value("other_versions").toArray()) {
@@ -156,6 +200,8 @@ QJsonObject Conversation::toJson() const {
                   {"messages", msgs}};
     if (!templateKwargs.isEmpty()) o.insert("template_kwargs", templateKwargs);
     if (contextOverflow != QLatin1String("stop")) o.insert("context_overflow", contextOverflow);
+    if (!thinking) o.insert("thinking", false);
+    putJsonOutput(o, jsonOutput);
     if (!open) o.insert("open", false);
     return o;
 }
@@ -170,6 +216,8 @@ Conversation Conversation::fromJson(const QJsonObject& o) {
     c.contextOverflow = o.value("context_overflow").toString(c.contextOverflow);
     c.created = QDateTime::fromString(o.value("created").toString(), Qt::ISODateWithMs);
     c.updated = QDateTime::fromString(o.value("updated").toString(), Qt::ISODateWithMs);
+    c.thinking = o.value("thinking").toBool(true);
+    c.jsonOutput = jsonOutputFrom(o);
     c.open = o.value("open").toBool(true);
     c.messages = messagesFromJson(o.value("messages").toArray());
     return c;
@@ -181,7 +229,18 @@ QString Conversation::toMarkdown() const {
     for (const auto& m : messages) {
         md += m.role == QLatin1String("user") ? QStringLiteral("## You\n\n") : QStringLiteral("## Assistant\n\n");
         for (const Attachment& a : m.attachments) md += QStringLiteral("*Attached: %1*\n\n").arg(a.name);
-        md += m.content.trimmed() + QStringLiteral("\n\n");
+        if (m.role == QLatin1String("assistant") && m.json) {
+            md += QStringLiteral("```json\n%1\n```\n\n").arg(m.prettyJson().trimmed());
+        } else if (m.role == QLatin1String("assistant")) {
+            // The reasoning as a quote above the answer, as the tab shows it above the reply.
+            const auto p = m.parts();
+            if (!p.reasoning.trimmed().isEmpty())
+                md += QStringLiteral("> **Thinking:**\n> ") +
+                      p.reasoning.trimmed().replace(QLatin1Char('\n'), QStringLiteral("\n> ")) + QStringLiteral("\n\n");
+            md += p.answer.trimmed() + QStringLiteral("\n\n");
+        } else {
+            md += m.content.trimmed() + QStringLiteral("\n\n");
+        }
         if (m.stats)
             md += QStringLiteral("*%1 prompt + %2 completion tokens, %3 tokens/s*\n\n")
                       .arg(m.stats->promptTokens)

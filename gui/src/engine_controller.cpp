@@ -225,6 +225,10 @@ lmw::engine::RequestId EngineController::submit(lmw::engine::Request request) {
 
 int EngineController::sessionLength() const { return isReady() && m_engine ? m_engine->sessionLen() : 0; }
 
+bool EngineController::templateSupportsThinking() const {
+    return isReady() && m_engine && m_engine->chatTemplate().source().find("enable_thinking") != std::string::npos;
+}
+
 void EngineController::cancel(lmw::engine::RequestId id) {
     if (m_engine && id) m_engine->cancel(id);
 }

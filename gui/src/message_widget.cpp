@@ -3,6 +3,7 @@
 #include <QAbstractTextDocumentLayout>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QRegularExpression>
 #include <QStyle>
 #include <QTextBlock>
 #include <QTextBrowser>
@@ -77,10 +78,36 @@ MessageWidget::MessageWidget(QWidget* parent) : QWidget(parent) {
     m_copy = tool(tr("Copy"), tr("Copy this message"));
     m_edit = tool(tr("Edit"), tr("Edit this message and send it again"));
     m_regen = tool(tr("Regenerate"), tr("Replace this reply with a new one"));
-    connect(m_copy, &QToolButton::clicked, this, [this] { emit copyRequested(m_text); });
+    connect(m_copy, &QToolButton::clicked, this, [this] { emit copyRequested(m_answer); });
     connect(m_edit, &QToolButton::clicked, this, &MessageWidget::editRequested);
     connect(m_regen, &QToolButton::clicked, this, &MessageWidget::regenerateRequested);
     v->addLayout(head);
+
+    m_thinkButton = new QToolButton;
+    m_thinkButton->setObjectName(QStringLiteral("thinkingToggle"));
+    m_thinkButton->setCheckable(true);
+    m_thinkButton->setAutoRaise(true);
+    m_thinkButton->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+    m_thinkButton->setArrowType(Qt::RightArrow);
+    m_thinkButton->setToolTip(tr("Show or hide the model's reasoning"));
+    // The arrow shows the state; a sunken checked button would read as a pressed action.
+    m_thinkButton->setStyleSheet(QStringLiteral("QToolButton { color: #6b7280; border: none; background: transparent; padding: 2px 0; }"));
+    m_thinkButton->hide();
+    connect(m_thinkButton, &QToolButton::clicked, this, [this](bool open) {
+        m_thinkChosen = true;
+        setThinkingOpen(open);
+    });
+    v->addWidget(m_thinkButton, 0, Qt::AlignLeft);
+    m_thinkBody = new QTextBrowser;
+    m_thinkBody->setObjectName(QStringLiteral("thinking"));
+    m_thinkBody->setFrameShape(QFrame::NoFrame);
+    m_thinkBody->setVerticalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    m_thinkBody->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    m_thinkBody->setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Fixed);
+    m_thinkBody->setStyleSheet(
+        QStringLiteral("QTextBrowser { color: #6b7280; background: #f9fafb; border: none; border-left: 3px solid #d1d5db; }"));
+    m_thinkBody->hide();
+    v->addWidget(m_thinkBody);
 
     m_body = new QTextBrowser;
     m_body->setOpenExternalLinks(true);
@@ -144,8 +171,16 @@ void MessageWidget::setMessage(const ChatMessageRecord& m, bool streaming) {
     updateVersionButtons();
     m_stats->setText(stats);
     m_stats->setVisible(!stats.isEmpty());
-    if (m.content != m_text || m_body->document()->isEmpty()) {
+    const bool wasStreaming = m_streaming;
+    m_streaming = streaming;
+    if (m.content != m_text || m.json != m_json || m.startsInReasoning != m_startsInReasoning || wasStreaming != streaming ||
+        m_body->document()->isEmpty()) {
+        // Another message in this place (a version switch, a new reply): the block opens or closes
+        // by itself again.
+        if (!m.content.startsWith(m_text) || m_text.isEmpty()) m_thinkChosen = false;
         m_text = m.content;
+        m_json = m.json;
+        m_startsInReasoning = m.startsInReasoning;
         if (streaming) {  // coalesce deltas: Markdown layout per token would be wasted work
             if (!m_renderTimer.isActive()) m_renderTimer.start();
         } else {
@@ -173,17 +208,63 @@ void MessageWidget::updateVersionButtons() {
 }
 
 void MessageWidget::render() {
-    QString md = m_text.trimmed();
-    if (md.isEmpty() && m_role == QLatin1String("assistant")) md = QStringLiteral("…");
+    const bool reply = m_role == QLatin1String("assistant");
+    ChatMessageRecord r;
+    r.content = m_text;
+    r.startsInReasoning = m_startsInReasoning;
+    QString md;
+    bool thinking = false;  // the reply has a reasoning block (maybe still empty, while it opens)
+    bool inReasoning = false;
+    if (reply && m_json) {
+        // Indented once complete; while it streams (or when cut short) the text as it came.
+        m_answer = m_streaming ? m_text : r.prettyJson();
+        m_reasoning.clear();
+        md = m_answer.trimmed().isEmpty() ? QString() : QStringLiteral("```json\n%1\n```").arg(m_answer.trimmed());
+    } else if (reply) {
+        const auto p = r.parts(m_streaming);
+        m_reasoning = p.reasoning.trimmed();
+        m_answer = p.answer;
+        inReasoning = p.inReasoning;
+        thinking = !m_reasoning.isEmpty() || inReasoning;
+        md = m_answer.trimmed();
+    } else {
+        m_answer = m_text;
+        m_reasoning.clear();
+        md = m_text.trimmed();
+    }
+    if (md.isEmpty() && reply && !thinking) md = QStringLiteral("…");
+
+    m_thinkButton->setVisible(thinking);
+    if (thinking) {
+        const int words = int(m_reasoning.split(QRegularExpression(QStringLiteral("\\s+")), Qt::SkipEmptyParts).size());
+        m_thinkButton->setText(m_streaming && inReasoning ? tr("Thinking…")
+                                                          : words == 1 ? tr("Thought · 1 word") : tr("Thought · %1 words").arg(words));
+        m_thinkBody->setPlainText(m_reasoning);
+        setThinkingOpen(m_thinkChosen ? m_thinkButton->isChecked() : m_streaming && inReasoning);
+    } else {
+        setThinkingOpen(false);
+    }
+    m_body->setVisible(!md.isEmpty());
     setMarkdownWithCodeBlocks(m_body->document(), md);
     fitHeight();
 }
 
+void MessageWidget::setThinkingOpen(bool open) {
+    open = open && !m_thinkButton->isHidden();
+    m_thinkButton->setChecked(open);
+    m_thinkButton->setArrowType(open ? Qt::DownArrow : Qt::RightArrow);
+    m_thinkBody->setVisible(open);
+    fitHeight();
+}
+
 void MessageWidget::fitHeight() {
-    QTextDocument* doc = m_body->document();
-    doc->setTextWidth(m_body->viewport()->width() > 50 ? m_body->viewport()->width() : width() - 24);
-    const int h = int(doc->documentLayout()->documentSize().height()) + 4;
-    m_body->setFixedHeight(std::max(h, 20));
+    for (QTextBrowser* b : {m_body, m_thinkBody}) {
+        if (!b) continue;
+        QTextDocument* doc = b->document();
+        doc->setTextWidth(b->viewport()->width() > 50 ? b->viewport()->width() : width() - 24);
+        const int h = int(doc->documentLayout()->documentSize().height()) + 4;
+        b->setFixedHeight(std::max(h, 20));
+    }
 }
 
 void MessageWidget::resizeEvent(QResizeEvent* e) {

@@ -359,6 +359,12 @@ private slots:
         // The same seeded request alone gives the same document (the mask does not depend on the batch).
         Request again = requests[1];
         QCOMPARE(run(*e, again).text, cs[1]->get().text);
+        // With ignore_eos no end token may follow the document: it ends when the grammar allows nothing.
+        Request noEos = requests[0];
+        noEos.sampling.ignoreEos = true;
+        const Generated g = run(*e, noEos);
+        QCOMPARE(g.finish, FinishReason::Stop);
+        QCOMPARE(g.text, cs[0]->get().text);
     }
 
     void prefixCacheReusesBlocks() {

@@ -9,6 +9,7 @@
 #include "lmw/gui/conversation.h"
 #include "lmw/gui/conversation_store.h"
 #include "lmw/gui/engine_controller.h"
+#include "lmw/grammar.h"
 
 namespace lmw::gui {
 
@@ -50,6 +51,16 @@ public:
     // {"enable_thinking": false}); empty text clears them. False, with the reason in *error, when
     // the text is not such an object (the options stay as they were).
     bool setTemplateOptions(const QString& id, const QString& json, QString* error = nullptr);
+    // Thinking on or off, for templates that read enable_thinking (see Conversation::thinking).
+    void setThinking(const QString& id, bool on);
+    // JSON output: kept as given, even a schema that does not compile (the user is still typing);
+    // false, with the reason in *error, when it is on and the schema does not compile. A reply
+    // cannot start while that is so.
+    bool setJsonOutput(const QString& id, const JsonOutput& json, QString* error = nullptr);
+    // The grammar of a JSON output schema (empty text: any JSON object), or null with the reason
+    // in *error: not JSON, not an object, or a keyword the engine does not support
+    // ("unsupported JSON Schema keyword 'pattern' at /properties/x").
+    static std::shared_ptr<const lmw::engine::Grammar> compileSchema(const QString& schema, QString* error = nullptr);
 
     // Appends the user's message and starts the reply. False when it cannot start (no model, busy,
     // empty text); the reason goes to errorOccurred.
@@ -115,6 +126,9 @@ private:
     // Appends the user's message (with `earlier` as its other versions) and starts the reply.
     bool submit(const QString& id, const QString& text, const QVector<Attachment>& attachments, Versions earlier);
     bool startReply(const QString& id, Versions earlier = {});
+    // JSON output off, or its schema compiles; else errorOccurred says why (checked before a send,
+    // regenerate or edit changes the messages).
+    bool schemaReady(const Conversation& c);
     void onDelta(quint64 requestId, const QString& text, int tokens);
     void onFinished(quint64 requestId, const lmw::gui::GenerationResult& r);
     void onEngineGone();

@@ -1,7 +1,7 @@
 #pragma once
 // One conversation tab: the message list, the input box (Enter sends, Shift+Enter is a new line,
-// Esc stops), and the side panel with the system prompt, sampling settings and chat template
-// options.
+// Esc stops), and the side panel with the system prompt, sampling settings, chat template
+// options (with the Thinking switch) and JSON output (a schema, validated as it is typed).
 #include <QTimer>
 #include <QVector>
 #include <QWidget>
@@ -42,6 +42,10 @@ public:
     QLabel* contextUsed() const { return m_contextUsed; }
     QLineEdit* templateOptions() const { return m_templateOptions; }
     QLabel* templateOptionsError() const { return m_templateError; }
+    QCheckBox* thinkingSwitch() const { return m_thinking; }
+    QCheckBox* jsonOutput() const { return m_jsonOutput; }
+    QPlainTextEdit* jsonSchema() const { return m_jsonSchema; }
+    QLabel* jsonSchemaError() const { return m_jsonError; }
     int messageCount() const { return int(m_messages.size()); }
     QScrollArea* messageScroll() const { return m_scroll; }
     MessageWidget* messageAt(int i) const { return m_messages.value(i); }
@@ -72,6 +76,8 @@ private:
     void capMaxTokens();
     void applySampling();
     void applyTemplateOptions();
+    void updateThinkingSwitch();
+    void applyJsonOutput();
     void updateContextUsed();
     void fillPresets();
     void showAttachments();
@@ -108,6 +114,10 @@ private:
     QSpinBox* m_seed = nullptr;
     QLineEdit* m_templateOptions = nullptr;
     QLabel* m_templateError = nullptr;
+    QCheckBox* m_thinking = nullptr;  // enable_thinking, where the template reads it
+    QCheckBox* m_jsonOutput = nullptr;
+    QPlainTextEdit* m_jsonSchema = nullptr;
+    QLabel* m_jsonError = nullptr;  // why the schema does not compile (checked per keystroke)
 };
 
 }  // namespace lmw::gui

@@ -10,6 +10,7 @@
 
 #include "lmw/sampling.h"
 
+
 namespace lmw::gui {
 
 struct SamplingSettings {
@@ -26,12 +27,22 @@ struct SamplingSettings {
     bool operator==(const SamplingSettings&) const = default;
 };
 
-// A named start for a conversation: system prompt, sampling and context policy.
+// Structured output for a conversation's replies: each one is a JSON document the schema allows
+// (constrained decoding, lmw::engine::Grammar). An empty schema means any JSON object.
+struct JsonOutput {
+    bool enabled = false;
+    QString schema;  // JSON Schema text as the user wrote it (kept even while it does not compile)
+    bool operator==(const JsonOutput&) const = default;
+};
+
+// A named start for a conversation: system prompt, sampling, context policy, thinking, JSON output.
 struct ChatPreset {
     QString name;
     QString systemPrompt;
     SamplingSettings sampling;
     QString contextOverflow = QStringLiteral("stop");
+    bool thinking = true;
+    JsonOutput jsonOutput;
     QJsonObject toJson() const;
     static ChatPreset fromJson(const QJsonObject& o);
 };
@@ -60,12 +71,28 @@ struct ChatMessageRecord {
     std::optional<MessageStats> stats;  // assistant replies that finished
     QString error;                      // a reply that failed
     QVector<Attachment> attachments;    // user messages: files given with it
+    // Replies: written under a JSON grammar (shown pretty-printed), and whether the prompt opened a
+    // <think> block (the reply then starts inside its reasoning; lmw::engine::promptOpensReasoning).
+    bool json = false;
+    bool startsInReasoning = false;
     // What the model reads: each attachment as a fenced block under its name, then the content.
     QString promptText() const;
+    // A reply split by the "think" reasoning parser (lmw/output_parser.h): the text of a leading
+    // <think>...</think> block and the answer after it (the content as is when there is none).
+    // Streaming: only what is decided so far (a partial "<think" or "</think" tag is held back).
+    struct Parts {
+        QString reasoning;
+        QString answer;
+        bool inReasoning = false;  // the block is open: no answer yet
+    };
+    Parts parts(bool streaming = false) const;
+    // A JSON reply re-indented (2 spaces, keys in the model's order); the content as is when it
+    // does not parse (cut off by max tokens).
+    QString prettyJson() const;
     // Branches. Regenerate and Edit keep what they replace: the other versions of this message,
     // each with the messages that followed it, in the order they were written; this one is
     // number `version` among all of them (0-based).
-    std::vector<std::vector<ChatMessageRecord>> otherVersions;
+    std::vector<std::vector<ChatMessageRecord>> otherVersions = {};
     int version = 0;
     int versionCount() const { return int(otherVersions.size()) + 1; }
 };
@@ -78,6 +105,10 @@ struct Conversation {
     QJsonObject templateKwargs;  // extra chat template variables (chat_template_kwargs), e.g. enable_thinking
     // When the conversation no longer fits the context: lmw::engine::contextOverflowName's names.
     QString contextOverflow = QStringLiteral("stop");
+    // Where the chat template reads enable_thinking (Qwen3): false sends enable_thinking=false,
+    // unless templateKwargs sets enable_thinking itself (the explicit option wins).
+    bool thinking = true;
+    JsonOutput jsonOutput;
     QVector<ChatMessageRecord> messages;
     QDateTime created;
     QDateTime updated;

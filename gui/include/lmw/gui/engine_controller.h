@@ -59,6 +59,8 @@ public:
     void cancel(lmw::engine::RequestId id);
     int activeRequests() const { return m_active; }
     int sessionLength() const;  // tokens of one sequence (prompt + reply); 0 unless Ready
+    // The loaded chat template reads enable_thinking (Qwen3): thinking can be switched off per chat.
+    bool templateSupportsThinking() const;
 
     lmw::engine::EngineStats stats() const { return m_lastStats; }
 
