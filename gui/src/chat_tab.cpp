@@ -253,7 +253,7 @@ QWidget* ChatTab::buildSettings() {
     f->addRow(tr("Temperature"), m_temperature);
     f->addRow(tr("Top-p"), m_topP);
     f->addRow(tr("Top-k"), m_topK);
-    f->addRow(tr("Max tokens"), m_maxTokens);
+    f->addRow(tr("Max &tokens"), m_maxTokens);  // Alt+T
     f->addRow(tr("Repetition penalty"), m_repetition);
     f->addRow(tr("Seed"), m_seed);
     v->addWidget(box);
@@ -261,7 +261,7 @@ QWidget* ChatTab::buildSettings() {
         connect(s, &QDoubleSpinBox::valueChanged, this, &ChatTab::applySampling);
     for (auto* s : {m_topK, m_maxTokens, m_seed}) connect(s, &QSpinBox::valueChanged, this, &ChatTab::applySampling);
 
-    auto* ctxBox = new QGroupBox(tr("Context"));
+    auto* ctxBox = new QGroupBox(tr("Conte&xt"));  // Alt+X: the policy box
     auto* cv = new QVBoxLayout(ctxBox);
     m_contextPolicy = new QComboBox;
     m_contextPolicy->setObjectName(QStringLiteral("contextOverflow"));

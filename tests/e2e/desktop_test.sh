@@ -147,13 +147,13 @@ shot quantize-1280
 STEP="chat: settings"
 key ctrl+1
 click "${SIDEBAR_CHAT[@]}"
-# From the sidebar, backwards: the chat tab's Export button, template options, the Context combo.
-key shift+Tab shift+Tab shift+Tab Down
+# Alt+X (the Context box's mnemonic) focuses its policy combo; Down picks the next policy.
+key alt+x Down
 conv_with() { grep -l "$1" "$PROFILE"/conversations/*.json; }
 wait_for 5 "the conversation file to say context_overflow truncate-middle" conv_with '"context_overflow": "truncate-middle"'
 CONV=$(conv_with '"context_overflow": "truncate-middle"' | head -1)
-# Three more back: Seed, Repetition penalty, Max tokens.
-key shift+Tab shift+Tab shift+Tab ctrl+a
+# Alt+T (the Max tokens label's mnemonic) focuses that box.
+key alt+t ctrl+a
 type_text 24
 wait_for 5 "max_tokens 24 in $CONV" js_true "$CONV" 'j.sampling.max_tokens === 24'
 ok "the Context combo set Truncate the middle and Max tokens 24 ($(basename "$CONV"))"

@@ -2,6 +2,11 @@
 // Keeps GUI tests off the user's files: QStandardPaths test mode, QSettings in a temp folder, and
 // a temp folder for conversations. Create one at the start of initTestCase().
 #include <QCoreApplication>
+#include <QDir>
+#include <QImage>
+#include <QSet>
+#include <QTest>
+#include <QWidget>
 #include <QSettings>
 #include <QStandardPaths>
 #include <QTemporaryDir>
@@ -38,6 +43,23 @@ inline lmw::engine::EngineConfig smallConfig(const std::string& name = "stories2
     c.maxBatchSize = 8;
     c.threads = 2;
     return c;
+}
+
+// Saves a picture of w as NAME.png in $LMW_SCREENSHOT_DIR (else <build>/screenshots), after
+// checking it is a real rendering (many colours, not a blank or black frame).
+inline void saveScreenshot(QWidget* w, const QString& name) {
+    QTest::qWait(150);  // let queued layout / paint events settle
+    const QImage img = w->grab().toImage();
+    QVERIFY(!img.isNull());
+    QSet<QRgb> colours;
+    for (int y = 0; y < img.height(); y += 4)
+        for (int x = 0; x < img.width(); x += 4) colours.insert(img.pixel(x, y));
+    QVERIFY2(colours.size() > 40, qPrintable(name + QStringLiteral(": %1 colours").arg(colours.size())));
+    const QString dir = qEnvironmentVariableIsSet("LMW_SCREENSHOT_DIR") ? qEnvironmentVariable("LMW_SCREENSHOT_DIR")
+                                                                          : QStringLiteral(LMW_BINARY_DIR "/screenshots");
+    QDir().mkpath(dir);
+    const QString file = dir + QLatin1Char('/') + name + QStringLiteral(".png");
+    QVERIFY2(img.save(file), qPrintable(file));
 }
 
 }  // namespace lmw::test

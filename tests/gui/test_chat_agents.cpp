@@ -96,21 +96,6 @@ class TestChatAgents : public QObject {
         QVERIFY(o.value("toys").isArray());
         QVERIFY(o.value("toys").toArray().size() <= 2);
     }
-    // Saves a picture of w: a real rendering (many colours), to $LMW_SCREENSHOT_DIR or <build>/screenshots.
-    static void save(QWidget* w, const QString& name) {
-        QTest::qWait(150);
-        const QImage img = w->grab().toImage();
-        QVERIFY(!img.isNull());
-        QSet<QRgb> colours;
-        for (int y = 0; y < img.height(); y += 4)
-            for (int x = 0; x < img.width(); x += 4) colours.insert(img.pixel(x, y));
-        QVERIFY2(colours.size() > 40, qPrintable(name + QStringLiteral(": %1 colours").arg(colours.size())));
-        const QString dir = qEnvironmentVariableIsSet("LMW_SCREENSHOT_DIR") ? qEnvironmentVariable("LMW_SCREENSHOT_DIR")
-                                                                              : QStringLiteral(LMW_BINARY_DIR "/screenshots");
-        QDir().mkpath(dir);
-        QVERIFY(img.save(dir + QLatin1Char('/') + name + QStringLiteral(".png")));
-    }
-
 private slots:
     void initTestCase() {
         m_env = std::make_unique<lmw::test::GuiTestEnv>();
@@ -465,7 +450,7 @@ private slots:
             QTest::mouseClick(tab->messageAt(1)->thinkingButton(), Qt::LeftButton);
             QVERIFY(tab->messageAt(1)->thinkingBody()->isVisible());
             QVERIFY(tab->thinkingSwitch()->isEnabled());
-            save(&w, QStringLiteral("chat-thinking"));
+            lmw::test::saveScreenshot(&w, QStringLiteral("chat-thinking"));
         }
         MainWindow w(m_env->path(QStringLiteral("shot-json")));
         w.setDialogsEnabled(false);
@@ -496,7 +481,7 @@ private slots:
         for (QWidget* p = tab->jsonSchema(); p && !settings; p = p->parentWidget()) settings = qobject_cast<QScrollArea*>(p);
         QVERIFY(settings);
         settings->ensureWidgetVisible(tab->jsonSchemaError()->parentWidget());
-        save(&w, QStringLiteral("chat-json"));
+        lmw::test::saveScreenshot(&w, QStringLiteral("chat-json"));
     }
 };
 

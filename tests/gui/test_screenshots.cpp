@@ -52,27 +52,11 @@ void post(int port, const std::string& path, const std::string& body) {
 class TestScreenshots : public QObject {
     Q_OBJECT
     std::unique_ptr<lmw::test::GuiTestEnv> m_env;
-    QString m_out;
-
-    void save(QWidget* w, const QString& name) {
-        QTest::qWait(150);  // let queued layout / paint events settle
-        const QImage img = w->grab().toImage();
-        QVERIFY(!img.isNull());
-        QSet<QRgb> colours;
-        for (int y = 0; y < img.height(); y += 4)
-            for (int x = 0; x < img.width(); x += 4) colours.insert(img.pixel(x, y));
-        QVERIFY2(colours.size() > 40, qPrintable(name + QStringLiteral(": %1 colours").arg(colours.size())));
-        const QString file = m_out + QLatin1Char('/') + name + QStringLiteral(".png");
-        QVERIFY2(img.save(file), qPrintable(file));
-    }
 
 private slots:
     void initTestCase() {
         m_env = std::make_unique<lmw::test::GuiTestEnv>();
         applyAppStyle();
-        m_out = qEnvironmentVariableIsSet("LMW_SCREENSHOT_DIR") ? qEnvironmentVariable("LMW_SCREENSHOT_DIR")
-                                                                  : QStringLiteral(LMW_BINARY_DIR "/screenshots");
-        QDir().mkpath(m_out);
     }
 
     void allViews() {
@@ -110,10 +94,10 @@ private slots:
         QVERIFY(chat->regenerate(id));
         QVERIFY(finished.wait(30000));
         w.showView(MainWindow::ChatPage);
-        save(&w, QStringLiteral("chat"));
+        lmw::test::saveScreenshot(&w, QStringLiteral("chat"));
 
         w.showView(MainWindow::ModelsPage);
-        save(&w, QStringLiteral("models"));
+        lmw::test::saveScreenshot(&w, QStringLiteral("models"));
         // The planner's warning, against a (simulated) small GPU.
         QList<DeviceMemory> devices{{QStringLiteral("cuda"), QStringLiteral("Small GPU (simulated)"), 8u << 20, 2u << 20},
                                     {QStringLiteral("cpu"), QStringLiteral("CPU"), 64ull << 30, 32ull << 30}};
@@ -123,7 +107,7 @@ private slots:
         w.modelView()->setSettings(gpu);
         w.modelView()->setDevices(devices);
         QVERIFY(!w.modelView()->warningText().isEmpty());
-        save(&w, QStringLiteral("models-warning"));
+        lmw::test::saveScreenshot(&w, QStringLiteral("models-warning"));
 
         // Server: running, with a few requests in the table.
         ServerSettings ss;  // the default port when it is free (nicer picture), else any
@@ -146,7 +130,7 @@ private slots:
         client.join();
         QTRY_VERIFY_WITH_TIMEOUT(w.serverView()->log()->rowCount() >= 4, 10000);
         w.showView(MainWindow::ServerPage);
-        save(&w, QStringLiteral("server"));
+        lmw::test::saveScreenshot(&w, QStringLiteral("server"));
         w.server()->stop();
         QTRY_COMPARE_WITH_TIMEOUT(w.server()->state(), ServerController::State::Stopped, 15000);
 
@@ -156,26 +140,26 @@ private slots:
         wiz->restart();
         wiz->setSourceModel(lmw::test::model());
         QTRY_VERIFY_WITH_TIMEOUT(wiz->currentPage()->isComplete(), 10000);
-        save(&w, QStringLiteral("quantize-1-source"));
+        lmw::test::saveScreenshot(&w, QStringLiteral("quantize-1-source"));
         wiz->next();
         wiz->setField(QStringLiteral("output"), m_env->path(QStringLiteral("stories260K-awq-int4")));
-        save(&w, QStringLiteral("quantize-2-output"));
+        lmw::test::saveScreenshot(&w, QStringLiteral("quantize-2-output"));
         wiz->next();
         wiz->setField(QStringLiteral("samples"), 16);
         wiz->setField(QStringLiteral("seqLen"), 128);
-        save(&w, QStringLiteral("quantize-3-settings"));
+        lmw::test::saveScreenshot(&w, QStringLiteral("quantize-3-settings"));
         QSignalSpy qdone(w.quantizer(), &QuantizeController::finished);
         bool shotRunning = false;
         connect(w.quantizer(), &QuantizeController::progress, this, [&](const QuantizeProgressInfo& p) {
             if (!shotRunning && p.fraction > 0.45) {
                 shotRunning = true;
-                save(&w, QStringLiteral("quantize-4-run"));
+                lmw::test::saveScreenshot(&w, QStringLiteral("quantize-4-run"));
             }
         });
         wiz->next();
         QVERIFY(qdone.wait(600000) || qdone.count() == 1);
         QTRY_COMPARE_WITH_TIMEOUT(wiz->currentId(), int(QuantizeWizard::Result), 5000);
-        save(&w, QStringLiteral("quantize-5-result"));
+        lmw::test::saveScreenshot(&w, QStringLiteral("quantize-5-result"));
         QVERIFY(shotRunning);
     }
 };
