@@ -5,6 +5,7 @@
 #include <QDir>
 #include <QImage>
 #include <QSet>
+#include <QSignalSpy>
 #include <QTest>
 #include <QWidget>
 #include <QSettings>
@@ -12,7 +13,10 @@
 #include <QTemporaryDir>
 
 #include "lmw/engine.h"
+#include "lmw/gui/engine_controller.h"
+#include "lmw/gui/engine_settings.h"
 #include "lmw/gui/main_window.h"
+#include "lmw/gui/model_view.h"
 #include "test_util.h"
 
 namespace lmw::test {
@@ -43,6 +47,22 @@ inline lmw::engine::EngineConfig smallConfig(const std::string& name = "stories2
     c.maxBatchSize = 8;
     c.threads = 2;
     return c;
+}
+
+// The main window as the screenshots show it: 1280x800, the CPU with a 512-token session, `model`
+// loaded. False when it did not load within a minute.
+inline bool showLoaded(lmw::gui::MainWindow& w, const QString& model) {
+    w.setDialogsEnabled(false);
+    w.resize(1280, 800);
+    w.show();
+    lmw::gui::EngineSettings es;
+    es.backend = QStringLiteral("cpu");
+    es.sessionLen = 512;
+    es.maxBatchSize = 8;
+    w.modelView()->setSettings(es);
+    QSignalSpy loaded(w.engine(), &lmw::gui::EngineController::loaded);
+    w.startWith(model);
+    return loaded.wait(60000);
 }
 
 // Saves a picture of w as NAME.png in $LMW_SCREENSHOT_DIR (else <build>/screenshots), after

@@ -432,16 +432,7 @@ private slots:
             c.messages[1].stats = s;
             QVERIFY(store.save(c));
             MainWindow w(store.dir());
-            w.setDialogsEnabled(false);
-            w.resize(1280, 800);
-            w.show();
-            EngineSettings es;
-            es.backend = QStringLiteral("cpu");
-            es.sessionLen = 512;
-            w.modelView()->setSettings(es);
-            QSignalSpy loaded(w.engine(), &EngineController::loaded);
-            w.startWith(lmw::test::model("qwen3-tiny"));
-            QVERIFY(loaded.wait(60000));
+            QVERIFY(lmw::test::showLoaded(w, lmw::test::model("qwen3-tiny")));
             w.showView(MainWindow::ChatPage);
             ChatTab* tab = w.chatView()->tab(c.id);
             QVERIFY(tab);
@@ -453,16 +444,7 @@ private slots:
             lmw::test::saveScreenshot(&w, QStringLiteral("chat-thinking"));
         }
         MainWindow w(m_env->path(QStringLiteral("shot-json")));
-        w.setDialogsEnabled(false);
-        w.resize(1280, 800);
-        w.show();
-        EngineSettings es;
-        es.backend = QStringLiteral("cpu");
-        es.sessionLen = 512;
-        w.modelView()->setSettings(es);
-        QSignalSpy loaded(w.engine(), &EngineController::loaded);
-        w.startWith(lmw::test::model());
-        QVERIFY(loaded.wait(60000));
+        QVERIFY(lmw::test::showLoaded(w, lmw::test::model()));
         w.showView(MainWindow::ChatPage);
         ChatController* chat = w.chat();
         const QString id = w.chatView()->currentTab()->id();

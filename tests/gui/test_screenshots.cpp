@@ -61,17 +61,7 @@ private slots:
 
     void allViews() {
         MainWindow w(m_env->conversations());
-        w.setDialogsEnabled(false);
-        w.resize(1280, 800);
-        w.show();
-        EngineSettings es;
-        es.backend = QStringLiteral("cpu");
-        es.sessionLen = 512;
-        es.maxBatchSize = 8;
-        w.modelView()->setSettings(es);
-        QSignalSpy loaded(w.engine(), &EngineController::loaded);
-        w.startWith(lmw::test::model());
-        QVERIFY(loaded.wait(30000));
+        QVERIFY(lmw::test::showLoaded(w, lmw::test::model()));
 
         // Chat: two tabs, a conversation of two turns in the current one.
         ChatController* chat = w.chat();
@@ -102,7 +92,7 @@ private slots:
         QList<DeviceMemory> devices{{QStringLiteral("cuda"), QStringLiteral("Small GPU (simulated)"), 8u << 20, 2u << 20},
                                     {QStringLiteral("cpu"), QStringLiteral("CPU"), 64ull << 30, 32ull << 30}};
         w.modelView()->setDevices(devices);
-        EngineSettings gpu = es;
+        EngineSettings gpu = w.modelView()->settings();
         gpu.backend = QStringLiteral("auto");
         w.modelView()->setSettings(gpu);
         w.modelView()->setDevices(devices);

@@ -63,10 +63,10 @@ struct ToolCall {
 struct OutputEvent {
     enum class Kind { Content, Reasoning, ToolCallStart, ToolCallArguments };
     Kind kind = Kind::Content;
-    std::string text;      // Content, Reasoning, ToolCallArguments: the piece to append
+    std::string text = {};      // Content, Reasoning, ToolCallArguments: the piece to append
     int toolIndex = -1;    // ToolCallStart, ToolCallArguments: 0, 1, ... in order of the calls
-    std::string toolId;    // ToolCallStart
-    std::string toolName;  // ToolCallStart
+    std::string toolId = {};    // ToolCallStart
+    std::string toolName = {};  // ToolCallStart
 };
 
 struct ParsedOutput {

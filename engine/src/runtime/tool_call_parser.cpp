@@ -18,8 +18,6 @@ constexpr const char* kSpaces = " \t\r\n";
 // Deeper JSON than any real call is refused before parsing (the serializer recurses).
 constexpr int kMaxDepth = 128;
 
-bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
 size_t partialMarkerTail(std::string_view text, std::string_view marker) {
     for (size_t n = std::min(text.size(), marker.size() - 1); n > 0; --n)
         if (text.substr(text.size() - n) == marker.substr(0, n)) return n;
@@ -120,12 +118,11 @@ std::string callId(std::uint64_t seed, int index) {
     return id;
 }
 
-// A call between an opening and a closing marker, its body one JSON object ("qwen", "internlm2").
-class TaggedJsonParser : public ToolCallParser {
+// What the formats share: the undecided text (Mistral's: in a body, the text after [TOOL_CALLS]),
+// re-examined on every feed and decided at the end (final).
+class PendingTextParser : public ToolCallParser {
 public:
-    TaggedJsonParser(std::string open, std::string close, std::uint64_t seed)
-        : ToolCallParser(seed), m_open(std::move(open)), m_close(std::move(close)) {}
-
+    explicit PendingTextParser(std::uint64_t seed) : ToolCallParser(seed) {}
     void feed(std::string_view text, std::vector<OutputEvent>& out) override {
         m_pending.append(text);
         process(false, out);
@@ -135,8 +132,19 @@ public:
         finishContent(out);
     }
 
+protected:
+    virtual void process(bool final, std::vector<OutputEvent>& out) = 0;
+    std::string m_pending;
+};
+
+// A call between an opening and a closing marker, its body one JSON object ("qwen", "internlm2").
+class TaggedJsonParser : public PendingTextParser {
+public:
+    TaggedJsonParser(std::string open, std::string close, std::uint64_t seed)
+        : PendingTextParser(seed), m_open(std::move(open)), m_close(std::move(close)) {}
+
 private:
-    void process(bool final, std::vector<OutputEvent>& out) {
+    void process(bool final, std::vector<OutputEvent>& out) override {
         for (;;) {
             if (!m_inBody) {
                 if (!takeThroughMarker(m_pending, m_open, final, out)) return;
@@ -178,25 +186,15 @@ private:
     }
 
     std::string m_open, m_close;
-    std::string m_pending;
     bool m_inBody = false;
     size_t m_searchFrom = 0;
 };
 
 // "mistral": [TOOL_CALLS] then a JSON array of calls (or one call object), or name[ARGS]{...}.
 // There is no closing marker: the call ends where its JSON does.
-class MistralParser : public ToolCallParser {
+class MistralParser : public PendingTextParser {
 public:
-    explicit MistralParser(std::uint64_t seed) : ToolCallParser(seed) {}
-
-    void feed(std::string_view text, std::vector<OutputEvent>& out) override {
-        m_pending.append(text);
-        process(false, out);
-    }
-    void finish(std::vector<OutputEvent>& out) override {
-        process(true, out);
-        finishContent(out);
-    }
+    explicit MistralParser(std::uint64_t seed) : PendingTextParser(seed) {}
 
 private:
     static constexpr std::string_view kOpen = "[TOOL_CALLS]";
@@ -207,7 +205,7 @@ private:
                c == '.';
     }
 
-    void process(bool final, std::vector<OutputEvent>& out) {
+    void process(bool final, std::vector<OutputEvent>& out) override {
         for (;;) {
             if (!m_inBody) {
                 if (!takeThroughMarker(m_pending, kOpen, final, out)) return;
@@ -308,7 +306,6 @@ private:
         m_inBody = false;
     }
 
-    std::string m_pending;  // in a body: the text after [TOOL_CALLS]
     bool m_inBody = false;
     size_t m_scanPos = 0;
     JsonExtent m_extent;
@@ -316,28 +313,20 @@ private:
 
 // "llama3": the reply itself is the call(s). m_consumed keeps the markup taken so far (leading
 // whitespace, <|python_tag|>, ';') so a reply that turns out not to be calls is returned whole.
-class Llama3Parser : public ToolCallParser {
+class Llama3Parser : public PendingTextParser {
 public:
-    explicit Llama3Parser(std::uint64_t seed) : ToolCallParser(seed) {}
+    explicit Llama3Parser(std::uint64_t seed) : PendingTextParser(seed) {}
 
     void feed(std::string_view text, std::vector<OutputEvent>& out) override {
-        if (m_state == State::Content) {
-            emitContent(text, out);
-            return;
-        }
-        m_pending.append(text);
-        process(false, out);
-    }
-    void finish(std::vector<OutputEvent>& out) override {
-        process(true, out);
-        finishContent(out);
+        if (m_state == State::Content) return emitContent(text, out);  // no call can follow any more
+        PendingTextParser::feed(text, out);
     }
 
 private:
     static constexpr std::string_view kTag = "<|python_tag|>";
     enum class State { Slot, AfterCall, Content };
 
-    void process(bool final, std::vector<OutputEvent>& out) {
+    void process(bool final, std::vector<OutputEvent>& out) override {
         for (;;) {
             switch (m_state) {
             case State::Content:
@@ -419,7 +408,6 @@ private:
     }
 
     State m_state = State::Slot;
-    std::string m_pending;
     std::string m_consumed;
     size_t m_scanPos = 0;
     JsonExtent m_extent;
