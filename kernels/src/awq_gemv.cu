@@ -10,7 +10,9 @@
 //   - each warp keeps a register ring of 16-byte loads per lane in flight (ringSteps steps of TN tiles;
 //     10 loads for the default at m <= 8, 8 otherwise) and the ring runs across tile boundaries: the
 //     next tile's weights are loading while this one is summed; the cursor advances by pointer
-//     increments, the full address arithmetic runs once per tile group;
+//     increments (one precomputed delta from a tile group to the next);
+//   - the step has no branch: loads are predicated, x past m or K reads zeros, so the warp's control
+//     flow never splits around the mma (a split costs a warp synchronization per mma; bench/NOTES.md g4);
 //   - the first ring fill is issued before griddepcontrol.wait (the kernel is launched overlapped, PDL):
 //     weights do not depend on the previous kernel, so they stream during its tail and our launch;
 //   - at m <= 8 x is copied into shared memory once per CTA after griddepcontrol.wait (8 KB at m = 1,
@@ -48,14 +50,26 @@ enum XMode { kXGlobal = 0, kXSiluStaged = 1, kXSiluInline = 2, kXStaged = 3 };
 __host__ __device__ constexpr bool stagesX(int xm) { return xm == kXSiluStaged || xm == kXStaged; }
 
 // Read-once weights: no L1 allocation, whole 256-byte L2 lines (the neighbouring chunks are read next).
-// volatile keeps the load where it is written (ahead of the math on older ring slots).
-__device__ __forceinline__ uint4 ldStream(const uint4* p) {
-    uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-    return v;
+// volatile keeps the load where it is written (ahead of the math on older ring slots). The load is
+// predicated inside the asm, so a ring slot with nothing to read keeps its old (finite) contents and
+// the step needs no branch: a branch around a load splits the warp's control flow, and every mma after
+// it then pays a warp synchronization.
+__device__ __forceinline__ void ldStreamIf(uint4& v, const uint4* p, bool pred) {
+    asm volatile(
+        "{\n .reg .pred q;\n setp.ne.b32 q, %5, 0;\n"
+        " @q ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];\n}\n"
+        : "+r"(v.x), "+r"(v.y), "+r"(v.z), "+r"(v.w)
+        : "l"(p), "r"(int(pred)));
 }
+__device__ __forceinline__ void ldHalf2If(__half2& v, const __half2* p, bool pred) {
+    asm volatile("{\n .reg .pred q;\n setp.ne.b32 q, %2, 0;\n @q ld.global.nc.b32 %0, [%1];\n}\n"
+                 : "+r"(*reinterpret_cast<uint32_t*>(&v))
+                 : "l"(p), "r"(int(pred)));
+}
+
+// x fragments for chunks past K or tokens past m read zeros from here (global x) or from the zero
+// columns after each staged row (shared x), so every step's loads and math are unconditional.
+__device__ const uint4 kZeroX[8] = {};
 
 __device__ __forceinline__ uint32_t lop3AndOr(uint32_t a, uint32_t mask, uint32_t magic) {
     uint32_t r;
@@ -106,6 +120,7 @@ struct GemvArgs {
     int m, N, K, g;
     int groupShift;  // log2(g / 64) when g / 64 is a power of two, else -1
     int64_t zStep;   // half2 from a chunk's scales to those kWarps chunks on, or -1 (g does not divide kWarps * 64)
+    int64_t wNext, zNext;  // uint4 / half2 from a tile group's last step to the next group's first (set at launch)
     int groups;   // tile groups of TN tiles
     int xStride;  // row stride (halves) of the staged x in shared memory
 };
@@ -114,8 +129,9 @@ struct GemvArgs {
 constexpr size_t reductionBytes(int nt, int tn) { return size_t(2) * kWarps * tn * nt * 4 * 32 * sizeof(float); }
 
 // grid: min(tile groups, resident CTAs); block kWarps warps. NT: 8-token mma tiles (1: m <= 8, 2: m <= 16).
-// TN: 16-row weight tiles per warp step, sharing each x fragment.
-template <int NT, int TN, int XM>
+// TN: 16-row weight tiles per warp step, sharing each x fragment. ZL: p.zStep >= 0 (the scales move by a
+// constant per step; a compile-time fact, so the step has no test for it).
+template <int NT, int TN, int XM, bool ZL>
 __global__ void __launch_bounds__(kWarps * 32, 1) awqGemvKernel(const GemvArgs p) {
     extern __shared__ uint4 smem[];
     constexpr int R = TN * NT * 4;  // accumulators per lane
@@ -130,42 +146,47 @@ __global__ void __launch_bounds__(kWarps * 32, 1) awqGemvKernel(const GemvArgs p
 
     // ---- Issue cursor: the ring slot u is refilled with the step D ahead of the one it just served.
     // Within a tile group a warp's next chunk is kWarps chunks on: its weights are kWarps * 32 uint4
-    // further and (when g divides kWarps * 64) its scales p.zStep half2 further, so a step costs two
-    // pointer increments; the full 64-bit address arithmetic runs only when the cursor enters a group.
+    // further and (when g divides kWarps * 64) its scales p.zStep half2 further; from a group's last
+    // step to the next group's first they move by p.wNext and p.zNext. So a step costs two pointer
+    // increments and no branch: loads past the last step, past K or past N are predicated off, and the
+    // slot keeps finite values that the zero x of such a step (loadX) multiplies away.
     uint4 raw[D][TN];
     __half2 s0[D][TN], s1[D][TN];
-    const int tileStride = chunks * 32;  // uint4 between the same chunk of neighbouring tiles
-    int issGrp = blockIdx.x, issC = 0, issChunk = warp;
-    const uint4* wq = nullptr;
-    const __half2* zq = nullptr;
-    auto groupOf = [&](int chunk) { return p.groupShift >= 0 ? chunk >> p.groupShift : chunk / (p.g / 64); };
-    auto seek = [&] {
-        const int t = issGrp * TN;
-        wq = p.qw + int64_t(t) * tileStride + issChunk * 32 + lane;
-        zq = p.sz + int64_t(groupOf(issChunk)) * p.N + t * 16 + (lane >> 2);
-    };
-    seek();
-    auto issue = [&](uint4 (&r)[TN], __half2 (&z0)[TN], __half2 (&z1)[TN]) {
-        if (issGrp < p.groups && issChunk < chunks) {
 #pragma unroll
-            for (int j = 0; j < TN; ++j) {
-                if (j > 0 && issGrp * TN + j >= ntiles) continue;
-                r[j] = ldStream(wq + j * tileStride);
-                z0[j] = __ldg(zq + j * 16);
-                z1[j] = __ldg(zq + j * 16 + 8);
-            }
+    for (int u = 0; u < D; ++u)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) {
+            raw[u][j] = make_uint4(0, 0, 0, 0);
+            s0[u][j] = s1[u][j] = __float2half2_rn(0.f);
         }
+    const int tileStride = chunks * 32;  // uint4 between the same chunk of neighbouring tiles
+    int issGrp = blockIdx.x, issC = 0, issChunk = warp, issued = 0;
+    auto groupOf = [&](int chunk) { return p.groupShift >= 0 ? chunk >> p.groupShift : chunk / (p.g / 64); };
+    auto scalesAt = [&](int grpIdx, int chunk) {
+        return p.sz + int64_t(groupOf(chunk)) * p.N + grpIdx * TN * 16 + (lane >> 2);
+    };
+    const uint4* wq = p.qw + int64_t(issGrp) * TN * tileStride + warp * 32 + lane;
+    const __half2* zq = scalesAt(issGrp, warp);
+    auto issue = [&](uint4 (&r)[TN], __half2 (&z0)[TN], __half2 (&z1)[TN]) {
+        const bool ok = issued < total && issChunk < chunks;
+#pragma unroll
+        for (int j = 0; j < TN; ++j) {
+            const bool okj = ok && (j == 0 || issGrp * TN + j < ntiles);
+            ldStreamIf(r[j], wq + j * tileStride, okj);
+            ldHalf2If(z0[j], zq + j * 16, okj);
+            ldHalf2If(z1[j], zq + j * 16 + 8, okj);
+        }
+        ++issued;
         if (++issC == S) {
             issC = 0;
-            issGrp += gridDim.x;
             issChunk = warp;
-            if (issGrp < p.groups) seek();
+            issGrp += gridDim.x;
+            wq += p.wNext;
+            zq = ZL ? zq + p.zNext : scalesAt(issGrp, warp);
         } else {
-            // Past-the-end chunks (issChunk >= chunks) only move the pointers; nothing is read there.
-            const int prev = issChunk;
             issChunk += kWarps;
             wq += kWarps * 32;
-            zq += p.zStep >= 0 ? p.zStep : int64_t(groupOf(issChunk) - groupOf(prev)) * p.N;
+            zq = ZL ? zq + p.zStep : scalesAt(issGrp, issChunk);
         }
     };
 #pragma unroll
@@ -200,31 +221,34 @@ __global__ void __launch_bounds__(kWarps * 32, 1) awqGemvKernel(const GemvArgs p
                 else *xp = gv[q];
             }
         }
+        // The 64 zero columns after row 0, read for chunks past K and tokens past m.
+        if (threadIdx.x < 8) reinterpret_cast<uint4*>(xs + p.K)[threadIdx.x] = make_uint4(0, 0, 0, 0);
         __syncthreads();
     }
     // The lane's B fragments of step c (x is the same for every tile): token t*8 + lane/4, 16 values at
-    // k = chunk*64 + (lane%4)*16 (the k permutation of awq_gemm.h). Plain loads: x was written by the
-    // previous kernel, so not through the read-only path.
+    // k = chunk*64 + (lane%4)*16 (the k permutation of awq_gemm.h); zeros for tokens past m and chunks
+    // past K. Plain loads: x was written by the previous kernel, so not through the read-only path.
     auto loadX = [&](uint4 (&xv)[NT][2], int c) {
         const int chunk = warp + c * kWarps;
 #pragma unroll
         for (int t = 0; t < NT; ++t) {
             const int tok = t * 8 + (lane >> 2);
-            xv[t][0] = xv[t][1] = make_uint4(0, 0, 0, 0);
-            if (tok >= p.m || chunk >= chunks) continue;
+            const bool ok = tok < p.m && chunk < chunks;
             const int col = chunk * 64 + (lane & 3) * 16;
-            if constexpr (XM == kXGlobal) {
-                const uint4* xp = reinterpret_cast<const uint4*>(p.x + int64_t(tok) * p.K + col);
-                xv[t][0] = xp[0];
-                xv[t][1] = xp[1];
-            } else if constexpr (stagesX(XM)) {
-                const uint4* xp = reinterpret_cast<const uint4*>(xs + tok * p.xStride + col);
-                xv[t][0] = xp[0];
-                xv[t][1] = xp[1];
-            } else {
+            if constexpr (XM == kXSiluInline) {
+                xv[t][0] = xv[t][1] = make_uint4(0, 0, 0, 0);
+                if (!ok) continue;
                 const uint4* gp = reinterpret_cast<const uint4*>(p.x + int64_t(tok) * 2 * p.K + col);
                 xv[t][0] = siluMul8(gp[0], gp[p.K / 8]);
                 xv[t][1] = siluMul8(gp[1], gp[p.K / 8 + 1]);
+            } else {
+                const uint4* xp;
+                if constexpr (stagesX(XM))
+                    xp = reinterpret_cast<const uint4*>(xs + (ok ? tok * p.xStride + col : p.K + (lane & 3) * 16));
+                else
+                    xp = ok ? reinterpret_cast<const uint4*>(p.x + int64_t(tok) * p.K + col) : kZeroX + (lane & 3) * 2;
+                xv[t][0] = xp[0];
+                xv[t][1] = xp[1];
             }
         }
     };
@@ -240,10 +264,9 @@ __global__ void __launch_bounds__(kWarps * 32, 1) awqGemvKernel(const GemvArgs p
             const int cn = c + 1 == S ? 0 : c + 1;
             uint4 xn[NT][2];
             loadX(xn, cn);  // one step ahead: covers the L2 round trip of x
-            if (warp + c * kWarps < chunks) {
+            {
 #pragma unroll
                 for (int j = 0; j < TN; ++j) {
-                    if (grp * TN + j >= ntiles) continue;
                     const __half2 zLo = __high2half2(s0[u][j]);
                     // 960 - (1024 + z1) = -(64 + z1), exact: one fma instead of a subtraction and a negation.
                     const __half2 zHiNeg =
@@ -313,9 +336,9 @@ __global__ void __launch_bounds__(kWarps * 32, 1) awqGemvKernel(const GemvArgs p
     }
 }
 
-template <int NT, int TN, int XM>
-int launchT(const GemvArgs& a, size_t smem, cudaStream_t s) {
-    auto* kern = awqGemvKernel<NT, TN, XM>;
+template <int NT, int TN, int XM, bool ZL>
+int launchZ(const GemvArgs& a, size_t smem, cudaStream_t s) {
+    auto* kern = awqGemvKernel<NT, TN, XM, ZL>;
     static const int attr = int(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                      int(reductionBytes(NT, TN) + (stagesX(XM) ? kMaxStagedX : 0))));
     if (attr) return attr;
@@ -333,12 +356,21 @@ int launchT(const GemvArgs& a, size_t smem, cudaStream_t s) {
             return int(e);
     // One resident wave: more CTAs than fit would only queue behind the persistent ones.
     const int grid = std::max(1, std::min(a.groups, sms * std::max(perSm, 1)));
-    const int e = detail::launchOverlapped(kern, dim3(unsigned(grid)), dim3(kWarps * 32), smem, s, a);
+    GemvArgs ga = a;
+    const int64_t chunks = a.K / 64, steps = (chunks + kWarps - 1) / kWarps;  // S of the kernel
+    ga.wNext = int64_t(grid) * TN * chunks * 32 - (steps - 1) * kWarps * 32;
+    ga.zNext = a.zStep >= 0 ? int64_t(grid) * TN * 16 - (steps - 1) * a.zStep : 0;
+    const int e = detail::launchOverlapped(kern, dim3(unsigned(grid)), dim3(kWarps * 32), smem, s, ga);
     if (e != int(cudaErrorNotSupported)) return e;
     // No programmatic launch here: the ordinary one is equally correct (griddepcontrol.wait is a no-op).
     cudaGetLastError();
-    kern<<<unsigned(grid), kWarps * 32, smem, s>>>(a);
+    kern<<<unsigned(grid), kWarps * 32, smem, s>>>(ga);
     return detail::launchStatus();
+}
+
+template <int NT, int TN, int XM>
+int launchT(const GemvArgs& a, size_t smem, cudaStream_t s) {
+    return a.zStep >= 0 ? launchZ<NT, TN, XM, true>(a, smem, s) : launchZ<NT, TN, XM, false>(a, smem, s);
 }
 
 template <int NT, int TN>
@@ -380,7 +412,8 @@ int run(void* out, const void* x, const uint32_t* qw, const void* sz, int64_t m,
         if ((64 << sh) == groupSize) a.groupShift = sh;
     a.zStep = (kWarps * 64) % groupSize == 0 ? int64_t(kWarps * 64 / groupSize) * n : -1;
     a.groups = int((n / 16 + tn - 1) / tn);
-    a.xStride = int(k) + 8;  // 16 bytes of padding per row against bank conflicts
+    // 64 zero columns after each row (read by loadX past K or m) + 16 bytes against bank conflicts.
+    a.xStride = int(k) + 72;
     size_t smem = reductionBytes(nt, tn);
     int xm = kXGlobal;
     const size_t staged = size_t(m) * size_t(a.xStride) * 2;
