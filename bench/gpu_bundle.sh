@@ -41,6 +41,18 @@ for bin in "$@"; do
         [ -e "$out/lib/$name" ] || cp -L "$path" "$out/lib/$name"
     done
 done
+# The CUDA backend module (liblmw_cuda.so), which the programs dlopen() and ldd does not list: from
+# the first binary's build tree (<build>/lib/lmworkbench) to lib/lmworkbench, named by run.sh.
+module="$(cd "$(dirname "$1")/.." && pwd)/lib/lmworkbench/liblmw_cuda.so"
+if [ -f "$module" ]; then
+    mkdir -p "$out/lib/lmworkbench"
+    cp -f "$module" "$out/lib/lmworkbench/"
+    strip --strip-debug "$out/lib/lmworkbench/liblmw_cuda.so"
+    ldd "$module" | awk '/=> \//{print $1" "$3}' | while read -r name path; do
+        if [[ "$name" =~ $skip ]]; then continue; fi
+        [ -e "$out/lib/$name" ] || cp -L "$path" "$out/lib/$name"
+    done
+fi
 for m in "${models[@]}"; do
     src="$m"
     [ -d "$src" ] || src="$root/../shared/models/$m"
@@ -57,6 +69,7 @@ cat > "$out/run.sh" <<'RUN'
 # Runs a bundled binary with the bundled libraries first, then the machine's CUDA toolkit.
 here="$(cd "$(dirname "$0")" && pwd)"
 export LD_LIBRARY_PATH="$here/lib:/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+[ -f "$here/lib/lmworkbench/liblmw_cuda.so" ] && export LMW_CUDA_MODULE="$here/lib/lmworkbench/liblmw_cuda.so"
 export QT_QPA_PLATFORM=offscreen
 exec "$@"
 RUN

@@ -11,9 +11,7 @@
 #include <thread>
 
 #include "backend/cpu/membw.h"
-#ifdef LMW_HAVE_CUDA
-#include "backend/cuda/cuda_backend.h"
-#endif
+#include "backend/cuda_module.h"
 #include "commands.h"
 #include "engine_options.h"
 #include "model/model_writer.h"
@@ -258,16 +256,14 @@ double measureBandwidth(const std::string& backend, int threads) {
         std::printf("measured memory read bandwidth: %.2f GB/s\n", bw);
         return bw;
     }
-#ifdef LMW_HAVE_CUDA
-    if (backend == "cuda") {
-        const double read = engine::measureDeviceReadBandwidthGBs();
-        const double copy = engine::measureDeviceCopyBandwidthGBs();
+    if (const engine::CudaModule* cuda = engine::cudaModule(); cuda && backend == "cuda") {
+        const double read = cuda->readBandwidthGBs();
+        const double copy = cuda->copyBandwidthGBs();
         std::printf("measured device read bandwidth (sum kernel, 16-byte loads): %.0f GB/s; device-to-device copy "
                     "(read + write): %.0f GB/s\n",
                     read, copy);
         return read;
     }
-#endif
     return 0;
 }
 
@@ -318,12 +314,7 @@ void setupBench(CLI::App& app) {
             throw Error(ErrorCode::InvalidArgument, "--batch " + std::to_string(maxBatch) + " is above --max-batch-size " +
                                                         std::to_string(config.maxBatchSize));
         const int need = std::max(context + decodeTokens, requests > 0 ? tpPrompt + tpOutput : 0) + 1;
-        bool onCpu = config.backend == "cpu";
-#ifdef LMW_HAVE_CUDA
-        if (config.backend == "auto") onCpu = !engine::cudaDeviceUsable();
-#else
-        onCpu = true;
-#endif
+        const bool onCpu = config.backend == "cpu" || (config.backend == "auto" && !engine::cudaAvailable());
         std::shared_ptr<const engine::Grammar> grammar;
         if (!schemaFile.empty()) {
             std::ifstream in(schemaFile);

@@ -108,6 +108,12 @@ void setupServe(CLI::App& app) {
                     "the system prompt and the latest message stay")
         ->check(CLI::IsMember({"stop", "truncate-middle", "rolling-window"}))->capture_default_str()
         ->each([](const std::string& v) { engine::parseContextOverflow(v, options.contextOverflow); });
+    static std::string pooling = "mean";
+    cmd->add_option("--embedding-pooling", pooling,
+                    "POST /v1/embeddings: an input's vector is the mean of its tokens' final hidden states (after the "
+                    "final norm) or the last token's, L2-normalized")
+        ->check(CLI::IsMember({"mean", "last"}))->capture_default_str()
+        ->each([](const std::string& v) { engine::parsePooling(v, options.embeddingPooling); });
     std::vector<std::string> toolParsers{"auto", "none"}, reasoningParsers{"auto", "none"};
     for (const auto& n : engine::toolCallParserNames()) toolParsers.push_back(n);
     for (const auto& n : engine::reasoningParserNames()) reasoningParsers.push_back(n);

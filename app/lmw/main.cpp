@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "lmw/error.h"
+#include "lmw/version.h"
 
 namespace lmw::cli {
 std::vector<Command>& commandRegistry() {
@@ -18,7 +19,7 @@ int& exitCode() {
 
 int main(int argc, char** argv) {
     CLI::App app{"LM Workbench command line: run, serve, quantize and measure local LLMs", "lmw"};
-    app.set_version_flag("--version", std::string("lmw ") + LMW_VERSION);
+    app.set_version_flag("--version", [] { return lmw::versionText("lmw"); });
     app.require_subcommand(1);
     auto& commands = lmw::cli::commandRegistry();
     std::sort(commands.begin(), commands.end(), [](const auto& a, const auto& b) { return a.order < b.order; });

@@ -1,23 +1,38 @@
 // lmworkbench: the desktop app. `lmworkbench [MODEL_DIR]` opens that model (no argument: the last
 // one, or the model picker). `--screenshot FILE [--send TEXT]` loads the model, optionally sends a
-// message, saves a picture of the window and quits (used by the tests and the docs).
+// message, saves a picture of the window and quits (used by the tests and the docs). One window
+// per user: a second launch hands its folder to the running one (SingleInstance) and exits.
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QDir>
+#include <QFileInfo>
 #include <QSettings>
 #include <QTimer>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 
 #include "lmw/gui/chat_controller.h"
 #include "lmw/gui/chat_view.h"
 #include "lmw/gui/chat_tab.h"
 #include "lmw/gui/engine_controller.h"
 #include "lmw/gui/main_window.h"
+#include "lmw/gui/single_instance.h"
+#include "lmw/version.h"
 
 using namespace lmw::gui;
 
+// --help and --version print and quit without a display (help2man runs them at build time).
+static bool textOnly(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i)
+        for (const char* flag : {"-h", "--help", "--help-all", "-v", "--version"})
+            if (std::strcmp(argv[i], flag) == 0) return true;
+    return false;
+}
+
 int main(int argc, char** argv) {
-    QApplication app(argc, argv);
+    std::unique_ptr<QCoreApplication> core(textOnly(argc, argv) ? new QCoreApplication(argc, argv)
+                                                                  : new QApplication(argc, argv));
     QApplication::setOrganizationName(QStringLiteral("LMWorkbench"));
     QApplication::setApplicationName(QStringLiteral("lmworkbench"));
     QApplication::setApplicationDisplayName(QStringLiteral("LM Workbench"));
@@ -27,7 +42,9 @@ int main(int argc, char** argv) {
     QCommandLineParser cli;
     cli.setApplicationDescription(QStringLiteral("LM Workbench: run, chat with, serve and quantize local LLMs."));
     cli.addHelpOption();
-    cli.addVersionOption();
+    QCommandLineOption version({QStringLiteral("v"), QStringLiteral("version")},
+                               QStringLiteral("Display the versions of the app, Qt and the CUDA runtime, driver and device."));
+    cli.addOption(version);
     cli.addPositionalArgument(QStringLiteral("MODEL_DIR"), QStringLiteral("Hugging Face model folder to open"));
     QCommandLineOption screenshot(QStringLiteral("screenshot"), QStringLiteral("Save a picture of the window to FILE and quit."),
                                   QStringLiteral("FILE"));
@@ -39,7 +56,17 @@ int main(int argc, char** argv) {
     QCommandLineOption timeout(QStringLiteral("timeout"), QStringLiteral("With --screenshot: give up after SECONDS."),
                                QStringLiteral("SECONDS"), QStringLiteral("120"));
     cli.addOptions({screenshot, send, profile, timeout});
-    cli.process(app);
+    cli.process(*core);
+    if (cli.isSet(version)) {
+        std::printf("%s\n", lmw::versionText("lmworkbench", {{"Qt", qVersion()}}).c_str());
+        return 0;
+    }
+    auto* gui = qobject_cast<QApplication*>(core.get());
+    if (!gui) {  // a flag's value looked like --help
+        std::fprintf(stderr, "lmworkbench: -h/--help/-v/--version cannot be an option's value\n");
+        return 2;
+    }
+    QApplication& app = *gui;
 
     QString conversations;
     if (cli.isSet(profile)) {
@@ -50,11 +77,21 @@ int main(int argc, char** argv) {
         conversations = dir + QStringLiteral("/conversations");
     }
 
+    const QStringList args = cli.positionalArguments();
+    const QString modelDir = args.isEmpty() ? QString() : QFileInfo(args.first()).absoluteFilePath();
+    // One window per user and profile; --screenshot runs (tests, docs) stand alone.
+    std::unique_ptr<SingleInstance> instance;
+    if (!cli.isSet(screenshot)) {
+        instance = std::make_unique<SingleInstance>(QSettings().fileName());
+        if (instance->sendToRunning(modelDir)) return 0;  // the running window opens it
+        if (!instance->listen())
+            std::fprintf(stderr, "lmworkbench: not the single instance (%s)\n", qPrintable(instance->errorString()));
+    }
+
     initResources();
     applyAppStyle();
     MainWindow window(conversations);
-    const QStringList args = cli.positionalArguments();
-    const QString modelDir = args.isEmpty() ? QString() : args.first();
+    if (instance) instance->serve(&window);
 
     if (cli.isSet(screenshot)) {
         const QString file = cli.value(screenshot);

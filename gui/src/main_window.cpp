@@ -23,6 +23,7 @@
 #include "lmw/gui/quantize_wizard.h"
 #include "lmw/gui/server_controller.h"
 #include "lmw/gui/server_view.h"
+#include "lmw/version.h"
 
 namespace lmw::gui {
 
@@ -168,10 +169,18 @@ void MainWindow::buildMenus() {
 
     QMenu* help = menuBar()->addMenu(tr("&Help"));
     help->addAction(tr("&About LM Workbench"), this, [this] {
+        // The facts of `lmw --version` (lmw::versionFacts), with the Qt this app runs on.
+        auto facts = lmw::versionFacts();
+        facts.insert(facts.begin() + 1, {"Qt", qVersion()});
+        QString rows;
+        for (size_t i = 1; i < facts.size(); ++i)
+            rows += QStringLiteral("<tr><td>%1:&nbsp;</td><td>%2</td></tr>")
+                        .arg(QString::fromStdString(facts[i].first).toHtmlEscaped(),
+                             QString::fromStdString(facts[i].second).toHtmlEscaped());
         QMessageBox::about(this, tr("About LM Workbench"),
                            tr("<h3>LM Workbench %1</h3><p>Run, chat with, serve and quantize large language models on "
-                              "this computer.</p>")
-                               .arg(QStringLiteral(LMW_VERSION)));
+                              "this computer.</p><table>%2</table>")
+                               .arg(QString::fromStdString(facts.front().second), rows));
     });
 }
 

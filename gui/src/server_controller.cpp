@@ -16,6 +16,7 @@ ServerSettings ServerSettings::load() {
     o.host = s.value(QStringLiteral("server/host"), o.host).toString();
     o.port = s.value(QStringLiteral("server/port"), o.port).toInt();
     o.apiKey = s.value(QStringLiteral("server/apiKey")).toString();
+    o.embeddingPooling = s.value(QStringLiteral("server/embeddingPooling"), o.embeddingPooling).toString();
     return o;
 }
 
@@ -24,6 +25,7 @@ void ServerSettings::save() const {
     s.setValue(QStringLiteral("server/host"), host);
     s.setValue(QStringLiteral("server/port"), port);
     s.setValue(QStringLiteral("server/apiKey"), apiKey);
+    s.setValue(QStringLiteral("server/embeddingPooling"), embeddingPooling);
 }
 
 bool ServerSettings::exposesNetwork() const {
@@ -82,6 +84,7 @@ bool ServerController::start(const ServerSettings& settings) {
     auto server = std::make_unique<lmw::server::Server>();
     lmw::server::ServerOptions options;
     if (!settings.apiKey.isEmpty()) options.apiKeys.push_back(settings.apiKey.toStdString());
+    lmw::engine::parsePooling(settings.embeddingPooling.toStdString(), options.embeddingPooling);  // else mean
     options.requestLog = [this](const lmw::server::RequestLogEntry& e) {
         try {
             ServerRequestRecord r;

@@ -1,5 +1,7 @@
 #include "lmw/gui/server_view.h"
 
+#include <algorithm>
+
 #include <QClipboard>
 #include <QComboBox>
 #include <QFormLayout>
@@ -23,10 +25,11 @@ ServerView::ServerView(ServerController* server, QWidget* parent) : QWidget(pare
     m_log = new RequestLogModel(this);
     auto* v = new QVBoxLayout(this);
     v->setContentsMargins(16, 16, 16, 16);
-    auto* title = new QLabel(tr("OpenAI-compatible server"));
+    auto* title = new QLabel(tr("OpenAI- and Anthropic-compatible server"));
     title->setObjectName(QStringLiteral("pageTitle"));
     v->addWidget(title);
-    auto* sub = new QLabel(tr("Serves the loaded model at /v1/chat/completions, /v1/completions and /v1/models. "
+    auto* sub = new QLabel(tr("Serves the loaded model at /v1/chat/completions, /v1/completions, /v1/responses, "
+                              "/v1/messages (Anthropic) and /v1/models. "
                               "Chat tabs and API requests share the one engine and are batched together."));
     sub->setObjectName(QStringLiteral("muted"));
     sub->setWordWrap(true);
@@ -48,6 +51,13 @@ ServerView::ServerView(ServerController* server, QWidget* parent) : QWidget(pare
     f->addRow(tr("Bind address"), m_host);
     f->addRow(tr("Port"), m_port);
     f->addRow(tr("API key"), m_apiKey);
+    m_pooling = new QComboBox;
+    m_pooling->setObjectName(QStringLiteral("embeddingPooling"));
+    m_pooling->addItem(tr("Mean of the tokens"), QStringLiteral("mean"));
+    m_pooling->addItem(tr("Last token"), QStringLiteral("last"));
+    m_pooling->setToolTip(tr("/v1/embeddings: an input's vector is its tokens' final hidden states pooled this way, "
+                             "L2-normalized"));
+    f->addRow(tr("Embeddings"), m_pooling);
     m_warning = new QLabel;
     m_warning->setObjectName(QStringLiteral("warning"));
     m_warning->setWordWrap(true);
@@ -107,6 +117,7 @@ ServerSettings ServerView::settings() const {
     s.host = m_host->currentText().trimmed();
     s.port = m_port->value();
     s.apiKey = m_apiKey->text();
+    s.embeddingPooling = m_pooling->currentData().toString();
     return s;
 }
 
@@ -114,6 +125,7 @@ void ServerView::setSettings(const ServerSettings& s) {
     m_host->setCurrentText(s.host);
     m_port->setValue(s.port);
     m_apiKey->setText(s.apiKey);
+    m_pooling->setCurrentIndex(std::max(0, m_pooling->findData(s.embeddingPooling)));
     updateWarning();
 }
 
@@ -148,7 +160,8 @@ void ServerView::updateState() {
     m_toggle->setText(running ? tr("Stop server") : st == S::Stopping ? tr("Stopping…") : tr("Start server"));
     m_status->setText(running ? tr("<b style='color:#2b8a3e'>Serving</b> on port %1").arg(m_server->port())
                               : st == S::Stopping ? tr("Stopping…") : tr("Stopped"));
-    for (QWidget* w : {static_cast<QWidget*>(m_host), static_cast<QWidget*>(m_port), static_cast<QWidget*>(m_apiKey)})
+    for (QWidget* w : {static_cast<QWidget*>(m_host), static_cast<QWidget*>(m_port), static_cast<QWidget*>(m_apiKey),
+                       static_cast<QWidget*>(m_pooling)})
         w->setEnabled(st == S::Stopped);
     const QString base = running ? m_server->url() : QStringLiteral("http://%1:%2").arg(settings().host).arg(settings().port);
     m_url->setText(base + QStringLiteral("/v1"));

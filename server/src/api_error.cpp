@@ -15,6 +15,28 @@ std::string dumpJson(const nlohmann::json& j) {
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+nlohmann::json anthropicErrorJson(const ApiError& e) {
+    const char* type = "api_error";
+    switch (e.status) {
+    case 401: type = "authentication_error"; break;
+    case 403: type = "permission_error"; break;
+    case 404: type = "not_found_error"; break;
+    case 413: type = "request_too_large"; break;
+    case 429: type = "rate_limit_error"; break;
+    case 503:
+    case 529: type = "overloaded_error"; break;
+    default:
+        if (e.status >= 400 && e.status < 500) type = "invalid_request_error";
+    }
+    return {{"type", "error"}, {"error", {{"type", type}, {"message", e.message}}}};
+}
+
+bool isAnthropicPath(const std::string& path) { return path == "/v1/messages" || path.rfind("/v1/messages/", 0) == 0; }
+
+std::string errorBodyFor(const std::string& path, const ApiError& e) {
+    return isAnthropicPath(path) ? dumpJson(anthropicErrorJson(e)) : e.body();
+}
+
 ApiError badRequest(const std::string& message, const std::string& param, const std::string& code) {
     return {400, message, "invalid_request_error", param, code};
 }
@@ -25,7 +47,7 @@ ApiError invalidJson(const std::string& detail) {
 }
 
 ApiError unauthorized() {
-    return {401, "Incorrect API key provided. Send it as 'Authorization: Bearer <key>'.",
+    return {401, "Incorrect API key provided. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
             "invalid_request_error", "", "invalid_api_key"};
 }
 

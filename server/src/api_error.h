@@ -49,6 +49,15 @@ ApiError fromEngine(ErrorCode code, const std::string& message);
 ApiError fromHttpStatus(int status, const std::string& method, const std::string& path, size_t bodyLimit,
                         const std::string& detail = {});
 
+// Anthropic's error shape, {"type": "error", "error": {"type", "message"}}, its type from the status
+// (invalid_request_error, authentication_error, permission_error, not_found_error, rate_limit_error,
+// overloaded_error, api_error).
+nlohmann::json anthropicErrorJson(const ApiError& e);
+// True for the Messages API's paths, whose errors are in Anthropic's shape.
+bool isAnthropicPath(const std::string& path);
+// The error body for a request path: Anthropic's shape on its paths, OpenAI's elsewhere.
+std::string errorBodyFor(const std::string& path, const ApiError& e);
+
 [[noreturn]] inline void fail(ApiError e) { throw ApiException{std::move(e)}; }
 
 // nlohmann dump that never throws on invalid UTF-8 (replaces it with U+FFFD).

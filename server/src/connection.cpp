@@ -371,9 +371,11 @@ void Connection::reject(int status, const std::string& message) {
     m_keepAlive = false;
     m_bodyHold.reset();  // the rest of the body is never read
     if (m_requestId.empty()) m_requestId = newRequestId();
-    std::string body = m_host.hooks().errorBody ? m_host.hooks().errorBody(status, message) : std::string();
+    // A head refused while it was parsed (413 by Content-Length) has its target in the parser already.
+    const std::string path = !m_path.empty() || !m_parser ? m_path : requestPath(m_parser->get().target());
+    std::string body = m_host.hooks().errorBody ? m_host.hooks().errorBody(status, path, message) : std::string();
     if (m_host.hooks().rejected) {
-        TransportReject r{m_method, m_path, m_client, m_requestId, status, message};
+        TransportReject r{m_method, path, m_client, m_requestId, status, message};
         m_host.hooks().rejected(r);
     }
     HttpResponse res;

@@ -19,6 +19,10 @@ std::string finishReasonText(engine::FinishReason r) {
     }
 }
 
+std::string finishReasonText(engine::FinishReason r, bool calledTools) {
+    return calledTools && r == engine::FinishReason::Stop ? "tool_calls" : finishReasonText(r);
+}
+
 json usageJson(const UsageCounts& u) {
     // int64: the response bound formats usage with the largest counts a request could reach.
     return {{"prompt_tokens", u.prompt}, {"completion_tokens", u.completion}, {"total_tokens", int64_t{u.prompt} + u.completion}};

@@ -39,6 +39,9 @@ using TokenText = std::function<std::string(int32_t)>;
 // OpenAI's finish_reason: "stop" or "length". A request cancelled by the server (shutting down) was
 // cut short, which is what "length" tells a client; OpenAI has no other value for it.
 std::string finishReasonText(engine::FinishReason r);
+// The one finish mapping every API's vocabulary is made from: "tool_calls" when a reply that ended
+// by itself called tools, else finishReasonText(r).
+std::string finishReasonText(engine::FinishReason r, bool calledTools);
 
 nlohmann::json usageJson(const UsageCounts& u);
 nlohmann::json chatLogprobs(const std::vector<engine::TokenLogprob>& lps, const TokenText& text);

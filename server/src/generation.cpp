@@ -18,6 +18,38 @@ json eventLogprobs(const Shape& s, const ChoiceState& c, const engine::Event& e)
     return completionLogprobs(e.logprobs, s.tokenText, c.streamedBytes);
 }
 
+}  // namespace
+
+engine::OutputParserOptions choiceParsing(const Shape& s, const ChoiceState& c) {
+    engine::OutputParserOptions o = s.parsing;
+    o.idSeed += 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(c.index);
+    return o;
+}
+
+std::vector<engine::OutputEvent> parseEvent(const Shape& s, ChoiceState& c, const engine::Event& e) {
+    if (!c.parser) c.parser = std::make_shared<engine::OutputParser>(choiceParsing(s, c));
+    std::vector<engine::OutputEvent> evs = c.parser->feed(e.text);
+    if (e.final)
+        for (auto& ev : c.parser->finish()) evs.push_back(std::move(ev));
+    return evs;
+}
+
+std::string stopStringHit(const Shape& s, const ChoiceState& c) {
+    if (c.finish != engine::FinishReason::Stop || s.stops.empty() || c.tail.empty() || !s.tokenText) return {};
+    // A stop string is not emitted, but its tokens were generated: it is in the text of the last ids
+    // (and nowhere before, or generation would have stopped there).
+    std::string text;
+    for (int32_t id : c.tail) text += s.tokenText(id);
+    size_t best = std::string::npos;
+    std::string hit;
+    for (const auto& stop : s.stops)
+        if (size_t at = text.rfind(stop); at != std::string::npos && (best == std::string::npos || at + stop.size() > best))
+            best = at + stop.size(), hit = stop;
+    return hit;
+}
+
+namespace {
+
 std::string startChunks(const Shape& s, std::vector<ChoiceState>& choices) {
     std::string out;
     for (auto& c : choices) {
@@ -30,24 +62,9 @@ std::string startChunks(const Shape& s, std::vector<ChoiceState>& choices) {
     return out;
 }
 
-// finish_reason "tool_calls" when a reply that ended by itself called tools.
-json finishReasonOf(engine::FinishReason f, bool calledTools) {
-    return calledTools && f == engine::FinishReason::Stop ? json("tool_calls") : json(finishReasonText(f));
-}
-
-// Each choice its own call ids.
-engine::OutputParserOptions choiceParsing(const Shape& s, const ChoiceState& c) {
-    engine::OutputParserOptions o = s.parsing;
-    o.idSeed += 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(c.index);
-    return o;
-}
-
 // A parsed chat stream: each parser event is one chunk's delta (parsedDelta).
 std::string parsedChunks(const Shape& s, ChoiceState& c, const engine::Event& e, json lp) {
-    if (!c.parser) c.parser = std::make_shared<engine::OutputParser>(choiceParsing(s, c));
-    std::vector<engine::OutputEvent> evs = c.parser->feed(e.text);
-    if (e.final)
-        for (auto& ev : c.parser->finish()) evs.push_back(std::move(ev));
+    std::vector<engine::OutputEvent> evs = parseEvent(s, c, e);
     std::string out;
     auto chunk = [&](json delta) {
         out += sseEvent(chatChunk(s.id, s.created, s.model, c.index, std::move(delta), lp, nullptr, s.includeUsage));
@@ -57,13 +74,12 @@ std::string parsedChunks(const Shape& s, ChoiceState& c, const engine::Event& e,
     if (!lp.is_null()) chunk({{"content", ""}});
     if (e.final)
         out += sseEvent(chatChunk(s.id, s.created, s.model, c.index, json::object(), nullptr,
-                                  finishReasonOf(e.finish, !c.parser->result().toolCalls.empty()), s.includeUsage));
+                                  finishReasonText(e.finish, !c.parser->result().toolCalls.empty()), s.includeUsage));
     return out;
 }
 
 std::string eventChunks(const Shape& s, ChoiceState& c, const engine::Event& e) {
     std::string out;
-    if (e.final && e.finish == engine::FinishReason::Error) return sseEvent(fromEngine(e.errorCode, e.error).toJson());
     json lp = eventLogprobs(s, c, e);
     for (const auto& t : e.logprobs) c.streamedBytes += utf8Chars(t.text);  // text_offset counts characters
     if (s.parse) return parsedChunks(s, c, e, std::move(lp));
@@ -99,7 +115,7 @@ std::string wholeBody(const Shape& s, std::vector<ChoiceState>& choices, const U
         one.push_back({c.index, c.echo + c.text, finishReasonText(c.finish), std::move(c.logprobs)});
         if (s.parse) {
             engine::ParsedOutput p = engine::OutputParser::parse(one[0].text, choiceParsing(s, c));
-            one[0].finishReason = finishReasonOf(c.finish, !p.toolCalls.empty());
+            one[0].finishReason = finishReasonText(c.finish, !p.toolCalls.empty());
             one[0].text = std::move(p.content);
             one[0].reasoning = std::move(p.reasoning);
             one[0].toolCalls = std::move(p.toolCalls);
@@ -114,7 +130,24 @@ std::string wholeBody(const Shape& s, std::vector<ChoiceState>& choices, const U
     return out;
 }
 
+class OpenAIFormat : public AnswerFormat {
+public:
+    std::string streamStart(const Shape& s, std::vector<ChoiceState>& choices) override { return startChunks(s, choices); }
+    std::string streamEvent(const Shape& s, ChoiceState& c, const engine::Event& e) override { return eventChunks(s, c, e); }
+    std::string streamEnd(const Shape& s, const std::vector<ChoiceState>&, const UsageCounts& u) override {
+        std::string out;
+        if (s.includeUsage)
+            out += sseEvent(usageChunk(s.chat ? "chat.completion.chunk" : "text_completion", s.id, s.created, s.model, u));
+        return out + kSseDone;
+    }
+    std::string wholeBody(const Shape& s, std::vector<ChoiceState>& choices, const UsageCounts& u) override {
+        return server::wholeBody(s, choices, u);
+    }
+};
+
 }  // namespace
+
+std::shared_ptr<AnswerFormat> openAIFormat() { return std::make_shared<OpenAIFormat>(); }
 
 GenerationJob::GenerationJob(Server::Impl& server, std::shared_ptr<engine::Engine> engine, std::shared_ptr<CallLog> call,
                              std::shared_ptr<Exchange> exchange, Shape shape, HeaderList headers, size_t reserved)
@@ -124,7 +157,9 @@ GenerationJob::GenerationJob(Server::Impl& server, std::shared_ptr<engine::Engin
       m_exchange(std::move(exchange)),
       m_shape(std::move(shape)),
       m_headers(std::move(headers)),
-      m_reserved(reserved) {}
+      m_reserved(reserved) {
+    if (!m_shape.format) m_shape.format = openAIFormat();
+}
 
 GenerationJob::~GenerationJob() {
     m_mailbox->close();
@@ -183,6 +218,11 @@ void GenerationJob::apply(const std::deque<ChoiceEvent>& events) {
             c.logprobs.insert(c.logprobs.end(), e.logprobs.begin(), e.logprobs.end());
         }
         c.completionTokens += static_cast<int>(e.tokens.size());
+        if (!m_shape.stops.empty()) {
+            constexpr size_t kTail = 64;  // more ids than any stop string takes
+            c.tail.insert(c.tail.end(), e.tokens.begin(), e.tokens.end());
+            if (c.tail.size() > kTail) c.tail.erase(c.tail.begin(), c.tail.end() - kTail);
+        }
         if (e.final) {
             c.finished = true;
             c.finish = e.finish;
@@ -215,22 +255,22 @@ void GenerationJob::streamEvents(const std::deque<ChoiceEvent>& events) {
         m_call->entry.status = 200;
         m_exchange->beginStream(std::move(head));
         m_headersSent = true;
-        out = startChunks(m_shape, m_choices);
+        out = m_shape.format->streamStart(m_shape, m_choices);
         for (auto& c : m_choices) c.streamedBytes = 0;
     }
     for (const auto& ce : events) {
-        out += eventChunks(m_shape, m_choices.at(static_cast<size_t>(ce.choice)), ce.event);
-        if (ce.event.final && ce.event.finish == engine::FinishReason::Error && !m_errored) {
+        if (ce.event.final && ce.event.finish == engine::FinishReason::Error) {
+            if (m_errored) continue;
+            out += m_shape.format->streamError(fromEngine(ce.event.errorCode, ce.event.error));
             m_errored = true;  // one error ends the whole answer
             for (size_t i = 0; i < m_ids.size(); ++i)
                 if (!m_choices[i].finished) m_engine->cancel(m_ids[i]);
+            continue;
         }
+        out += m_shape.format->streamEvent(m_shape, m_choices.at(static_cast<size_t>(ce.choice)), ce.event);
     }
     if (allFinished()) {
-        if (m_shape.includeUsage)
-            out += sseEvent(usageChunk(m_shape.chat ? "chat.completion.chunk" : "text_completion", m_shape.id,
-                                       m_shape.created, m_shape.model, usage()));
-        out += kSseDone;
+        out += m_shape.format->streamEnd(m_shape, m_choices, usage());
         record(200);
         m_state = State::Ending;
         m_exchange->write(std::move(out));
@@ -252,7 +292,7 @@ void GenerationJob::finishWhole() {
     // strand no longer touches.
     const UsageCounts u = usage();
     std::function<void()> task = [self = shared_from_this(), choices = std::move(m_choices), u]() mutable {
-        std::string body = wholeBody(self->m_shape, choices, u);
+        std::string body = self->m_shape.format->wholeBody(self->m_shape, choices, u);
         choices.clear();
         self->m_exchange->post([self, body = std::move(body)]() mutable {
             if (self->m_state != State::Building) return;
@@ -277,7 +317,7 @@ void GenerationJob::answerError(const ApiError& e) {
     res.status = e.status;
     res.headers = m_headers;
     if (e.status == 503) res.setHeader("Retry-After", "1");
-    res.setContent(e.body(), "application/json");
+    res.setContent(m_shape.format->errorBody(e), "application/json");
     m_state = State::Ending;
     m_exchange->respond(std::move(res));
 }

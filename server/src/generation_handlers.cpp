@@ -4,9 +4,8 @@
 #include <memory>
 #include <random>
 
+#include "chat_plan.h"
 #include "generation.h"
-#include "prompt.h"
-#include "protocol.h"
 #include "server_impl.h"
 
 namespace lmw::server {
@@ -83,7 +82,8 @@ size_t answerBound(const Shape& s, const std::vector<engine::Request>& requests,
         a.envelope *= 4;
         a.fixed += size_t(a.tokens) * 64;
     }
-    return responseBytesBound(a, facts);
+    const size_t factor = s.format ? s.format->boundFactor() : 1;
+    return responseBytesBound(a, facts) * factor;
 }
 
 // Reserves the answer's bytes (400 over the per-request limit, 429 when the budget is spent) and
@@ -211,37 +211,54 @@ engine::OutputParserOptions outputParsing(const ChatRequest& r, const engine::En
 
 }  // namespace
 
-void Server::Impl::handleChat(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call) {
-    auto engine = requireEngine();
-    ChatRequest r = parseChatRequest(parseBody(req.body));
-    keepClientKeyOrder(r, req.body);
-    checkModel(r.gen.model);
-    checkChoiceLimits(opts, r.gen.n, false, r.logprobs ? r.topLogprobs : 0, "top_logprobs");
-    applyTools(r, *engine);
-    const TokenFacts facts = tokenFactsOf(engine);
-    BuiltPrompt prompt = chatPrompt(*engine, r.messages, r.addGenerationPrompt, r.templateKwargs, specialTokens(),
-                                    promptBytesAllowed(facts, engine->sessionLen()));
+// A chat body (OpenAI's chat completions shape; the Responses and Messages APIs translate theirs
+// into it) parsed, checked, templated and fitted: everything up to the engine requests.
+ChatPlan planChat(Server::Impl& server, const std::string& body) {
+    ChatPlan p;
+    p.engine = server.requireEngine();
+    const engine::Engine& engine = *p.engine;
+    ChatRequest& r = p.r;
+    r = parseChatRequest(parseBody(body));
+    keepClientKeyOrder(r, body);
+    server.checkModel(r.gen.model);
+    checkChoiceLimits(server.opts, r.gen.n, false, r.logprobs ? r.topLogprobs : 0, "top_logprobs");
+    applyTools(r, engine);
+    p.facts = server.tokenFactsOf(p.engine);
+    p.prompt = chatPrompt(engine, r.messages, r.addGenerationPrompt, r.templateKwargs, server.specialTokens(),
+                          promptBytesAllowed(p.facts, engine.sessionLen()));
     // The context overflow policy cuts the conversation here, so that the checks below, usage and the
     // engine see the prompt that runs (the engine then has nothing more to cut).
-    std::vector<engine::ChatMessage> messages = r.messages;
-    if (opts.contextOverflow != engine::ContextOverflow::Stop) {
+    p.messages = r.messages;
+    if (server.opts.contextOverflow != engine::ContextOverflow::Stop) {
         engine::Request fit;
         fit.messages = r.messages;
         fit.addGenerationPrompt = r.addGenerationPrompt;
         fit.templateKwargs = r.templateKwargs;
-        fit.specialTokens = specialTokens();
-        fit.contextOverflow = opts.contextOverflow;
+        fit.specialTokens = server.specialTokens();
+        fit.contextOverflow = server.opts.contextOverflow;
         if (r.gen.maxTokens) fit.sampling.maxNewTokens = *r.gen.maxTokens;
-        engine::Engine::FittedChat f = engine->fitChat(fit);
-        messages = std::move(f.messages);
-        prompt.ids = std::move(f.ids);
+        engine::Engine::FittedChat f = p.engine->fitChat(fit);
+        p.messages = std::move(f.messages);
+        p.prompt.ids = std::move(f.ids);
     }
-    engine::SamplingParams sampling = finalSampling(r.gen, static_cast<int>(prompt.ids.size()), engine->sessionLen(),
-                                                    "messages", 0, engine->tokenizer().vocabSize());
-    const std::shared_ptr<const engine::Grammar> grammar = replyGrammar(r);
-    const engine::OutputParserOptions parsing = outputParsing(r, *engine, opts, prompt.text, grammar != nullptr);
+    p.sampling = finalSampling(r.gen, static_cast<int>(p.prompt.ids.size()), engine.sessionLen(), "messages", 0,
+                               engine.tokenizer().vocabSize());
+    p.grammar = replyGrammar(r);
+    p.parsing = outputParsing(r, engine, server.opts, p.prompt.text, p.grammar != nullptr);
     // Some formats' markers are special tokens (<|python_tag|>, <|action_start|>, [TOOL_CALLS]).
-    if (!parsing.toolCallParser.empty()) sampling.skipSpecialTokens = false;
+    if (!p.parsing.toolCallParser.empty()) p.sampling.skipSpecialTokens = false;
+    return p;
+}
+
+void runChat(Server::Impl& server, ChatPlan p, HttpResponse& res, const std::shared_ptr<CallLog>& call,
+             std::shared_ptr<AnswerFormat> format, const std::string& idPrefix) {
+    const ChatRequest& r = p.r;
+    const std::vector<engine::ChatMessage>& messages = p.messages;
+    const engine::SamplingParams& sampling = p.sampling;
+    const std::shared_ptr<const engine::Grammar>& grammar = p.grammar;
+    const engine::OutputParserOptions& parsing = p.parsing;
+    const BuiltPrompt& prompt = p.prompt;
+    const auto specialTokens = server.specialTokens();
 
     std::vector<engine::Request> requests;
     std::vector<ChoiceState> choices;
@@ -250,7 +267,7 @@ void Server::Impl::handleChat(const HttpRequest& req, HttpResponse& res, const s
         q.messages = messages;
         q.addGenerationPrompt = r.addGenerationPrompt;
         q.templateKwargs = r.templateKwargs;
-        q.specialTokens = specialTokens();
+        q.specialTokens = specialTokens;
         q.sampling = sampling;
         if (sampling.seed) q.sampling.seed = *sampling.seed + static_cast<uint64_t>(k);
         q.topLogprobs = r.logprobs ? r.topLogprobs : -1;
@@ -261,12 +278,25 @@ void Server::Impl::handleChat(const HttpRequest& req, HttpResponse& res, const s
         c.promptTokens = static_cast<int>(prompt.ids.size());
         choices.push_back(std::move(c));
     }
-    Shape shape = shapeFor(*this, *engine, true, r.gen, r.logprobs);
-    shape.parse = parsing.forcedCalls || !parsing.toolCallParser.empty() || !parsing.reasoningParser.empty();
+    Shape shape = shapeFor(server, *p.engine, true, r.gen, r.logprobs);
+    if (format) {
+        // The Responses and Messages APIs always write the reply as typed blocks.
+        shape.id = newCompletionId(idPrefix);
+        shape.parse = true;
+        shape.stops = r.gen.sampling.stop;
+        shape.format = std::move(format);
+    } else {
+        shape.parse = parsing.forcedCalls || !parsing.toolCallParser.empty() || !parsing.reasoningParser.empty();
+    }
     shape.parsing = parsing;
     call->entry.tools = !r.tools.empty();
     call->entry.structured = grammar != nullptr;
-    run(*this, res, call, engine, shape, r.logprobs ? r.topLogprobs : 0, facts, std::move(requests), std::move(choices));
+    run(server, res, call, p.engine, shape, r.logprobs ? r.topLogprobs : 0, p.facts, std::move(requests),
+        std::move(choices));
+}
+
+void Server::Impl::handleChat(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call) {
+    runChat(*this, planChat(*this, req.body), res, call, nullptr, "chatcmpl-");
 }
 
 void Server::Impl::handleCompletions(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call) {

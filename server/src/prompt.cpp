@@ -27,22 +27,22 @@ BuiltPrompt chatPrompt(const engine::Engine& engine, const std::vector<engine::C
 }
 
 BuiltPrompt textPrompt(const engine::Engine& engine, const PromptInput& input, engine::SpecialTokens special,
-                       size_t maxBytes) {
+                       size_t maxBytes, const std::string& param) {
     BuiltPrompt p;
     const auto& tok = engine.tokenizer();
     if (input.isIds) {
         for (int32_t id : input.ids)
             if (id >= tok.vocabSize())
-                fail(badRequest("Token id " + std::to_string(id) + " in 'prompt' is out of the vocabulary (size " +
+                fail(badRequest("Token id " + std::to_string(id) + " in '" + param + "' is out of the vocabulary (size " +
                                     std::to_string(tok.vocabSize()) + ").",
-                                "prompt", "invalid_value"));
+                                param, "invalid_value"));
         p.ids = input.ids;
         p.text = tok.decode(input.ids, false);
         return p;
     }
     // Exactly what the engine does with Request::prompt (and `lmw generate --prompt`).
     p.text = input.text;
-    checkBytes(engine, input.text, maxBytes, "prompt");
+    checkBytes(engine, input.text, maxBytes, param);
     p.ids = tok.encode(input.text, std::nullopt, special);
     return p;
 }

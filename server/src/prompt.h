@@ -22,8 +22,9 @@ struct BuiltPrompt {
 BuiltPrompt chatPrompt(const engine::Engine& engine, const std::vector<engine::ChatMessage>& messages,
                        bool addGenerationPrompt, const nlohmann::ordered_json& templateKwargs,
                        engine::SpecialTokens special, size_t maxBytes = 0);
+// param: the request field, for messages ("prompt", "input[2]").
 BuiltPrompt textPrompt(const engine::Engine& engine, const PromptInput& input, engine::SpecialTokens special,
-                       size_t maxBytes = 0);
+                       size_t maxBytes = 0, const std::string& param = "prompt");
 
 // Sampling for one request: 400 context_length_exceeded when nothing is left after `promptTokens`
 // or when max_tokens asks for more than is left; without max_tokens, defaultMaxTokens (0 = all

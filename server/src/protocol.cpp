@@ -15,8 +15,8 @@ using nlohmann::json;
 
 namespace {
 
-const char* typeName(const json& v) {
-    switch (v.type()) {
+const char* typeName(json::value_t t) {
+    switch (t) {
     case json::value_t::null: return "null";
     case json::value_t::boolean: return "a boolean";
     case json::value_t::string: return "a string";
@@ -27,8 +27,7 @@ const char* typeName(const json& v) {
 }
 
 [[noreturn]] void wrongType(const std::string& param, const char* expected, const json& v) {
-    fail(badRequest("Invalid type for '" + param + "': expected " + expected + ", but got " + typeName(v) + ".",
-                    param, "invalid_type"));
+    failWrongType(param, expected, v.type());
 }
 
 [[noreturn]] void outOfRange(const std::string& param, const std::string& range) {
@@ -348,6 +347,11 @@ void requireObject(const json& body) {
 
 }  // namespace
 
+void failWrongType(const std::string& param, const char* expected, json::value_t got) {
+    fail(badRequest("Invalid type for '" + param + "': expected " + expected + ", but got " + typeName(got) + ".",
+                    param, "invalid_type"));
+}
+
 int jsonDepth(const std::string& text, int limit) {
     int depth = 0, maxDepth = 0;
     bool inString = false, escaped = false;
@@ -444,17 +448,13 @@ ChatRequest parseChatRequest(const json& body) {
     return r;
 }
 
-CompletionRequest parseCompletionRequest(const json& body) {
-    requireObject(body);
-    CompletionRequest r;
-    r.gen = parseGeneration(body, false);
-    const json* p = field(body, "prompt");
-    if (!p) fail(badRequest("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter"));
-    auto idsOf = [](const json& arr, const std::string& param) {
+std::vector<PromptInput> parsePromptInputs(const json& value, const std::string& name) {
+    const char* const all = "a string, an array of strings or of token ids";
+    auto idsOf = [all](const json& arr, const std::string& param) {
         PromptInput in;
         in.isIds = true;
         for (const auto& t : arr) {
-            if (!t.is_number_integer()) wrongType(param, "a string, an array of strings or of token ids", t);
+            if (!t.is_number_integer()) wrongType(param, all, t);
             int64_t v = t.get<int64_t>();
             if (v < 0 || v > std::numeric_limits<int32_t>::max()) outOfRange(param, "valid token ids");
             in.ids.push_back(static_cast<int32_t>(v));
@@ -462,24 +462,35 @@ CompletionRequest parseCompletionRequest(const json& body) {
         if (in.ids.empty()) fail(badRequest("'" + param + "' must not be empty.", param, "empty_array"));
         return in;
     };
-    if (p->is_string()) {
-        r.prompts.push_back({p->get<std::string>(), {}, false});
-    } else if (p->is_array()) {
-        if (p->empty()) fail(badRequest("'prompt' must not be an empty array.", "prompt", "empty_array"));
-        if ((*p)[0].is_number_integer()) {
-            r.prompts.push_back(idsOf(*p, "prompt"));
+    std::vector<PromptInput> inputs;
+    if (value.is_string()) {
+        inputs.push_back({value.get<std::string>(), {}, false});
+    } else if (value.is_array()) {
+        if (value.empty()) fail(badRequest("'" + name + "' must not be an empty array.", name, "empty_array"));
+        if (value[0].is_number_integer()) {
+            inputs.push_back(idsOf(value, name));
         } else {
-            for (size_t i = 0; i < p->size(); ++i) {
-                const json& e = (*p)[i];
-                const std::string param = "prompt[" + std::to_string(i) + "]";
-                if (e.is_string()) r.prompts.push_back({e.get<std::string>(), {}, false});
-                else if (e.is_array()) r.prompts.push_back(idsOf(e, param));
+            for (size_t i = 0; i < value.size(); ++i) {
+                const json& e = value[i];
+                const std::string param = name + "[" + std::to_string(i) + "]";
+                if (e.is_string()) inputs.push_back({e.get<std::string>(), {}, false});
+                else if (e.is_array()) inputs.push_back(idsOf(e, param));
                 else wrongType(param, "a string or an array of token ids", e);
             }
         }
     } else {
-        wrongType("prompt", "a string, an array of strings or of token ids", *p);
+        wrongType(name, all, value);
     }
+    return inputs;
+}
+
+CompletionRequest parseCompletionRequest(const json& body) {
+    requireObject(body);
+    CompletionRequest r;
+    r.gen = parseGeneration(body, false);
+    const json* p = field(body, "prompt");
+    if (!p) fail(badRequest("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter"));
+    r.prompts = parsePromptInputs(*p, "prompt");
     if (r.prompts.size() * static_cast<size_t>(r.gen.n) > static_cast<size_t>(kMaxChoices))
         fail(badRequest("Too many choices: prompts x n must be at most " + std::to_string(kMaxChoices) + ".", "n",
                         "invalid_value"));
@@ -548,6 +559,37 @@ DetokenizeRequest parseDetokenizeRequest(const json& body, int vocabSize) {
                             "tokens", "invalid_value"));
         r.tokens.push_back(static_cast<int32_t>(id));
     }
+    return r;
+}
+
+EmbeddingRequest parseEmbeddingRequest(const json& body) {
+    requireObject(body);
+    EmbeddingRequest r;
+    if (auto m = getString(body, "model")) r.model = *m;
+    const json* in = field(body, "input");
+    if (!in) fail(badRequest("Missing required parameter: 'input'.", "input", "missing_required_parameter"));
+    r.inputs = parsePromptInputs(*in, "input");
+    if (r.inputs.size() > static_cast<size_t>(kMaxEmbeddingInputs))
+        fail(badRequest("Too many inputs: 'input' may hold at most " + std::to_string(kMaxEmbeddingInputs) +
+                            " items, but got " + std::to_string(r.inputs.size()) + ".",
+                        "input", "invalid_value"));
+    for (size_t i = 0; i < r.inputs.size(); ++i)
+        if (!r.inputs[i].isIds && r.inputs[i].text.empty()) {
+            const std::string param = in->is_string() ? "input" : "input[" + std::to_string(i) + "]";
+            fail(badRequest("Invalid value for '" + param + "': the text must not be empty.", param, "invalid_value"));
+        }
+    if (auto f = getString(body, "encoding_format")) {
+        if (*f == "base64") r.base64 = true;
+        else if (*f != "float")
+            fail(badRequest("Invalid value for 'encoding_format': must be 'float' or 'base64'.", "encoding_format",
+                            "invalid_value"));
+    }
+    // The vector is the model's hidden size; shortening it (Matryoshka models) is not something a
+    // decoder LLM's hidden state supports, so this is refused rather than ignored.
+    if (field(body, "dimensions"))
+        fail(badRequest("'dimensions' is not supported: this model's embeddings have its hidden size only.",
+                        "dimensions", "unsupported_parameter"));
+    (void)getString(body, "user");
     return r;
 }
 

@@ -19,6 +19,10 @@ constexpr int kMaxTopLogprobs = 20;
 constexpr int kMaxLogitBias = 1024;  // logit_bias entries
 constexpr int kMaxTools = 128;       // OpenAI's limit on tools per request
 
+// The 400 for a field of the wrong type ("Invalid type for 'param': expected ..., but got an array."),
+// for every API's parser.
+[[noreturn]] void failWrongType(const std::string& param, const char* expected, nlohmann::json::value_t got);
+
 // Parses a request body into a JSON object (400 on broken JSON, invalid UTF-8, too deep nesting,
 // or anything but an object at the top).
 nlohmann::json parseBody(const std::string& body);
@@ -68,6 +72,10 @@ struct PromptInput {
     bool isIds = false;
 };
 
+// A completion's prompt / an embedding's input: a string, an array of strings or of token ids, or
+// one array of token ids; `name` is the field, for messages ("prompt", "input[2]").
+std::vector<PromptInput> parsePromptInputs(const nlohmann::json& value, const std::string& name);
+
 struct CompletionRequest {
     GenerationFields gen;
     std::vector<PromptInput> prompts;  // one or more
@@ -80,6 +88,14 @@ struct EncodeRequest {
     bool batch = false;          // input was a list
     bool doPreprocess = false;   // apply the chat template to each input as one user message
     bool addBos = true;
+};
+
+// POST /v1/embeddings.
+constexpr int kMaxEmbeddingInputs = 2048;  // OpenAI's limit on inputs per request
+struct EmbeddingRequest {
+    std::string model;
+    std::vector<PromptInput> inputs;  // one or more, none an empty text
+    bool base64 = false;              // encoding_format "base64": little-endian float32 bytes
 };
 
 // POST /tokenize and /detokenize, as llama-server takes them.
@@ -99,6 +115,7 @@ TokenizeRequest parseTokenizeRequest(const nlohmann::json& body);
 DetokenizeRequest parseDetokenizeRequest(const nlohmann::json& body, int vocabSize);
 CompletionRequest parseCompletionRequest(const nlohmann::json& body);
 EncodeRequest parseEncodeRequest(const nlohmann::json& body);
+EmbeddingRequest parseEmbeddingRequest(const nlohmann::json& body);
 
 // Maximum nesting depth of a JSON text, counting only brackets outside strings. Stops counting
 // (returns > limit) as soon as limit is passed.

@@ -40,23 +40,30 @@ struct Route {
     bool auth;
     Runs runs;
     Server::Impl::Handler handler;
+    // Its entry in resources/openapi.json's paths (also its metric label); null: not an API (the docs
+    // page). tests/server/test_route_table checks the document has exactly these, with this auth.
+    const char* openapi;
 };
 
-// The one route table: every known path, its methods, auth and handler (docs: resources/openapi.json).
+// The one route table: every known path, its methods, auth, handler and OpenAPI entry.
 const Route kRoutes[] = {
-    {"/v1/models", false, "GET", true, Runs::Inline, &Server::Impl::handleModels},
-    {"/v1/models/", true, "GET", true, Runs::Inline, &Server::Impl::handleModels},
-    {"/v1/chat/completions", false, "POST", true, Runs::Pool, &Server::Impl::handleChat},
-    {"/v1/completions", false, "POST", true, Runs::Pool, &Server::Impl::handleCompletions},
-    {"/v1/encode", false, "POST", true, Runs::Pool, &Server::Impl::handleEncode},
-    {"/tokenize", false, "POST", true, Runs::Pool, &Server::Impl::handleTokenize},
-    {"/detokenize", false, "POST", true, Runs::Pool, &Server::Impl::handleDetokenize},
-    {"/health", false, "GET", false, Runs::Inline, &Server::Impl::handleHealth},
-    {"/metrics", false, "GET", true, Runs::Inline, &Server::Impl::handleMetrics},
-    {"/openapi.json", false, "GET", false, Runs::Inline, &Server::Impl::handleDocs},
-    {"/", false, "GET", false, Runs::Inline, &Server::Impl::handleDocs},
-    {"/docs", false, "GET", false, Runs::Inline, &Server::Impl::handleDocs},
-    {"/docs/", true, "GET", false, Runs::Inline, &Server::Impl::handleDocs},
+    {"/v1/models", false, "GET", true, Runs::Inline, &Server::Impl::handleModels, "/v1/models"},
+    {"/v1/models/", true, "GET", true, Runs::Inline, &Server::Impl::handleModels, "/v1/models/{model}"},
+    {"/v1/chat/completions", false, "POST", true, Runs::Pool, &Server::Impl::handleChat, "/v1/chat/completions"},
+    {"/v1/completions", false, "POST", true, Runs::Pool, &Server::Impl::handleCompletions, "/v1/completions"},
+    {"/v1/embeddings", false, "POST", true, Runs::Pool, &Server::Impl::handleEmbeddings, "/v1/embeddings"},
+    {"/v1/responses", false, "POST", true, Runs::Pool, &Server::Impl::handleResponses, "/v1/responses"},
+    {"/v1/messages", false, "POST", true, Runs::Pool, &Server::Impl::handleMessages, "/v1/messages"},
+    {"/v1/messages/count_tokens", false, "POST", true, Runs::Pool, &Server::Impl::handleCountTokens, "/v1/messages/count_tokens"},
+    {"/v1/encode", false, "POST", true, Runs::Pool, &Server::Impl::handleEncode, "/v1/encode"},
+    {"/tokenize", false, "POST", true, Runs::Pool, &Server::Impl::handleTokenize, "/tokenize"},
+    {"/detokenize", false, "POST", true, Runs::Pool, &Server::Impl::handleDetokenize, "/detokenize"},
+    {"/health", false, "GET", false, Runs::Inline, &Server::Impl::handleHealth, "/health"},
+    {"/metrics", false, "GET", true, Runs::Inline, &Server::Impl::handleMetrics, "/metrics"},
+    {"/openapi.json", false, "GET", false, Runs::Inline, &Server::Impl::handleDocs, "/openapi.json"},
+    {"/", false, "GET", false, Runs::Inline, &Server::Impl::handleDocs, nullptr},
+    {"/docs", false, "GET", false, Runs::Inline, &Server::Impl::handleDocs, nullptr},
+    {"/docs/", true, "GET", false, Runs::Inline, &Server::Impl::handleDocs, nullptr},
 };
 
 const Route* findRoute(const std::string& path) {
@@ -69,7 +76,7 @@ const Route* findRoute(const std::string& path) {
 std::string endpointLabel(const std::string& path) {
     const Route* r = findRoute(path);
     if (!r) return "other";
-    if (r->prefix && std::string(r->path) == "/v1/models/") return "/v1/models/{model}";
+    if (r->openapi) return r->openapi;
     if (r->prefix) return std::string(r->path, std::strlen(r->path) - 1);  // "/docs"
     return r->path;
 }
@@ -111,6 +118,13 @@ void escapeEntry(RequestLogEntry& e) {
 }
 
 }  // namespace
+
+std::vector<RouteInfo> routeTable() {
+    std::vector<RouteInfo> out;
+    for (const auto& r : kRoutes)
+        if (r.openapi) out.push_back({r.openapi, r.methods, r.auth});
+    return out;
+}
 
 std::shared_ptr<engine::Engine> Server::Impl::currentEngine() const {
     std::lock_guard lock(engineMutex);
@@ -166,14 +180,14 @@ void Server::Impl::finishCall(CallLog& call) {
 
 void Server::Impl::sendError(HttpResponse& res, CallLog& call, const ApiError& e) {
     res.status = e.status;
-    res.setContent(e.body(), "application/json");
+    res.setContent(errorBodyFor(call.entry.endpoint, e), "application/json");
     if (e.status == 401) res.setHeader("WWW-Authenticate", "Bearer");
     if (e.status == 429 || e.status == 503) res.setHeader("Retry-After", "1");
     call.entry.status = e.status;
     call.entry.error = e.message;
 }
 
-void Server::Impl::registerJob(const std::shared_ptr<GenerationJob>& job) {
+void Server::Impl::registerJob(const std::shared_ptr<DeferredJob>& job) {
     bool cancel;
     {
         std::lock_guard lock(jobsMutex);
@@ -183,8 +197,8 @@ void Server::Impl::registerJob(const std::shared_ptr<GenerationJob>& job) {
     if (cancel) job->cancelForShutdown();
 }
 
-void Server::Impl::unregisterJob(GenerationJob* job) {
-    std::shared_ptr<GenerationJob> last;  // destroyed after the lock is released
+void Server::Impl::unregisterJob(DeferredJob* job) {
+    std::shared_ptr<DeferredJob> last;  // destroyed after the lock is released
     std::lock_guard lock(jobsMutex);
     auto it = jobs.find(job);
     if (it == jobs.end()) return;
@@ -203,10 +217,15 @@ void Server::Impl::releaseMemory() {
 
 bool Server::Impl::authorized(const HttpRequest& req) const {
     if (opts.apiKeys.empty()) return true;
-    std::string auth = req.header("Authorization");
+    // "Authorization: Bearer <key>" (OpenAI's clients) or "x-api-key: <key>" (Anthropic's), on every route.
+    std::string key;
+    const std::string auth = req.header("Authorization");
     const std::string prefix = "Bearer ";
-    if (auth.size() <= prefix.size() || strncasecmp(auth.c_str(), prefix.c_str(), prefix.size()) != 0) return false;
-    std::string key = auth.substr(prefix.size());
+    if (auth.size() > prefix.size() && strncasecmp(auth.c_str(), prefix.c_str(), prefix.size()) == 0)
+        key = auth.substr(prefix.size());
+    else if (!auth.empty()) return false;
+    else key = req.header("x-api-key");
+    if (key.empty()) return false;
     bool ok = false;
     for (const auto& k : opts.apiKeys) ok |= sameKey(key, k);
     return ok;
@@ -246,7 +265,7 @@ void Server::Impl::handleOther(const HttpRequest& req, HttpResponse& res, const 
         if (res.hasHeader("Access-Control-Allow-Origin")) {
             res.setHeader("Access-Control-Allow-Methods", allow);
             std::string asked = req.header("Access-Control-Request-Headers");
-            res.setHeader("Access-Control-Allow-Headers", asked.empty() ? "Authorization, Content-Type" : asked);
+            res.setHeader("Access-Control-Allow-Headers", asked.empty() ? "Authorization, Content-Type, x-api-key, anthropic-version" : asked);
             res.setHeader("Access-Control-Max-Age", "600");
         }
         res.setHeader("Allow", allow);
@@ -307,7 +326,7 @@ void Server::Impl::dispatch(HttpRequest reqIn, std::shared_ptr<Exchange> ex) {
     ApiError e = serverBusy();
     busy.status = e.status;
     busy.setHeader("Retry-After", "1");
-    busy.setContent(e.body(), "application/json");
+    busy.setContent(errorBodyFor(req->path, e), "application/json");
     TransportReject rej{req->method, req->path, req->remoteAddr + ":" + std::to_string(req->remotePort),
                         req->requestId, e.status, e.message};
     logRejected(rej);
@@ -382,8 +401,8 @@ Result<int> Server::start(const std::string& host, int port, const ServerOptions
     hooks.releaseOutput = [impl](size_t n) { impl->budget->release(n); };
     hooks.reserveInput = [impl](size_t n) { return impl->bodyBudget->reserve(n); };
     hooks.releaseInput = [impl](size_t n) { impl->bodyBudget->release(n); };
-    hooks.errorBody = [impl](int status, const std::string& detail) {
-        return fromHttpStatus(status, "", "", impl->opts.bodyLimit, detail).body();
+    hooks.errorBody = [impl](int status, const std::string& path, const std::string& detail) {
+        return errorBodyFor(path, fromHttpStatus(status, "", "", impl->opts.bodyLimit, detail));
     };
     m->transport = std::make_unique<Transport>(t, std::move(hooks));
     auto bound = m->transport->start(host, port);
@@ -411,7 +430,7 @@ void Server::stop() {
     waitIdle(begin + grace);
 
     // Grace is over: cancel what still runs; the engine's final events end the streams properly.
-    std::vector<std::shared_ptr<GenerationJob>> jobs;
+    std::vector<std::shared_ptr<DeferredJob>> jobs;
     {
         std::lock_guard lock(m->jobsMutex);
         m->jobsCancelled = true;

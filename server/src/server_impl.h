@@ -16,10 +16,20 @@
 
 namespace lmw::server {
 
-class GenerationJob;
 class Transport;
 class WorkerPool;
 struct TransportReject;
+
+// A request answered later, from engine events (GenerationJob, EmbeddingJob): what stop() does
+// with the ones in flight.
+class DeferredJob {
+public:
+    virtual ~DeferredJob() = default;
+    // Server shutdown after the grace period: cancels the job's engine requests (thread-safe).
+    virtual void cancelForShutdown() = 0;
+    // No more posts into the I/O threads (server stopping).
+    virtual void closeMailbox() = 0;
+};
 
 // One HTTP request from arrival to its last byte: what the request log and metrics get.
 struct CallLog {
@@ -55,7 +65,7 @@ struct Server::Impl {
     TokenFacts facts;
 
     std::mutex jobsMutex;
-    std::unordered_map<GenerationJob*, std::shared_ptr<GenerationJob>> jobs;  // in flight
+    std::unordered_map<DeferredJob*, std::shared_ptr<DeferredJob>> jobs;  // in flight
     bool jobsCancelled = false;  // shutdown cancelled what ran: later jobs are cancelled at once
 
     std::shared_ptr<engine::Engine> currentEngine() const;
@@ -76,8 +86,8 @@ struct Server::Impl {
     // Sends an error answer (JSON body, status) on res and records it in the call log.
     void sendError(HttpResponse& res, CallLog& call, const ApiError& e);
 
-    void registerJob(const std::shared_ptr<GenerationJob>& job);
-    void unregisterJob(GenerationJob* job);
+    void registerJob(const std::shared_ptr<DeferredJob>& job);
+    void unregisterJob(DeferredJob* job);
     // Gives free heap memory back to the system (after a large answer), on the worker pool.
     void releaseMemory();
 
@@ -93,8 +103,12 @@ struct Server::Impl {
     using Handler = void (Impl::*)(const HttpRequest&, HttpResponse&, const std::shared_ptr<CallLog>&);
     void handleChat(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
     void handleCompletions(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
+    void handleResponses(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
+    void handleMessages(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
+    void handleCountTokens(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
     void handleModels(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
     void handleEncode(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
+    void handleEmbeddings(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
     void handleTokenize(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
     void handleDetokenize(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);
     void handleHealth(const HttpRequest& req, HttpResponse& res, const std::shared_ptr<CallLog>& call);

@@ -40,8 +40,9 @@ struct TransportHooks {
     // Called on the connection's strand; the handler answers through the Exchange (now or later).
     std::function<void(HttpRequest request, std::shared_ptr<Exchange> exchange)> dispatch;
     std::function<void(const TransportReject&)> rejected;
-    // JSON error body for a status the transport answers by itself.
-    std::function<std::string(int status, const std::string& message)> errorBody;
+    // JSON error body for a status the transport answers by itself; path: the request's, when its
+    // head was read (the error's shape depends on the API).
+    std::function<std::string(int status, const std::string& path, const std::string& message)> errorBody;
     // The unsent bytes of streamed answers are held in the server's response budget: a stream
     // whose client lags when the budget is spent is dropped. Both optional.
     std::function<bool(size_t bytes)> reserveOutput;

@@ -57,6 +57,25 @@ const cases = [
   ['unknown path', [Buffer.from('GET /v2/everything HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')], 404],
   ['unknown model', post('/v1/chat/completions', chat({ model: 'gpt-5' })), 404, 'model'],
   ['suffix', post('/v1/completions', '{"prompt":"x","suffix":"y"}'), 400, 'suffix'],
+  // The Responses API (OpenAI's error shape) and the Messages API (Anthropic's: no param).
+  ['responses: store true', post('/v1/responses', '{"input":"x","store":true}'), 400, 'store'],
+  ['responses: previous_response_id', post('/v1/responses', '{"input":"x","previous_response_id":"resp_1"}'), 400, 'previous_response_id'],
+  ['responses: broken JSON', post('/v1/responses', '{"input": ['), 400],
+  ['responses: input as number', post('/v1/responses', '{"input":5}'), 400, 'input'],
+  ['responses: unknown item type', post('/v1/responses', '{"input":[{"type":"computer_call"}]}'), 400, 'input[0].type'],
+  ['responses: function_call without call_id', post('/v1/responses', '{"input":[{"type":"function_call","name":"f","arguments":"{}"}]}'), 400, 'input[0].call_id'],
+  ['responses: longer than the context', post('/v1/responses', JSON.stringify({ input: 'once upon a time '.repeat(400) })), 400],
+  ['responses: deep nesting', post('/v1/responses', '['.repeat(100000)), 400],
+  ['messages: missing max_tokens', post('/v1/messages', '{"messages":[{"role":"user","content":"x"}]}'), 400],
+  ['messages: broken JSON', post('/v1/messages', '{"max_tokens": 4, "messages": ['), 400],
+  ['messages: image block', post('/v1/messages', '{"max_tokens":4,"messages":[{"role":"user","content":[{"type":"image","source":{}}]}]}'), 400],
+  ['messages: tool_result from the assistant', post('/v1/messages', '{"max_tokens":4,"messages":[{"role":"assistant","content":[{"type":"tool_result","tool_use_id":"t"}]}]}'), 400],
+  ['messages: stop_sequences as string', post('/v1/messages', '{"max_tokens":4,"stop_sequences":"x","messages":[{"role":"user","content":"x"}]}'), 400],
+  ['messages: longer than the context', post('/v1/messages', JSON.stringify({ max_tokens: 4, messages: [{ role: 'user', content: 'once upon a time '.repeat(400) }] })), 400],
+  ['messages: invalid UTF-8', post('/v1/messages', Buffer.concat([Buffer.from('{"max_tokens":4,"messages":[{"role":"user","content":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}]}')])), 400],
+  ['count_tokens: null body', post('/v1/messages/count_tokens', 'null'), 400],
+  ['messages: 20 MB body', post('/v1/messages', Buffer.alloc(20 << 20, 0x20)), 413],
+  ['messages: GET', [Buffer.from('GET /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')], 405],
 ];
 
 describe('hostile requests', () => {
@@ -88,6 +107,11 @@ describe('hostile requests', () => {
         assert.equal(typeof err.message, 'string', name);
         assert.equal(typeof err.type, 'string', name);
         if (param) assert.equal(err.param, param, name);
+        // Anthropic's shape on its paths, the transport's own refusals (413) included.
+        if (/ \/v1\/messages/.test(data[0].toString().split('\r\n')[0])) {
+          assert.equal(JSON.parse(body).type, 'error', name);
+          assert.equal(err.param, undefined, name);
+        }
       }
       assert.equal(server.exited, null, `server died on: ${name}`);
     }

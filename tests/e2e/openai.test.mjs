@@ -115,6 +115,39 @@ describe('lmw serve + openai client', () => {
     assert.equal(two.choices[0].text, (await client.completions.create({ model: MODEL, prompt, max_tokens: 8, temperature: 0 })).choices[0].text);
   });
 
+  test('embeddings: floats; base64, which the client asks for by default and decodes; token ids; a 400 for dimensions', async () => {
+    const texts = ['Once upon a time', 'The cat sat on the mat.'];
+    const f = await client.embeddings.create({ model: MODEL, input: texts, encoding_format: 'float' });
+    assert.equal(f.object, 'list');
+    assert.equal(f.model, MODEL);
+    assert.equal(f.data.length, 2);
+    f.data.forEach((d, i) => {
+      assert.equal(d.object, 'embedding');
+      assert.equal(d.index, i);
+      assert.equal(d.embedding.length, 64);  // stories260K's hidden size
+      assert.ok(Math.abs(Math.hypot(...d.embedding) - 1) < 1e-5);
+    });
+    assert.ok(f.usage.prompt_tokens > 4);
+    assert.equal(f.usage.total_tokens, f.usage.prompt_tokens);
+    // The JSON numbers are the shortest text of each float32: read as float32 they are its exact bits.
+    const f32 = f.data.map((d) => d.embedding.map(Math.fround));
+    const decoded = await client.embeddings.create({ model: MODEL, input: texts });
+    assert.deepEqual(decoded.data.map((d) => Array.from(d.embedding)), f32);
+    const b64 = await client.embeddings.create({ model: MODEL, input: texts[1], encoding_format: 'base64' });
+    const bytes = Buffer.from(b64.data[0].embedding, 'base64');
+    assert.equal(bytes.length, 64 * 4);
+    assert.deepEqual(Array.from({ length: 64 }, (_, i) => bytes.readFloatLE(4 * i)), f32[1]);
+    const tok = await fetch(`${server.url}/tokenize`, { method: 'POST', body: JSON.stringify({ content: texts[0], add_special: true }) });
+    const ids = (await tok.json()).tokens;
+    const fromIds = await client.embeddings.create({ model: MODEL, input: [ids], encoding_format: 'float' });
+    assert.deepEqual(fromIds.data[0].embedding, f.data[0].embedding);
+    assert.equal(fromIds.usage.prompt_tokens, ids.length);
+    await assert.rejects(client.embeddings.create({ model: MODEL, input: 'x', dimensions: 8 }),
+      (e) => e instanceof OpenAI.BadRequestError && e.param === 'dimensions' && e.code === 'unsupported_parameter');
+    await assert.rejects(client.embeddings.create({ model: MODEL, input: [] }),
+      (e) => e instanceof OpenAI.BadRequestError && e.param === 'input');
+  });
+
   test('n > 1, seed reproducibility, logprobs', async () => {
     const body = { model: MODEL, messages: [{ role: 'user', content: 'A story about a bird.' }], n: 3, seed: 7, temperature: 1, max_tokens: 24 };
     const a = await client.chat.completions.create(body);

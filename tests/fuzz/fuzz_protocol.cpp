@@ -1,4 +1,4 @@
-// libFuzzer: a request body -> parseBody and the three request parsers handlers call. Bad input
+// libFuzzer: a request body -> parseBody and the request parsers handlers call. Bad input
 // must end in ApiException (a 400), never anything else.
 #include <cstddef>
 #include <cstdint>
@@ -32,6 +32,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     try {
         (void)parseEncodeRequest(j);
+    } catch (const ApiException&) {
+    }
+    try {
+        (void)parseEmbeddingRequest(j);
     } catch (const ApiException&) {
     }
     return 0;

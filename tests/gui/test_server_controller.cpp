@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <atomic>
+#include <future>
 #include <thread>
 #include <unistd.h>
 
@@ -195,6 +196,41 @@ private slots:
         QVERIFY(loaded.wait(30000));
         const std::string ok = http(s.port, "POST", "/v1/completions", R"({"prompt":"Hi","max_tokens":4})");
         QVERIFY2(ok.rfind("HTTP/1.1 200", 0) == 0, ok.c_str());
+        server.stop();
+        QTRY_COMPARE_WITH_TIMEOUT(server.state(), ServerController::State::Stopped, 15000);
+    }
+
+    // The Embeddings setting is the server's --embedding-pooling: "last" answers the engine's last-token
+    // vector, not the mean; it is kept with the other settings.
+    void embeddingPoolingSetting() {
+        ServerController server(m_engine.get());
+        ServerView view(&server);
+        ServerSettings s;
+        s.port = freePort();
+        s.embeddingPooling = QStringLiteral("last");
+        view.setSettings(s);
+        QCOMPARE(view.settings().embeddingPooling, QStringLiteral("last"));
+        view.toggleButton()->click();
+        QVERIFY(server.isRunning());
+        QCOMPARE(ServerSettings::load().embeddingPooling, QStringLiteral("last"));  // the toggle saved it
+        auto e = m_engine->engine();
+        const std::vector<int32_t> ids = e->tokenizer().encode("Once upon a time");
+        auto direct = [&](lmw::engine::Pooling p) {
+            lmw::engine::Request r;
+            r.promptIds = ids;
+            r.output = lmw::engine::RequestOutput::Embedding;
+            r.pooling = p;
+            std::promise<std::vector<float>> done;
+            e->submit(std::move(r), [&](const lmw::engine::Event& ev) {
+                if (ev.final) done.set_value(ev.embedding);
+            });
+            return done.get_future().get();
+        };
+        const std::string reply = http(s.port, "POST", "/v1/embeddings", nlohmann::json{{"input", ids}}.dump());
+        QVERIFY2(reply.rfind("HTTP/1.1 200", 0) == 0, reply.c_str());
+        const auto got = nlohmann::json::parse(bodyOf(reply))["data"][0]["embedding"].get<std::vector<float>>();
+        QCOMPARE(got, direct(lmw::engine::Pooling::Last));
+        QVERIFY(got != direct(lmw::engine::Pooling::Mean));
         server.stop();
         QTRY_COMPARE_WITH_TIMEOUT(server.state(), ServerController::State::Stopped, 15000);
     }

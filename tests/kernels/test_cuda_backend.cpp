@@ -497,6 +497,69 @@ private slots:
         }
     }
 
+    // Embedding requests on CUDA: the final hidden states pooled on the device (Backend::addColumnSums,
+    // f32 sums of f16 rows) give the CPU engine's vectors to f16 precision, for both poolings, over
+    // chunked prefill and inside 32 requests at once with generations; alone = batched within the same
+    // bound (the kernels switch by the step's rows, see backend.h).
+    void embeddingsMatchCpu() {
+        auto load = [](const std::string& backend) {
+            EngineConfig c;
+            c.modelDir = modelPath("stories260K");
+            c.backend = backend;
+            c.threads = 2;
+            c.cacheBlocks = 256;
+            c.maxPrefillTokenNum = 48;
+            auto e = Engine::load(c);
+            if (!e) qFatal("load on %s: %s", backend.c_str(), e.error().what());
+            return std::move(e.value());
+        };
+        auto cpu = load("cpu"), gpu = load("cuda");
+        std::string text;  // the reference's prompts and greedy stories (the model folder travels, tests/data may not)
+        const auto ref = lmw::test::readJson(modelPath("stories260K") + "/reference.json");
+        for (const auto& c : ref["cases"])
+            text += c["prompt"].get<std::string>() + " " + c["greedy_text"].get<std::string>() + " ";
+        const std::vector<int32_t> story = cpu->tokenizer().encode(text);
+        QVERIFY2(story.size() > 260, qPrintable(QString::number(story.size())));
+        auto request = [&](int i) {
+            Request r;
+            r.promptIds.assign(story.begin() + 3 * i, story.begin() + 3 * i + 10 + 5 * i);
+            if (i % 2 == 0) {
+                r.output = RequestOutput::Embedding;
+                r.pooling = i % 4 == 0 ? Pooling::Mean : Pooling::Last;
+            } else {
+                r.sampling.temperature = 0;
+                r.sampling.maxNewTokens = 12;
+                r.sampling.ignoreEos = true;
+            }
+            return r;
+        };
+        auto runAll = [&](Engine& e, int from, int to) {
+            std::vector<std::promise<Event>> done(size_t(to - from));
+            for (int i = from; i < to; ++i)
+                e.submit(request(i), [&done, k = size_t(i - from)](const Event& ev) {
+                    if (ev.final) done[k].set_value(ev);
+                });
+            std::vector<Event> out;
+            for (auto& d : done) out.push_back(d.get_future().get());
+            return out;
+        };
+        const std::vector<Event> a = runAll(*cpu, 0, 32), b = runAll(*gpu, 0, 32);
+        const int hidden = cpu->info().config.hiddenSize;
+        for (int i = 0; i < 32; i += 2) {
+            QCOMPARE(b[size_t(i)].finish, FinishReason::Stop);
+            QCOMPARE(int(b[size_t(i)].embedding.size()), hidden);
+            const std::vector<double> ref(a[size_t(i)].embedding.begin(), a[size_t(i)].embedding.end());
+            const double err = relError(b[size_t(i)].embedding, ref);
+            QVERIFY2(err < 1e-2, qPrintable(QString("input %1: rel err %2").arg(i).arg(err)));
+            const std::vector<double> batched(b[size_t(i)].embedding.begin(), b[size_t(i)].embedding.end());
+            const std::vector<float> single = runAll(*gpu, i, i + 1)[0].embedding;
+            QCOMPARE(int(single.size()), hidden);
+            const double alone = relError(single, batched);
+            QVERIFY2(alone < 1e-2, qPrintable(QString("input %1 alone: rel err %2").arg(i).arg(alone)));
+            if (i == 30) qInfo("CUDA vs CPU rel err %.2e, alone vs batched %.2e", err, alone);
+        }
+    }
+
     void errorsAreErrors() {
         auto be = createBackend("cuda", 0);
         // A huge KV cache is an OutOfMemory lmw::Error, not an abort, and the backend keeps working.

@@ -120,14 +120,15 @@ private slots:
         QCOMPARE(spec.status, 200);
         json j = json::parse(spec.body);
         QCOMPARE(j["openapi"], json("3.0.3"));
-        for (const char* p : {"/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/encode", "/tokenize", "/detokenize", "/health", "/metrics"})
+        for (const char* p : {"/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/encode",
+                              "/tokenize", "/detokenize", "/health", "/metrics"})
             QVERIFY2(j["paths"].contains(p), p);
         // The transport's refusals hold for every path; 429 is the generation routes' budget.
         for (auto& [path, ops] : j["paths"].items())
             for (auto& [method, op] : ops.items())
                 for (const char* status : {"403", "408", "431"})
                     QVERIFY2(op["responses"].contains(status), (method + " " + path + ": " + status).c_str());
-        for (const char* p : {"/v1/chat/completions", "/v1/completions"})
+        for (const char* p : {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/messages"})
             QVERIFY2(j["paths"][p]["post"]["responses"].contains("429"), p);
         for (auto& [name, r] : j["components"]["responses"].items())
             QVERIFY2(r["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/ErrorResponse", name.c_str());

@@ -49,6 +49,17 @@ const char* contextOverflowName(ContextOverflow p);  // "stop", "truncate-middle
 // The policy of a name contextOverflowName gives; false for any other text.
 bool parseContextOverflow(const std::string& name, ContextOverflow& out);
 
+// What a request produces. Generate: tokens and text. Embedding: one vector and no tokens: the prompt
+// is prefilled (in the same steps as everyone's generation) and its final hidden states — the output
+// of the model's final RMSNorm, what the LM head reads, as llama-server and sentence-transformers-style
+// LLM embedders take them — are pooled over the prompt's tokens in f32 (Mean: their mean; Last: the
+// last token's) and L2-normalized; the final event carries it in Event::embedding.
+enum class RequestOutput { Generate, Embedding };
+enum class Pooling { Mean, Last };
+const char* poolingName(Pooling p);  // "mean", "last"
+// The pooling of a name poolingName gives; false for any other text.
+bool parsePooling(const std::string& name, Pooling& out);
+
 struct Request {
     // Exactly one of these is the input: chat messages (rendered with the chat template),
     // prompt text (encoded as is, BOS per tokenizer_config), or prompt token ids.
@@ -68,6 +79,11 @@ struct Request {
     // Structured output (lmw/grammar.h, e.g. a JSON schema's): each token is drawn from those the
     // grammar allows, and the reply ends once its document is complete. Null: free text.
     std::shared_ptr<const Grammar> grammar;
+    // Embedding: the prompt may fill the whole session (no new token); sampling is not used, and a
+    // grammar or logprobs are refused. Mean pooling needs every token's hidden state, so such a
+    // request does not reuse cached prefix blocks (Last does).
+    RequestOutput output = RequestOutput::Generate;
+    Pooling pooling = Pooling::Mean;
 };
 
 enum class FinishReason { None, Stop, Length, Cancelled, Error };
@@ -100,6 +116,7 @@ struct Event {
     Usage usage;
     double firstTokenSeconds = 0;  // final: time from submit to the first token
     double totalSeconds = 0;       // final: time from submit to the end
+    std::vector<float> embedding;  // final, RequestOutput::Embedding ending in Stop: [hidden], unit length
 };
 
 // Called on the engine thread: copy out and return at once; never block, never throw.

@@ -3,9 +3,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "lmw/error.h"
 
-#ifdef LMW_HAVE_CUDA
-#include "backend/cuda/cuda_backend.h"  // createCudaBackend(), cudaDeviceUsable()
-#endif
+#include "backend/cuda_module.h"  // the CUDA backend, dlopen()ed
 
 namespace lmw::engine {
 
@@ -15,6 +13,15 @@ Tensor colRange(Tensor t, int64_t begin, int64_t end) {
                                                     ") outside the " + std::to_string(t.cols) + " columns of a tensor");
     t.data = static_cast<uint8_t*>(t.data) + begin * t.elemBytes;
     t.cols = end - begin;
+    return t;
+}
+
+Tensor rowRange(Tensor t, int64_t begin, int64_t end) {
+    if (begin < 0 || end < begin || end > t.rows)
+        throw Error(ErrorCode::InvalidArgument, "rowRange [" + std::to_string(begin) + ", " + std::to_string(end) +
+                                                    ") outside the " + std::to_string(t.rows) + " rows of a tensor");
+    t.data = static_cast<uint8_t*>(t.data) + begin * t.stride * t.elemBytes;
+    t.rows = end - begin;
     return t;
 }
 
@@ -52,30 +59,20 @@ void checkKvKeyOffsets(const KvCacheShape& s, size_t count) {
 }
 
 bool cudaAvailable() {
-#ifdef LMW_HAVE_CUDA
-    try {
-        return cudaDeviceUsable();
-    } catch (...) {
-        return false;  // no driver, no device, a driver too old: all mean "use the CPU"
-    }
-#else
-    return false;
-#endif
+    const CudaModule* cuda = cudaModule();
+    return cuda && cuda->deviceUsable();  // no module, driver or device: all mean "use the CPU"
 }
 
 std::unique_ptr<Backend> createBackend(const std::string& name, int threads) {
     if (name == "cpu") return createCpuBackend(threads);
     if (name == "cuda") {
-#ifdef LMW_HAVE_CUDA
-        return createCudaBackend();
-#else
-        throw Error(ErrorCode::Unsupported, "this build has no CUDA backend");
-#endif
+        std::string why;
+        const CudaModule* cuda = cudaModule(&why);
+        if (!cuda) throw Error(ErrorCode::Unsupported, why);
+        return cuda->create();
     }
     if (name == "auto") {
-#ifdef LMW_HAVE_CUDA
-        if (cudaAvailable()) return createCudaBackend();
-#endif
+        if (cudaAvailable()) return cudaModule()->create();
         return createCpuBackend(threads);
     }
     throw Error(ErrorCode::InvalidArgument, "unknown backend \"" + name + "\" (want cpu, cuda or auto)");

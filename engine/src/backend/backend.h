@@ -33,6 +33,8 @@ inline Tensor denseTensor(void* data, int64_t rows, int64_t cols, int elemBytes)
 }
 // Columns [begin, end) of every row of t (a view). Throws InvalidArgument outside [0, t.cols].
 Tensor colRange(Tensor t, int64_t begin, int64_t end);
+// Rows [begin, end) of t (a view; dense when t is). Throws InvalidArgument outside [0, t.rows].
+Tensor rowRange(Tensor t, int64_t begin, int64_t end);
 // "[rows, cols]", or "[rows, cols of stride]" for a view (for messages).
 std::string shapeOf(Tensor t);
 // For ops whose kernels walk a tensor as one block of rows * cols: throws InvalidArgument naming `op`
@@ -182,6 +184,9 @@ public:
     virtual void gatherRows(Tensor out, Tensor in) = 0;   // out[i] = in[batch.logitRows[i]]
     // dst[c] += sum over rows of |t[r, c]| (waits for the device): AWQ's activation statistics.
     virtual void addColumnAbsSums(Tensor t, double* dst) = 0;
+    // dst[c] += sum over rows of t[r, c], summed in f32 or wider (waits for the device): embedding
+    // requests' pooling of final hidden states. t dense (a rowRange of a dense tensor is).
+    virtual void addColumnSums(Tensor t, double* dst) = 0;
     // Copies a [rows, cols] tensor or view to dense host f32 (waits for the device).
     virtual void readF32(Tensor t, float* dst) = 0;
 

@@ -151,12 +151,14 @@ StepBatch sequenceBatch(const ModelConfig& cfg, int len, const int32_t* tokens) 
     return b;
 }
 
-Tensor Transformer::forwardLogits(const StepBatch& batch) {
+Tensor Transformer::forwardLogits(const StepBatch& batch, Tensor* hidden) {
     Backend& b = m_backend;
     const auto start = std::chrono::steady_clock::now();
     b.beginStep(batch);
     const int64_t T = batch.numTokens(), R = int64_t(batch.logitRows.size());
-    // A tap reads activations back in the middle of the pass: such a step cannot be replayed.
+    const bool normed = R > 0 || hidden;  // the last layer leaves finalNorm(x) in h
+    // A tap reads activations back in the middle of the pass: such a step cannot be replayed. Nor can
+    // one that hands out h (a replay would not say where it is).
     const Tensor out = b.runStep(
         [&] {
             Tensor x = b.alloc(T, m_cfg.hiddenSize);  // [T, hidden] residual stream
@@ -166,12 +168,13 @@ Tensor Transformer::forwardLogits(const StepBatch& batch) {
             const size_t n = m_layers.size();
             b.rmsNorm(h, x, n ? *m_layers[0].attnNorm : *m_finalNorm, float(m_cfg.rmsNormEps));
             for (size_t i = 0; i < n; ++i) {
-                // The last layer's add leaves finalNorm(x) in h when logits are wanted.
-                const Weight* next = i + 1 < n ? m_layers[i + 1].attnNorm.get() : R > 0 ? m_finalNorm.get() : nullptr;
+                // The last layer's add leaves finalNorm(x) in h when logits or hidden states are wanted.
+                const Weight* next = i + 1 < n ? m_layers[i + 1].attnNorm.get() : normed ? m_finalNorm.get() : nullptr;
                 const Backend::AllocMark layerScratch = b.allocMark();
                 decoderLayerFused(b, m_cfg, m_layers[i], int(i), int(i), x, h, next, m_tap);
                 b.allocRelease(layerScratch);
             }
+            if (hidden) *hidden = h;
             // Only the rows whose logits are wanted go through the (large) head.
             if (R == 0) return Tensor{};
             Tensor last = b.alloc(R, m_cfg.hiddenSize);  // [R, hidden] finalNorm(x) of the logit rows
@@ -180,7 +183,7 @@ Tensor Transformer::forwardLogits(const StepBatch& batch) {
             b.linear(head, last, *m_lmHead);
             return head;
         },
-        m_tap == nullptr);
+        m_tap == nullptr && !hidden);
     m_lastEnqueueSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return out;
 }

@@ -78,7 +78,9 @@ public:
     void forward(const StepBatch& batch, float* logits);
     // Runs one step and leaves the logits [batch.logitRows.size(), vocab] in backend memory (valid until
     // the next step begins; an empty tensor when no row is wanted): for sampling on the device.
-    Tensor forwardLogits(const StepBatch& batch);
+    // hidden non-null: the final hidden states of every row, finalNorm(x) [T, hidden] (what the head
+    // reads), are left there too, valid as long (embeddings); such a step is never replayed.
+    Tensor forwardLogits(const StepBatch& batch, Tensor* hidden = nullptr);
     // Host seconds the last forward spent before it waited for the logits: enqueueing (or replaying)
     // the step's work. Far below the step's time when the host is not what limits decode.
     double lastEnqueueSeconds() const { return m_lastEnqueueSeconds; }

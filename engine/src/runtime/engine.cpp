@@ -2,6 +2,7 @@
 #include "lmw/engine.h"
 
 #include <algorithm>
+#include <cmath>
 #include <condition_variable>
 #include <cstring>
 #include <limits>
@@ -46,10 +47,32 @@ bool parseContextOverflow(const std::string& name, ContextOverflow& out) {
     return false;
 }
 
+const char* poolingName(Pooling p) { return p == Pooling::Last ? "last" : "mean"; }
+
+bool parsePooling(const std::string& name, Pooling& out) {
+    for (Pooling p : {Pooling::Mean, Pooling::Last})
+        if (name == poolingName(p)) {
+            out = p;
+            return true;
+        }
+    return false;
+}
+
 namespace {
 constexpr int kBlockSize = kKvBlockSize;
 
 double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// v / |v| in f32. A mean is a sum divided by its count, which the normalization takes off anyway.
+std::vector<float> unitVector(const std::vector<double>& v) {
+    double norm = 0;
+    for (double x : v) norm += x * x;
+    norm = std::sqrt(norm);
+    std::vector<float> out(v.size(), 0.0f);
+    if (norm > 0)
+        for (size_t i = 0; i < v.size(); ++i) out[i] = float(v[i] / norm);
+    return out;
+}
 }  // namespace
 
 struct Engine::Impl {
@@ -295,11 +318,20 @@ std::unique_ptr<Sequence> Engine::Impl::prepare(Request& req, RequestId id, Sink
     }
     if (s->tokens.empty()) throw Error(ErrorCode::InvalidArgument, "the prompt is empty");
     s->promptLen = s->tokens.size();
-    if (int(s->promptLen) >= sessionLen)
+    if (req.output == RequestOutput::Embedding) {
+        if (req.grammar || req.topLogprobs >= 0)
+            throw Error(ErrorCode::InvalidArgument, "an embedding request generates no tokens: it takes no grammar or logprobs");
+        if (int(s->promptLen) > sessionLen)
+            throw Error(ErrorCode::ContextLengthExceeded, "the input has " + std::to_string(s->promptLen) +
+                                                              " tokens; the session length is " + std::to_string(sessionLen));
+        s->embedding = true;
+        s->pooling = req.pooling;
+        s->pooled.assign(size_t(info.config.hiddenSize), 0.0);
+    } else if (int(s->promptLen) >= sessionLen)
         throw Error(ErrorCode::ContextLengthExceeded,
                     "the prompt has " + std::to_string(s->promptLen) + " tokens; the session length is " +
                         std::to_string(sessionLen) + " (prompt and at least one new token must fit)");
-    s->maxNewTokens = std::min(req.sampling.maxNewTokens, sessionLen - int(s->promptLen));
+    s->maxNewTokens = s->embedding ? 0 : std::min(req.sampling.maxNewTokens, sessionLen - int(s->promptLen));
 
     if (!req.sampling.ignoreEos) s->stopIds = eosIds;
     s->stopIds.insert(s->stopIds.end(), req.sampling.stopIds.begin(), req.sampling.stopIds.end());
@@ -330,6 +362,7 @@ void Engine::Impl::finish(Sequence* s, FinishReason reason, const std::string& e
     ev.usage = {int(s->promptLen), s->generated(), s->droppedMessages};
     ev.firstTokenSeconds = s->hasFirstToken ? std::chrono::duration<double>(s->firstToken - s->submitted).count() : 0;
     ev.totalSeconds = secondsSince(s->submitted);
+    if (s->embedding && reason == FinishReason::Stop) ev.embedding = unitVector(s->pooled);
     std::unique_ptr<Sequence> owned = scheduler->remove(s);
     {
         std::lock_guard lock(mutex);
@@ -412,8 +445,17 @@ void Engine::Impl::step() {
     batch.maxBlocks = int32_t(maxBlocks);
     batch.seqStart.push_back(0);
     std::vector<Sequence*> sampled;  // sequences whose logits come back this step, in logitRows order
+    // Embedding requests: rows of the step whose final hidden states each adds to its sum, and those
+    // whose prompt is complete after this step.
+    struct PooledRows {
+        Sequence* seq;
+        int32_t begin, end;
+    };
+    std::vector<PooledRows> pooledRows;
+    std::vector<Sequence*> embedded;
     for (const auto& p : plan) {
         Sequence& s = *p.seq;
+        const int32_t first = int32_t(batch.tokens.size());
         for (int i = 0; i < p.numTokens; ++i) {
             batch.tokens.push_back(s.tokens[s.numComputed + size_t(i)]);
             batch.positions.push_back(int32_t(s.numComputed) + i);
@@ -425,7 +467,14 @@ void Engine::Impl::step() {
         const size_t f = batch.invFreq.size();
         batch.invFreq.resize(f + size_t(cfg.headDim / 2));
         ropeInvFreq(cfg, ctx, batch.invFreq.data() + f);
-        if (size_t(ctx) == s.tokens.size()) {
+        const bool complete = size_t(ctx) == s.tokens.size();
+        if (s.embedding) {
+            // A prefill that starts over (the first chunk, or after a preemption) starts a new sum.
+            if (s.numComputed == 0) s.pooled.assign(s.pooled.size(), 0.0);
+            if (s.pooling == Pooling::Mean) pooledRows.push_back({&s, first, batch.seqStart.back()});
+            else if (complete) pooledRows.push_back({&s, batch.seqStart.back() - 1, batch.seqStart.back()});
+            if (complete) embedded.push_back(&s);
+        } else if (complete) {
             batch.logitRows.push_back(batch.seqStart.back() - 1);
             sampled.push_back(&s);
         }
@@ -441,7 +490,8 @@ void Engine::Impl::step() {
 
     const auto t0 = Clock::now();
     try {
-        const Tensor out = model->forwardLogits(batch);
+        Tensor hidden;
+        const Tensor out = model->forwardLogits(batch, pooledRows.empty() ? nullptr : &hidden);
         // Grammar masks are host work; on CUDA the step above is only enqueued, so they are made
         // while the device computes it.
         for (Sequence* s : sampled)
@@ -453,6 +503,8 @@ void Engine::Impl::step() {
                 if (s->documentDone) s->allowed.assign(s->allowed.size(), ~0u);  // sampled, then dropped
             }
         sampleOrReadBack(out, sampled, uniforms, onDevice);
+        for (const PooledRows& r : pooledRows)
+            backend->addColumnSums(rowRange(hidden, r.begin, r.end), r.seq->pooled.data());
     } catch (const std::exception& ex) {
         // The step failed as a whole (e.g. out of device memory): its requests end with the error,
         // the engine goes on serving the others.
@@ -465,6 +517,7 @@ void Engine::Impl::step() {
         p.seq->numComputed += size_t(p.numTokens);
         scheduler->publishFullBlocks(*p.seq);
     }
+    for (Sequence* s : embedded) finish(s, FinishReason::Stop);
 
     // Sample, emit, finish.
     for (size_t i = 0; i < sampled.size(); ++i) {

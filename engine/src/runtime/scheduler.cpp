@@ -111,13 +111,15 @@ std::vector<ScheduledSeq> Scheduler::schedule(std::vector<std::unique_ptr<Sequen
     const size_t bs = size_t(m_blocks.blockSize());
     while (!m_waiting.empty() && int(m_running.size()) < m_maxBatch && budget > 0) {
         Sequence* s = m_waiting.front().get();
-        const size_t needAll = (s->tokens.size() + 1 + bs - 1) / bs;
+        // The prompt and one new token (an embedding request generates none).
+        const size_t needAll = (s->tokens.size() + (s->embedding ? 0 : 1) + bs - 1) / bs;
         if (needAll > size_t(m_blocks.numBlocks())) {
             rejected.push_back(std::move(m_waiting.front()));
             m_waiting.pop_front();
             continue;
         }
-        matchPrefix(*s);
+        // Mean pooling needs the hidden state of every prompt token: nothing of it may be skipped.
+        if (!(s->embedding && s->pooling == Pooling::Mean)) matchPrefix(*s);
         if (size_t(m_blocks.available()) + s->blocks.size() < needAll) {
             freeBlocks(*s);  // give the matched blocks back; wait for running sequences to finish
             break;

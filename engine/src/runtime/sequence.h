@@ -29,6 +29,11 @@ struct Sequence {
     std::unique_ptr<GrammarMatcher> grammar;  // structured output: where the reply is in its grammar
     std::vector<uint32_t> allowed;            // the grammar's token mask for this step
     bool documentDone = false;                // the grammar allows nothing more: the reply ends
+    // RequestOutput::Embedding: the sum of the final hidden states pooled so far (Mean: every prompt
+    // token's, chunk by chunk; Last: the last token's), [hidden]; restarts with the prefill.
+    bool embedding = false;
+    Pooling pooling = Pooling::Mean;
+    std::vector<double> pooled;
     Clock::time_point submitted;
     Clock::time_point firstToken;
     bool hasFirstToken = false;

@@ -15,9 +15,18 @@
 namespace lmw::engine {
 class Engine;
 enum class ContextOverflow;  // lmw/engine.h
+enum class Pooling;          // lmw/engine.h
 }
 
 namespace lmw::server {
+
+// One API route of the server's route table, as resources/openapi.json documents it.
+struct RouteInfo {
+    std::string path;    // OpenAPI form: "/v1/models/{model}"
+    std::string method;  // "GET", "POST"
+    bool auth = true;    // needs an API key when the server has keys
+};
+std::vector<RouteInfo> routeTable();
 
 // One finished HTTP request, for a live request table (the GUI) or an access log.
 struct RequestLogEntry {
@@ -46,7 +55,7 @@ using RequestLogFn = std::function<void(const RequestLogEntry&)>;
 
 struct ServerOptions {
     std::string modelName;                 // id served by /v1/models; empty = the model folder's name
-    std::vector<std::string> apiKeys;      // non-empty: /v1/* and /metrics need "Authorization: Bearer <key>"
+    std::vector<std::string> apiKeys;      // non-empty: /v1/* and /metrics need "Authorization: Bearer <key>" or "x-api-key: <key>"
     std::vector<std::string> allowOrigins; // CORS: exact origins or "*"; empty = no CORS headers
     // Bound to a loopback address, only requests whose Host is a loopback name (localhost,
     // 127.x.x.x, [::1]) or one of these are served (DNS rebinding); "*" accepts any Host.
@@ -57,6 +66,8 @@ struct ServerOptions {
     // A chat conversation that no longer fits the session with its reply (see engine::ContextOverflow):
     // Stop answers 400 context_length_exceeded; the others leave out whole turns until it fits.
     engine::ContextOverflow contextOverflow{};  // Stop
+    // POST /v1/embeddings: how an input's final hidden states become its vector (engine::Pooling).
+    engine::Pooling embeddingPooling{};  // Mean
     // How chat replies are split (engine::OutputParser): the tool call format of requests with tools
     // ("auto": by the model family; "none"; or one of engine::toolCallParserNames()), and reasoning
     // ("auto": "think" when the chat template writes <think>; "none"; or a reasoningParserNames() one).

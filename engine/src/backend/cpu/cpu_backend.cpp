@@ -336,6 +336,13 @@ void CpuBackend::addColumnAbsSums(Tensor t, double* dst) {
         for (int64_t c = 0; c < t.cols; ++c) dst[c] += std::fabs(double(x[r * t.cols + c]));
 }
 
+void CpuBackend::addColumnSums(Tensor t, double* dst) {
+    requireDense("cpu addColumnSums", {t});
+    const float* x = f(t);
+    for (int64_t r = 0; r < t.rows; ++r)
+        for (int64_t c = 0; c < t.cols; ++c) dst[c] += double(x[r * t.cols + c]);
+}
+
 void CpuBackend::readF32(Tensor t, float* dst) {
     if (t.dense()) {
         std::memcpy(dst, t.data, size_t(t.rows * t.cols) * 4);

@@ -38,6 +38,7 @@ public:
     void addRmsNorm(Tensor x, Tensor y, Tensor h, const Weight& w, float eps) override;
     void gatherRows(Tensor out, Tensor in) override;
     void addColumnAbsSums(Tensor t, double* dst) override;
+    void addColumnSums(Tensor t, double* dst) override;
     void setKvKeyOffsets(const std::vector<float>& offsets) override { m_kv.setKeyOffsets(offsets); }
     void readF32(Tensor t, float* dst) override;
 

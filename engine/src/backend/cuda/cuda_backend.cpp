@@ -446,16 +446,8 @@ public:
         LMW_CUDA_CHECK(k::gatherRows(out.data, in.data, m_dLogitRows, int(out.rows), int(out.cols), m_stream));
     }
 
-    void addColumnAbsSums(Tensor t, double* dst) override {
-        requireDense("CUDA backend: addColumnAbsSums", {t});
-        if (t.cols <= 0) return;
-        auto* sums = static_cast<float*>(m_arena->alloc(size_t(t.cols) * 4));
-        LMW_CUDA_CHECK(k::columnAbsSums(sums, t.data, int(t.rows), int(t.cols), m_stream));
-        m_colSums.resize(size_t(t.cols));
-        LMW_CUDA_CHECK(cudaMemcpyAsync(m_colSums.data(), sums, size_t(t.cols) * 4, cudaMemcpyDeviceToHost, m_stream));
-        LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
-        for (int64_t c = 0; c < t.cols; ++c) dst[c] += double(m_colSums[size_t(c)]);
-    }
+    void addColumnAbsSums(Tensor t, double* dst) override { addColumnSumsOf(t, dst, true); }
+    void addColumnSums(Tensor t, double* dst) override { addColumnSumsOf(t, dst, false); }
 
     void readF32(Tensor t, float* dst) override {
         if (t.rows <= 0 || t.cols <= 0) return;
@@ -578,6 +570,18 @@ public:
     }
 
 private:
+    // addColumnAbsSums / addColumnSums
+    void addColumnSumsOf(Tensor t, double* dst, bool absolute) {
+        requireDense(absolute ? "CUDA backend: addColumnAbsSums" : "CUDA backend: addColumnSums", {t});
+        if (t.cols <= 0) return;
+        auto* sums = static_cast<float*>(m_arena->alloc(size_t(t.cols) * 4));
+        LMW_CUDA_CHECK((absolute ? k::columnAbsSums : k::columnSums)(sums, t.data, int(t.rows), int(t.cols), m_stream));
+        m_colSums.resize(size_t(t.cols));
+        LMW_CUDA_CHECK(cudaMemcpyAsync(m_colSums.data(), sums, size_t(t.cols) * 4, cudaMemcpyDeviceToHost, m_stream));
+        LMW_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+        for (int64_t c = 0; c < t.cols; ++c) dst[c] += double(m_colSums[size_t(c)]);
+    }
+
     // Zeroed counters for the attention's in-kernel combine (the kernel leaves them zero), grown outside
     // a capture only; null (a separate combine kernel, the same bits) when a capture would need more.
     int* attentionCounters(size_t n) {
@@ -665,7 +669,7 @@ private:
     int32_t *m_dTokens = nullptr, *m_dPositions = nullptr, *m_dTokenSeq = nullptr, *m_dBlockTable = nullptr,
             *m_dLogitRows = nullptr;
     float* m_dInvFreq = nullptr;
-    std::vector<float> m_colSums;  // addColumnAbsSums' host landing buffer
+    std::vector<float> m_colSums;  // addColumnAbsSums' / addColumnSums' host landing buffer
     // sampleOnDevice: staging, its device copy, and the [rows, vocab] workspaces of penalized rows.
     PinnedBuffer m_sampleHost;
     DeviceBuffer m_sampleDevice, m_sampleScratch, m_sampleCounts;

@@ -38,6 +38,8 @@ struct ServerSettings {
     QString host = QStringLiteral("127.0.0.1");
     int port = 23333;
     QString apiKey;
+    // POST /v1/embeddings: lmw::engine::poolingName's names ("mean", "last"), as `lmw serve --embedding-pooling`.
+    QString embeddingPooling = QStringLiteral("mean");
     static ServerSettings load();
     void save() const;
     bool exposesNetwork() const;  // bound to something other than loopback

@@ -40,6 +40,7 @@ private:
     QComboBox* m_host;
     QSpinBox* m_port;
     QLineEdit* m_apiKey;
+    QComboBox* m_pooling;
     QLabel* m_warning;
     QLineEdit* m_url;
     QPushButton* m_copy;
