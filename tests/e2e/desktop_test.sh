@@ -24,20 +24,8 @@ PROFILE=$WORK/profile
 SHOTS=${LMW_SCREENSHOT_DIR:-$WORK/shots}
 mkdir -p "$SHOTS" "$PROFILE/LMWorkbench" "$WORK/xdg"
 chmod 700 "$WORK/xdg"
-XVFB_PID="" WM_PID="" APP_PID="" STEP="start" PASSED=0 W=""
-
-cleanup() {
-  local rc=$?
-  for pid in "$APP_PID" "$WM_PID" "$XVFB_PID"; do
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-  if [ "$rc" -eq 0 ]; then rm -rf "$WORK"; else echo "kept for a look: $WORK"; fi
-}
-trap cleanup EXIT
+STEP="start" PASSED=0 W=""
+. "$(dirname "$0")/x11_lib.sh"
 
 fail() {
   echo "FAIL at step '$STEP': $*"
@@ -48,33 +36,13 @@ fail() {
   exit 1
 }
 ok() { PASSED=$((PASSED + 1)); echo "ok $PASSED - $*"; }
-# wait_for <seconds> <what> <command...>: polls the command every 0.1 s until it succeeds.
-wait_for() {
-  local secs=$1 what=$2
-  shift 2
-  local end=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    [ -n "$APP_PID" ] && ! kill -0 "$APP_PID" 2>/dev/null && fail "lmworkbench exited while waiting for $what"
-    [ "$SECONDS" -ge "$end" ] && fail "timed out after ${secs}s waiting for $what"
-    sleep 0.1
-  done
-}
 # js <file> <expression on j>: the value of a JavaScript expression on a JSON file.
 js() { node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); process.stdout.write(String('"$2"'))' "$1"; }
 js_true() { [ "$(js "$1" "$2" 2>/dev/null)" = "true" ]; }
 
 # --- display, window manager, app
 STEP="display"
-exec 3>"$WORK/display"
-# Room for a 1280x800 window and its frame; a display of our own (ctest runs other GUI tests at once).
-Xvfb -displayfd 3 -screen 0 1440x960x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
-XVFB_PID=$!
-exec 3>&-
-wait_for 20 "Xvfb to start" grep -q '[0-9]' "$WORK/display"
-export DISPLAY=":$(head -1 "$WORK/display")"
-openbox --sm-disable >"$WORK/openbox.log" 2>&1 &
-WM_PID=$!
-wait_for 20 "openbox to manage the display" xdotool get_num_desktops
+start_display
 ok "Xvfb on $DISPLAY with openbox"
 
 STEP="launch"

@@ -16,29 +16,10 @@ for tool in cpack dpkg-deb dpkg-shlibdeps desktop-file-validate appstreamcli lin
 done
 WORK=$(mktemp -d /tmp/lmw-package.XXXXXX)
 SHOTS=${LMW_SCREENSHOT_DIR:-$BUILD/screenshots}
-XVFB_PID="" WM_PID="" APP_PID="" N=0
-cleanup() {
-  local rc=$?
-  for pid in "$APP_PID" "$WM_PID" "$XVFB_PID"; do
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-  if [ "$rc" -eq 0 ]; then rm -rf "$WORK"; else echo "kept for a look: $WORK"; fi
-}
-trap cleanup EXIT
+N=0
+. "$(dirname "$0")/../e2e/x11_lib.sh"
 fail() { echo "FAIL: $*"; [ -f "$WORK/app.err" ] && tail -20 "$WORK/app.err"; exit 1; }
 ok() { N=$((N + 1)); echo "ok $N - $*"; }
-wait_for() {  # wait_for <seconds> <what> <command...>
-  local end=$((SECONDS + $1)) what=$2
-  shift 2
-  until "$@" >/dev/null 2>&1; do
-    [ "$SECONDS" -ge "$end" ] && fail "timed out waiting for $what"
-    sleep 0.1
-  done
-}
 
 # --- the package
 (cd "$BUILD" && cpack -G "DEB;TGZ" -B "$WORK/pkg") >"$WORK/cpack.log" 2>&1 || { tail -30 "$WORK/cpack.log"; fail "cpack"; }
@@ -108,15 +89,7 @@ echo "  generated: $OUT"
 ok "lmw generate on stories260K"
 
 # --- the installed app on a display of its own
-exec 3>"$WORK/display"
-Xvfb -displayfd 3 -screen 0 1440x960x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
-XVFB_PID=$!
-exec 3>&-
-wait_for 20 "Xvfb" grep -q '[0-9]' "$WORK/display"
-export DISPLAY=":$(head -1 "$WORK/display")"
-openbox --sm-disable >"$WORK/openbox.log" 2>&1 &
-WM_PID=$!
-wait_for 20 "openbox" xdotool get_num_desktops
+start_display
 PROFILE=$WORK/profile
 mkdir -p "$PROFILE/LMWorkbench" "$WORK/xdg" && chmod 700 "$WORK/xdg"
 printf '[engine]\nsessionLen=256\nbackend=cpu\n' >"$PROFILE/LMWorkbench/lmworkbench.ini"
