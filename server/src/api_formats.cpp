@@ -17,7 +17,7 @@ std::string idLike(const std::string& prefix) { return newCompletionId(prefix); 
 
 // A reply's parts in the order they came: reasoning, text, tool calls.
 struct Part {
-    enum Kind { Reasoning, Text, Call } kind;
+    enum Kind : int { Reasoning, Text, Call } kind;  // int: the formats' kNone (-1) is a valid value
     std::string text;  // reasoning, text, or the call's arguments
     std::string callId, name;
 };
