@@ -79,9 +79,10 @@ class TestResponsesMessages : public QObject {
         std::unique_ptr<server::Server> server;
         int port = 0;
     };
-    Served m_stories, m_qwen, m_keyed;
+    // Declared before the servers, so they outlive them: m_qwen's log callback runs until it stops.
     std::mutex m_logMutex;
     std::vector<server::RequestLogEntry> m_log;  // m_qwen's request log (what the GUI's table shows)
+    Served m_stories, m_qwen, m_keyed;
 
     static Served serve(const std::string& model, server::ServerOptions o = {}, int sessionLen = 256) {
         engine::EngineConfig c;
