@@ -17,10 +17,11 @@ using nlohmann::json;
 
 class TestHttpRoutes : public QObject {
     Q_OBJECT
-    Server m_server;
-    int m_port = 0;
+    // The log first, so it outlives the server whose callback writes it until it stops.
     std::mutex m_logMutex;
     std::vector<RequestLogEntry> m_log;
+    Server m_server;
+    int m_port = 0;
 
     static json error(const lmw::test::HttpReply& r) { return json::parse(r.body)["error"]; }
     size_t logSize() {
