@@ -10,6 +10,7 @@
 
 #include "../../server/src/api_formats.h"
 #include "http_client.h"
+#include "served.h"
 #include "lmw/engine.h"
 #include "lmw/server.h"
 #include "nlohmann/json.hpp"
@@ -17,6 +18,8 @@
 
 using namespace lmw;
 using lmw::test::request;
+using lmw::test::Served;
+using lmw::test::serve;
 using nlohmann::json;
 
 namespace {
@@ -74,34 +77,11 @@ const json kWeatherSchema = {{"type", "object"},
 class TestResponsesMessages : public QObject {
     Q_OBJECT
 
-    struct Served {
-        std::shared_ptr<engine::Engine> engine;
-        std::unique_ptr<server::Server> server;
-        int port = 0;
-    };
     // Declared before the servers, so they outlive them: m_qwen's log callback runs until it stops.
     std::mutex m_logMutex;
     std::vector<server::RequestLogEntry> m_log;  // m_qwen's request log (what the GUI's table shows)
     Served m_stories, m_qwen, m_keyed;
 
-    static Served serve(const std::string& model, server::ServerOptions o = {}, int sessionLen = 256) {
-        engine::EngineConfig c;
-        c.modelDir = lmw::test::modelDir(model);
-        c.backend = "cpu";
-        c.threads = 2;
-        c.sessionLen = sessionLen;
-        auto e = engine::Engine::load(c);
-        if (!e) qFatal("load %s: %s", model.c_str(), e.error().what());
-        Served s;
-        s.engine = std::move(e.value());
-        s.server = std::make_unique<server::Server>();
-        s.server->setEngine(s.engine);
-        o.modelName = model;
-        auto r = s.server->start("127.0.0.1", 0, o);
-        if (!r) qFatal("start: %s", r.error().what());
-        s.port = r.value();
-        return s;
-    }
     static lmw::test::HttpReply post(int port, const std::string& path, const json& body, const std::string& headers = {}) {
         return request(port, "POST", path, body.dump(), headers);
     }

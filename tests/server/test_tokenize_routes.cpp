@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "http_client.h"
+#include "served.h"
 #include "lmw/engine.h"
 #include "lmw/server.h"
 #include "nlohmann/json.hpp"
@@ -14,34 +15,13 @@
 
 using namespace lmw;
 using lmw::test::request;
+using lmw::test::Served;
+using lmw::test::serve;
 using nlohmann::json;
 
 class TestTokenizeRoutes : public QObject {
     Q_OBJECT
 
-    struct Served {
-        std::shared_ptr<engine::Engine> engine;
-        std::unique_ptr<server::Server> server;
-        int port = 0;
-    };
-
-    static Served serve(const std::string& model) {
-        engine::EngineConfig c;
-        c.modelDir = lmw::test::modelDir(model);
-        c.backend = "cpu";
-        c.threads = 2;
-        c.sessionLen = 256;
-        auto e = engine::Engine::load(c);
-        if (!e) qFatal("load %s: %s", model.c_str(), e.error().what());
-        Served s;
-        s.engine = std::move(e.value());
-        s.server = std::make_unique<server::Server>();
-        s.server->setEngine(s.engine);
-        auto r = s.server->start("127.0.0.1", 0);
-        if (!r) qFatal("start: %s", r.error().what());
-        s.port = r.value();
-        return s;
-    }
     static json post(int port, const std::string& path, const json& body, int status = 200) {
         const auto r = request(port, "POST", path, body.dump());
         if (r.status != status) qWarning("%s %s: %d %s", path.c_str(), body.dump().c_str(), r.status, r.body.c_str());
