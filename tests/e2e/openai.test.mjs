@@ -252,7 +252,10 @@ describe('lmw serve + openai client', () => {
     assert.equal(after.lmw_engine_kv_blocks_used, 0, 'KV blocks freed');
     const generated = after.lmw_engine_generated_tokens_total - before.lmw_engine_generated_tokens_total;
     console.log(`disconnect after 3 events: the engine generated ${generated} tokens for it (of 480 asked)`);
-    assert.ok(generated < 100, `generated ${generated} tokens after the client left`);
+    // How many tokens stream before the server sees the socket close depends on the load of the
+    // machine (the tiny model makes thousands per second); the promise is that the request stops
+    // long before its 480 tokens and that the engine makes at most one step more once it knows.
+    assert.ok(generated < 480, `generated all ${generated} tokens: the request was never cancelled`);
     await sleep(100);
     const later = await metrics(server.url);
     assert.equal(later.lmw_engine_generated_tokens_total, after.lmw_engine_generated_tokens_total, 'nothing generated after the cancel');
@@ -262,6 +265,7 @@ describe('lmw serve + openai client', () => {
     assert.ok(m, `no 499 line in the server log: ${line}`);
     console.log(`server: client gone after ${m[1]} tokens, ${m[2]} generated after the cancel`);
     assert.ok(Number(m[2]) <= 2, line);
+    assert.equal(Number(m[1]) + Number(m[2]), generated, `the log accounts for every token: ${line}`);
   });
 });
 
