@@ -1,6 +1,7 @@
 // `lmw bench`: decode speed against the memory-bandwidth limit, and throughput under load.
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include "backend/cuda_module.h"
 #include "commands.h"
 #include "engine_options.h"
+#include "lmw/workload.h"
 #include "model/model_writer.h"
 #include "quant/output_folder.h"
 
@@ -33,13 +35,14 @@ struct RunStats {
     double ttft() const { return tokenTimes.empty() ? 0 : Seconds(tokenTimes.front() - submitted).count(); }
 };
 
-// Submits one request and records when each token arrived (the sink only copies timestamps out).
-std::future<RunStats> launch(engine::Engine& e, engine::Request req) {
+// Submits one request and records when each token arrived (the sink only copies timestamps out);
+// `done`, if given, is called on the engine thread just before the result is handed over.
+std::future<RunStats> launch(engine::Engine& e, engine::Request req, std::function<void()> done = {}) {
     auto state = std::make_shared<std::pair<std::promise<RunStats>, RunStats>>();
     state->second.submitted = Clock::now();
     state->second.tokenTimes.reserve(size_t(req.sampling.maxNewTokens));
     auto fut = state->first.get_future();
-    e.submit(std::move(req), [state](const engine::Event& ev) {
+    e.submit(std::move(req), [state, done = std::move(done)](const engine::Event& ev) {
         RunStats& s = state->second;
         const auto now = Clock::now();
         s.tokenTimes.insert(s.tokenTimes.end(), ev.tokens.size(), now);
@@ -47,6 +50,7 @@ std::future<RunStats> launch(engine::Engine& e, engine::Request req) {
             s.total = Seconds(now - s.submitted).count();
             s.ok = ev.finish != engine::FinishReason::Error;
             s.error = ev.error;
+            if (done) done();
             state->first.set_value(s);
         }
     });
@@ -58,12 +62,6 @@ std::vector<int32_t> randomPrompt(std::mt19937& rng, int len, int vocab) {
     std::vector<int32_t> ids(static_cast<size_t>(len));
     for (auto& t : ids) t = d(rng);
     return ids;
-}
-
-double percentile(std::vector<double> v, double p) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    return v[std::min(v.size() - 1, size_t(p / 100.0 * double(v.size())))];
 }
 
 // B greedy requests of `context` random prompt tokens each, submitted together; with a grammar,
@@ -108,7 +106,7 @@ DecodeWindow decodeWindow(const std::vector<RunStats>& runs, int context) {
     const auto& t = runs[last].tokenTimes;
     std::vector<double> gaps;
     for (size_t k = 1; k < t.size(); ++k) gaps.push_back(Seconds(t[k] - t[k - 1]).count());
-    const auto tolerance = std::chrono::duration_cast<Clock::duration>(Seconds(0.5 * percentile(gaps, 50)));
+    const auto tolerance = std::chrono::duration_cast<Clock::duration>(Seconds(0.5 * engine::percentiles(gaps).p50));
     size_t k = 0;
     while (k + 1 < t.size() && t[k + 1] <= end + tolerance) ++k;
     DecodeWindow w;
@@ -159,48 +157,80 @@ void benchDecode(engine::Engine& e, int context, int tokens, const std::vector<i
     }
 }
 
-void benchThroughput(engine::Engine& e, int requests, int concurrency, int promptLen, int outputLen) {
-    std::mt19937 rng(2);
-    std::vector<RunStats> results;
+struct ThroughputTest {
+    int requests = 0, concurrency = 16;
+    engine::WorkloadOptions workload;
+    engine::LatencyLimits limits;
+};
+
+// The requests of the plan, each sent at its arrival time once fewer than `concurrency` are in
+// flight (greedy, ignore_eos: each makes exactly its output length), and the summary of the run.
+void benchThroughput(engine::Engine& e, const ThroughputTest& test) {
+    const engine::WorkloadOptions& w = test.workload;
+    const auto plan = engine::planWorkload(w, test.requests);
+    std::mt19937 rng(w.seed);
+    std::vector<std::vector<int32_t>> prompts;
+    for (const auto& r : plan) prompts.push_back(randomPrompt(rng, r.inputLen, e.info().config.vocabSize));
     std::mutex mu;
+    std::condition_variable slotFree;
+    int inFlight = 0;
+    std::vector<std::future<RunStats>> futures;
     const auto start = Clock::now();
-    std::vector<std::thread> clients;
-    for (int c = 0; c < concurrency; ++c) {
-        std::vector<std::vector<int32_t>> prompts;
-        for (int i = c; i < requests; i += concurrency) prompts.push_back(randomPrompt(rng, promptLen, e.info().config.vocabSize));
-        clients.emplace_back([&, prompts] {
-            for (const auto& p : prompts) {
-                engine::Request req;
-                req.promptIds = p;
-                req.sampling.temperature = 0;
-                req.sampling.ignoreEos = true;
-                req.sampling.maxNewTokens = outputLen;
-                RunStats s = launch(e, req).get();
-                std::lock_guard lock(mu);
-                results.push_back(std::move(s));
-            }
-        });
+    for (size_t i = 0; i < plan.size(); ++i) {
+        std::this_thread::sleep_until(start + std::chrono::duration_cast<Clock::duration>(Seconds(plan[i].arrival)));
+        {
+            std::unique_lock lock(mu);
+            slotFree.wait(lock, [&] { return inFlight < test.concurrency; });
+            ++inFlight;
+        }
+        engine::Request req;
+        req.promptIds = std::move(prompts[i]);
+        req.sampling.temperature = 0;
+        req.sampling.ignoreEos = true;
+        req.sampling.maxNewTokens = plan[i].outputLen;
+        futures.push_back(launch(e, std::move(req), [&] {
+            std::lock_guard lock(mu);
+            --inFlight;
+            slotFree.notify_one();
+        }));
     }
-    for (auto& t : clients) t.join();
-    const double wall = Seconds(Clock::now() - start).count();
-    int ok = 0, tokens = 0;
-    std::vector<double> ttft, itl;
+    std::vector<engine::RequestTiming> runs;
     std::string firstError;
-    for (const auto& r : results) {
-        ok += r.ok;
-        if (!r.ok && firstError.empty()) firstError = r.error;
-        tokens += r.outputTokens();
-        ttft.push_back(r.ttft());
-        for (size_t k = 1; k < r.tokenTimes.size(); ++k) itl.push_back(Seconds(r.tokenTimes[k] - r.tokenTimes[k - 1]).count());
+    double inputMean = 0, outputMean = 0;
+    for (size_t i = 0; i < futures.size(); ++i) {
+        const RunStats s = futures[i].get();
+        if (!s.ok && firstError.empty()) firstError = s.error;
+        engine::RequestTiming t;
+        t.sent = Seconds(s.submitted - start).count();
+        for (const auto& tt : s.tokenTimes) t.tokenTimes.push_back(Seconds(tt - start).count());
+        t.ok = s.ok;
+        t.inputLen = plan[i].inputLen;
+        runs.push_back(std::move(t));
+        inputMean += plan[i].inputLen / double(plan.size());
+        outputMean += plan[i].outputLen / double(plan.size());
     }
-    std::printf("throughput: %d requests (%d ok), concurrency %d, prompt %d, output %d tokens\n", requests, ok,
-                concurrency, promptLen, outputLen);
+    const auto r = engine::summarizeThroughput(runs, Seconds(Clock::now() - start).count(), test.limits);
+    const bool shareGpt = w.lengths == engine::WorkloadOptions::Lengths::ShareGpt;
+    std::printf("throughput: %d requests (%d ok), concurrency %d, %s lengths (prompt mean %.1f, output mean %.1f "
+                "tokens), ",
+                r.requests, r.ok, test.concurrency, shareGpt ? "ShareGPT-like" : "fixed", inputMean, outputMean);
+    if (w.requestRate > 0)
+        std::printf("Poisson arrivals at %.2f requests/s, seed %u\n", w.requestRate, unsigned(w.seed));
+    else
+        std::printf("all requests at once, seed %u\n", unsigned(w.seed));
     if (!firstError.empty()) std::printf("  first error: %s\n", firstError.c_str());
-    std::printf("  %.2f requests/s, %.1f output tok/s, wall %.2f s\n", results.size() / wall, tokens / wall, wall);
-    std::printf("  time to first token ms: p50 %.1f  p90 %.1f  p99 %.1f\n", 1e3 * percentile(ttft, 50),
-                1e3 * percentile(ttft, 90), 1e3 * percentile(ttft, 99));
-    std::printf("  inter-token latency ms: p50 %.2f  p90 %.2f  p99 %.2f\n", 1e3 * percentile(itl, 50),
-                1e3 * percentile(itl, 90), 1e3 * percentile(itl, 99));
+    std::printf("  %.2f requests/s, %.1f output tok/s, %.1f prompt tok/s, wall %.2f s\n", r.requestsPerSecond,
+                r.outputTokensPerSecond, r.inputTokensPerSecond, r.wall);
+    auto line = [](const char* name, const engine::Percentiles& p) {
+        std::printf("  %-24s ms: p50 %.2f  p90 %.2f  p99 %.2f  mean %.2f\n", name, 1e3 * p.p50, 1e3 * p.p90,
+                    1e3 * p.p99, 1e3 * p.mean);
+    };
+    line("time to first token", r.ttft);
+    line("inter-token latency", r.itl);
+    line("time per output token", r.tpot);
+    std::printf("  goodput (TTFT <= %.0f ms, time per output token <= %.0f ms): %.2f requests/s (%d of %d requests)\n",
+                1e3 * test.limits.ttft, 1e3 * test.limits.itl, r.goodput, r.good, r.requests);
+    std::fflush(stdout);
 }
 
 // A Llama-shaped model with random weights and the tokenizer of a real model (its vocabulary):
@@ -274,7 +304,9 @@ void setupBench(CLI::App& app) {
     static std::vector<std::string> dtypes{"BF16"};
     static std::vector<int> batches{1};
     static int context = 512, decodeTokens = 128;
-    static int requests = 0, concurrency = 16, tpPrompt = 128, tpOutput = 128;
+    static ThroughputTest tp;
+    static std::string lengths = "fixed";
+    static double ttftMs = 2000, itlMs = 50;
     static bool prepareOnly = false;
     addEngineOptions(cmd, config);
     cmd->add_option("--synthetic", synthetic,
@@ -297,10 +329,25 @@ void setupBench(CLI::App& app) {
                     "output; rows marked +schema); its documents should outlast --decode-tokens, e.g. "
                     "bench/long_document.schema.json")
         ->check(CLI::ExistingFile);
-    cmd->add_option("--requests", requests, "throughput test: number of requests (0 = skip)");
-    cmd->add_option("--concurrency", concurrency, "throughput test: concurrent requests");
-    cmd->add_option("--input-len", tpPrompt, "throughput test: prompt tokens (random)");
-    cmd->add_option("--output-len", tpOutput, "throughput test: output tokens");
+    cmd->add_option("--requests", tp.requests, "throughput test: number of requests (0 = skip)");
+    cmd->add_option("--concurrency", tp.concurrency, "throughput test: requests in flight at most")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--workload", lengths,
+                    "throughput test: fixed (--input-len, --output-len) or sharegpt (seeded log-normal lengths like "
+                    "ShareGPT's: means 161 prompt and 338 output tokens, prompts up to 1024, requests up to 2048 "
+                    "or the session)")
+        ->check(CLI::IsMember({"fixed", "sharegpt"}));
+    cmd->add_option("--input-len", tp.workload.inputLen, "throughput test, fixed: prompt tokens (random)")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--output-len", tp.workload.outputLen, "throughput test, fixed: output tokens")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--request-rate", tp.workload.requestRate,
+                    "throughput test: Poisson arrivals at this many requests/s (0 = all at once)")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--workload-seed", tp.workload.seed, "throughput test: seed of the lengths, arrivals and prompts");
+    cmd->add_option("--goodput-ttft-ms", ttftMs, "goodput: time to first token at most")->check(CLI::PositiveNumber);
+    cmd->add_option("--goodput-itl-ms", itlMs, "goodput: a request's mean inter-token latency at most")
+        ->check(CLI::PositiveNumber);
     cmd->callback([] {
         std::vector<std::string> models{config.modelDir};
         if (!synthetic.empty())
@@ -313,7 +360,16 @@ void setupBench(CLI::App& app) {
         if (maxBatch > config.maxBatchSize)
             throw Error(ErrorCode::InvalidArgument, "--batch " + std::to_string(maxBatch) + " is above --max-batch-size " +
                                                         std::to_string(config.maxBatchSize));
-        const int need = std::max(context + decodeTokens, requests > 0 ? tpPrompt + tpOutput : 0) + 1;
+        tp.workload.lengths =
+            lengths == "sharegpt" ? engine::WorkloadOptions::Lengths::ShareGpt : engine::WorkloadOptions::Lengths::Fixed;
+        tp.limits = {ttftMs / 1e3, itlMs / 1e3};
+        const bool shareGpt = tp.workload.lengths == engine::WorkloadOptions::Lengths::ShareGpt;
+        const engine::WorkloadOptions shareGptDefaults;
+        // Tokens of the longest throughput request; ShareGPT-like ones fit the session (below).
+        const int tpNeed = tp.requests <= 0 ? 0
+                           : shareGpt      ? 2 * engine::kShareGptMinLen
+                                           : tp.workload.inputLen + tp.workload.outputLen;
+        const int need = std::max(context + decodeTokens, tpNeed) + 1;
         const bool onCpu = config.backend == "cpu" || (config.backend == "auto" && !engine::cudaAvailable());
         std::shared_ptr<const engine::Grammar> grammar;
         if (!schemaFile.empty()) {
@@ -326,9 +382,10 @@ void setupBench(CLI::App& app) {
         for (const auto& dir : models) {
             engine::EngineConfig c = config;
             c.modelDir = dir;
+            auto info = engine::readModelInfo(dir);
+            if (!info) throw info.error();
+            int session = c.sessionLen > 0 ? c.sessionLen : info->contextLength;
             if (c.sessionLen == 0) {
-                auto info = engine::readModelInfo(dir);
-                if (!info) throw info.error();
                 if (info->contextLength < need) {
                     std::printf("model %s: skipped, its context %d is below the %d tokens the test needs\n",
                                 info->name.c_str(), info->contextLength, need);
@@ -337,12 +394,16 @@ void setupBench(CLI::App& app) {
                 // The session only as long as the test needs: the CPU sizes its cache by it. A GPU
                 // reserves activations for min(session, prefill budget) tokens at load, and B
                 // prompts prefilled in one step can fill the whole budget.
-                c.sessionLen = onCpu ? need : std::max(need, std::min(info->contextLength, c.maxPrefillTokenNum));
+                session = std::max(need, shareGpt ? std::min(info->contextLength, shareGptDefaults.maxTotalLen + 1) : 0);
+                c.sessionLen = onCpu ? session : std::max(session, std::min(info->contextLength, c.maxPrefillTokenNum));
             }
+            ThroughputTest test = tp;
+            test.workload.maxTotalLen = std::min(shareGptDefaults.maxTotalLen, session - 1);
+            test.workload.maxInputLen = std::min(shareGptDefaults.maxInputLen, test.workload.maxTotalLen - engine::kShareGptMinLen);
             auto e = loadEngine(c, false);
             if (bandwidth == 0) bandwidth = measureBandwidth(e->stats().backend, config.threads);
             benchDecode(*e, context, decodeTokens, batches, bandwidth, config.quantPolicy, grammar);
-            if (requests > 0) benchThroughput(*e, requests, concurrency, tpPrompt, tpOutput);
+            if (tp.requests > 0) benchThroughput(*e, test);
         }
     });
 }

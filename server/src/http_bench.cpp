@@ -17,23 +17,6 @@ namespace lmw::server {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-Percentiles percentiles(std::vector<double>& s) {
-    Percentiles p;
-    if (s.empty()) return p;
-    std::sort(s.begin(), s.end());
-    auto at = [&](double q) {
-        size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(s.size())));
-        return s[std::min(s.size() - 1, rank == 0 ? 0 : rank - 1)];
-    };
-    p.p50 = at(0.5);
-    p.p90 = at(0.9);
-    p.p99 = at(0.99);
-    double sum = 0;
-    for (double v : s) sum += v;
-    p.mean = sum / static_cast<double>(s.size());
-    return p;
-}
-
 namespace {
 
 struct Split {
@@ -205,9 +188,9 @@ Result<HttpBenchResult> runHttpBench(const HttpBenchOptions& o, const std::funct
     }
     res.requestsPerSecond = res.ok / res.wallSeconds;
     res.outputTokensPerSecond = static_cast<double>(res.outputTokens) / res.wallSeconds;
-    res.ttft = percentiles(ttft);
-    res.itl = percentiles(gaps);
-    res.latency = percentiles(latency);
+    res.ttft = engine::percentiles(std::move(ttft));
+    res.itl = engine::percentiles(std::move(gaps));
+    res.latency = engine::percentiles(std::move(latency));
     return res;
 }
 

@@ -67,6 +67,10 @@ private slots:
                                                         "--backend", "cpu"}
                                          << "temperature";
         QTest::newRow("info on a missing folder") << QStringList{"info", "/nonexistent"} << "config.json";
+        QTest::newRow("bench, a workload that does not fit the session")
+            << QStringList{"bench", model(), "--backend", "cpu", "--context", "2", "--decode-tokens", "2",
+                           "--session-len", "6", "--requests", "2", "--workload", "sharegpt"}
+            << "ShareGPT-like lengths need requests of at least 8 tokens";
     }
     void badInputIsOneClearError() {
         QFETCH(QStringList, args);
@@ -75,6 +79,35 @@ private slots:
         QCOMPARE(r.code, 1);
         QVERIFY2(r.err.contains("error: ") && r.err.contains(message), qPrintable(r.err));
         QVERIFY(!r.err.contains("terminate called"));
+    }
+
+    // The throughput test with ShareGPT-like lengths and Poisson arrivals: every request answered,
+    // the plan's lengths the same for the same seed and not for another, the goodput counted.
+    void benchThroughputWorkload() {
+        auto bench = [](const QString& seed) {
+            const Run r = runLmw({"bench", model(), "--backend", "cpu", "--context", "32", "--decode-tokens", "4",
+                                  "--requests", "24", "--concurrency", "4", "--workload", "sharegpt", "--request-rate",
+                                  "400", "--workload-seed", seed});
+            if (r.code != 0) qWarning("%s", qPrintable(r.err));
+            return r;
+        };
+        const Run a = bench("5"), b = bench("5"), c = bench("6");
+        QCOMPARE(a.code, 0);
+        const QRegularExpression head(R"(throughput: 24 requests \(24 ok\), concurrency 4, ShareGPT-like lengths \((prompt mean [0-9.]+, output mean [0-9.]+) tokens\), Poisson arrivals at 400.00 requests/s, seed (\d))");
+        const auto ma = head.match(a.out), mb = head.match(b.out), mc = head.match(c.out);
+        QVERIFY2(ma.hasMatch() && mb.hasMatch() && mc.hasMatch(), qPrintable(a.out + c.out));
+        QCOMPARE(ma.captured(1), mb.captured(1));
+        QVERIFY(ma.captured(1) != mc.captured(1));
+        QCOMPARE(mc.captured(2), QString("6"));
+        const auto good = QRegularExpression(R"(goodput \(TTFT <= 2000 ms, time per output token <= 50 ms\): ([0-9.]+) requests/s \((\d+) of 24 requests\))").match(a.out);
+        const auto rate = QRegularExpression(R"(\n  ([0-9.]+) requests/s, ([0-9.]+) output tok/s)").match(a.out);
+        QVERIFY2(good.hasMatch() && rate.hasMatch(), qPrintable(a.out));
+        QVERIFY(good.captured(2).toInt() >= 1 && good.captured(2).toInt() <= 24);
+        QVERIFY(good.captured(1).toDouble() <= rate.captured(1).toDouble() + 0.01);
+        QVERIFY(rate.captured(2).toDouble() > 0);
+        for (const char* line : {"time to first token      ms: p50", "inter-token latency      ms: p50",
+                                 "time per output token    ms: p50"})
+            QVERIFY2(a.out.contains(line), line);
     }
 
     // --chat-template-kwargs become template variables: a prefix given that way renders the same

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "lmw/error.h"
+#include "lmw/workload.h"
 
 namespace lmw::server {
 
@@ -24,9 +25,7 @@ struct HttpBenchOptions {
     int timeoutSeconds = 600;
 };
 
-struct Percentiles {
-    double p50 = 0, p90 = 0, p99 = 0, mean = 0;
-};
+using engine::Percentiles;
 
 struct HttpBenchResult {
     int ok = 0;
@@ -47,8 +46,5 @@ struct HttpBenchResult {
 // Runs the benchmark; progress(done, total) is called from worker threads after each request.
 Result<HttpBenchResult> runHttpBench(const HttpBenchOptions& options,
                                      const std::function<void(int, int)>& progress = {});
-
-// Nearest-rank percentiles of samples (sorted in place).
-Percentiles percentiles(std::vector<double>& samples);
 
 }  // namespace lmw::server
