@@ -28,10 +28,8 @@ using Seconds = std::chrono::duration<double>;
 struct RunStats {
     Clock::time_point submitted;
     std::vector<Clock::time_point> tokenTimes;  // when each generated token reached the sink
-    double total = 0;                           // seconds, submit to final event
     bool ok = false;
     std::string error;
-    int outputTokens() const { return int(tokenTimes.size()); }
     double ttft() const { return tokenTimes.empty() ? 0 : Seconds(tokenTimes.front() - submitted).count(); }
 };
 
@@ -47,7 +45,6 @@ std::future<RunStats> launch(engine::Engine& e, engine::Request req, std::functi
         const auto now = Clock::now();
         s.tokenTimes.insert(s.tokenTimes.end(), ev.tokens.size(), now);
         if (ev.final) {
-            s.total = Seconds(now - s.submitted).count();
             s.ok = ev.finish != engine::FinishReason::Error;
             s.error = ev.error;
             if (done) done();
