@@ -4,9 +4,11 @@
 # (batch 1, 4, 16 at context 512; batch 1 at context 8192), the PyTorch peer
 # (torch_compile_decode.py) on the same shape and context, and a table of ours vs the peer with
 # the issue's targets. Everything is printed as it comes and kept in $OUT (or ./out).
-#   ./gpu_run.sh [tests] [ctx512] [ctx8192] [peer] [trace]   (no argument: the first four; a device call
-#   has 10 minutes). trace: the kernel timeline of one replayed batch-1 decode step in F16 and W4A16
-#   (bench/cupti_trace.cpp and trace_summary.py; the bundle must hold libcupti_trace.so).
+#   ./gpu_run.sh [tests] [ctx512] [ctx8192] [peer] [trace] [serving]   (no argument: the first four; a
+#   device call has 10 minutes). trace: the kernel timeline of one replayed batch-1 decode step in F16 and
+#   W4A16 (bench/cupti_trace.cpp and trace_summary.py; the bundle must hold libcupti_trace.so). serving
+#   (issue 15, ~5 minutes): BF16 and W4A16 under load, 512 requests of 512 in / 256 out at concurrency 256,
+#   and the ShareGPT-like workload at concurrency 64 and 256.
 set -u
 parts="${*:-tests ctx512 ctx8192 peer}"
 want() { [[ " $parts " == *" $1 "* ]]; }
@@ -73,6 +75,18 @@ if want trace; then
     CUDA_INJECTION64_PATH="$here/libcupti_trace.so" LMW_TRACE_OUT="/tmp/trace_$dt.csv" "${lmw[@]}" bench \
       models/stories260K --synthetic 7b --synthetic-dtype "$dt" --backend cuda --context 512 --batch 1 | grep -E "^  [a-z]"
     python3 "$here/trace_summary.py" "/tmp/trace_$dt.csv" --top 8 | tee "$out/trace_$dt.txt"
+  done
+fi
+if want serving; then
+  for dt in BF16 W4A16; do
+    serve=("${lmw[@]}" bench models/stories260K --synthetic 7b --synthetic-dtype "$dt" --backend cuda --context 512
+           --batch 1 --decode-tokens 16 --max-batch-size 256 --requests 512)
+    stamp "serving $dt: 512 in / 256 out, concurrency 256"
+    "${serve[@]}" --concurrency 256 --input-len 512 --output-len 256 2>&1 | grep -A6 "^throughput" | tee -a "$out/serving.txt"
+    for c in 64 256; do
+      stamp "serving $dt: ShareGPT-like, concurrency $c"
+      "${serve[@]}" --concurrency "$c" --workload sharegpt 2>&1 | grep -A6 "^throughput" | tee -a "$out/serving.txt"
+    done
   done
 fi
 stamp "summary"
