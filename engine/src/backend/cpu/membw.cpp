@@ -81,7 +81,7 @@ double measureMemoryBandwidthGBs(int threads) {
                 a3 = _mm256_add_epi64(a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
             }
             const __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
-            alignas(32) int64_t lanes[4];
+            alignas(32) uint64_t lanes[4];  // wraps, like the lane sums: the sum only keeps the loads alive
             _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), s);
             sink[size_t(t)] = double(lanes[0] + lanes[1] + lanes[2] + lanes[3]);
 #else
