@@ -361,7 +361,6 @@ void setupBench(CLI::App& app) {
             lengths == "sharegpt" ? engine::WorkloadOptions::Lengths::ShareGpt : engine::WorkloadOptions::Lengths::Fixed;
         tp.limits = {ttftMs / 1e3, itlMs / 1e3};
         const bool shareGpt = tp.workload.lengths == engine::WorkloadOptions::Lengths::ShareGpt;
-        const engine::WorkloadOptions shareGptDefaults;
         // Tokens of the longest throughput request; ShareGPT-like ones fit the session (below).
         const int tpNeed = tp.requests <= 0 ? 0
                            : shareGpt      ? 2 * engine::kShareGptMinLen
@@ -391,12 +390,12 @@ void setupBench(CLI::App& app) {
                 // The session only as long as the test needs: the CPU sizes its cache by it. A GPU
                 // reserves activations for min(session, prefill budget) tokens at load, and B
                 // prompts prefilled in one step can fill the whole budget.
-                session = std::max(need, shareGpt ? std::min(info->contextLength, shareGptDefaults.maxTotalLen + 1) : 0);
+                session = std::max(need, shareGpt ? std::min(info->contextLength, engine::kShareGptMaxTotalLen + 1) : 0);
                 c.sessionLen = onCpu ? session : std::max(session, std::min(info->contextLength, c.maxPrefillTokenNum));
             }
             ThroughputTest test = tp;
-            test.workload.maxTotalLen = std::min(shareGptDefaults.maxTotalLen, session - 1);
-            test.workload.maxInputLen = std::min(shareGptDefaults.maxInputLen, test.workload.maxTotalLen - engine::kShareGptMinLen);
+            test.workload.maxTotalLen = std::min(engine::kShareGptMaxTotalLen, session - 1);
+            test.workload.maxInputLen = std::min(engine::kShareGptMaxInputLen, test.workload.maxTotalLen - engine::kShareGptMinLen);
             auto e = loadEngine(c, false);
             if (bandwidth == 0) bandwidth = measureBandwidth(e->stats().backend, config.threads);
             benchDecode(*e, context, decodeTokens, batches, bandwidth, config.quantPolicy, grammar);

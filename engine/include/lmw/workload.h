@@ -8,13 +8,17 @@
 
 namespace lmw::engine {
 
+// ShareGPT-like requests: prompts of at most this many tokens, requests (prompt + output) of at most
+// this many, as serving benchmarks filter the ShareGPT conversations.
+constexpr int kShareGptMaxInputLen = 1024, kShareGptMaxTotalLen = 2048;
+
 struct WorkloadOptions {
     enum class Lengths { Fixed, ShareGpt };
     Lengths lengths = Lengths::Fixed;
     int inputLen = 128, outputLen = 128;  // Fixed: every request's; ShareGpt: ignored
     // ShareGpt: prompts of at most maxInputLen tokens and requests of at most maxTotalLen (drawn
     // again when over, as serving benchmarks drop such conversations).
-    int maxInputLen = 1024, maxTotalLen = 2048;
+    int maxInputLen = kShareGptMaxInputLen, maxTotalLen = kShareGptMaxTotalLen;
     double requestRate = 0;  // requests per second, Poisson arrivals; 0 = all at time 0
     uint32_t seed = 1;
 };
