@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/membw.h"
 #include "backend/cuda_module.h"
 #include "commands.h"
@@ -117,6 +118,32 @@ DecodeWindow decodeWindow(const std::vector<RunStats>& runs, int context) {
 
 // One row per batch size: decode speed against the bytes a step must read (weights + KV). With a
 // grammar, each batch size gets a second row whose replies it constrains ("schema").
+// CPU: a `context`-token prefill (best of three) against the backend's linear alone on the model's
+// gate/up shape for as many tokens, both in GFLOP/s (2 x linear parameters x tokens, plus the
+// causal attention's 2 x 2 x layers x heads x headDim x n(n+1)/2).
+void benchCpuPrefill(engine::Engine& e, int context, int threads) {
+    const auto& c = e.info().config;
+    const double linearParams = double(c.numLayers) * c.hiddenSize *
+                                (double(c.numHeads + 2 * c.numKvHeads) * c.headDim + double(c.numHeads) * c.headDim +
+                                 3.0 * c.intermediateSize);
+    const double flop = 2 * linearParams * context +
+                        2.0 * c.numLayers * c.numHeads * c.headDim * double(context) * (context + 1);
+    std::mt19937 rng(2);
+    double best = 1e30;
+    for (int i = 0; i < 3; ++i) best = std::min(best, runBatch(e, rng, 1, context, 2)[0].ttft());
+    const bool awq = e.info().dtype == "AWQ-INT4";
+    DType dt = DType::BF16;
+    dtypeFromName(e.info().dtype, dt);
+    const int64_t rows = 2 * int64_t(c.intermediateSize), cols = c.hiddenSize;
+    const double gemm = awq && cols % 128 != 0 ? 0 : engine::benchCpuLinearGFlops(threads, dt, awq, rows, cols, context);
+    const double rate = flop / best / 1e9;
+    std::printf("  prefill: %d tokens in %.1f ms = %.0f tok/s, %.1f GFLOP/s; the linear alone (%s [%lld, %lld] x %d "
+                "tokens) %.1f GFLOP/s: %.1f%%\n",
+                context, best * 1e3, context / best, rate, e.info().dtype.c_str(), (long long)rows, (long long)cols,
+                context, gemm, gemm > 0 ? 100 * rate / gemm : 0.0);
+    std::fflush(stdout);
+}
+
 void benchDecode(engine::Engine& e, int context, int tokens, const std::vector<int>& batches, double bandwidth,
                  int quantPolicy, const std::shared_ptr<const engine::Grammar>& grammar) {
     const auto& info = e.info();
@@ -124,6 +151,9 @@ void benchDecode(engine::Engine& e, int context, int tokens, const std::vector<i
     std::printf("model %s (%s, %s params, %s weights), backend %s (%s)\n", info.name.c_str(), info.dtype.c_str(),
                 engine::formatParameters(info.parameters).c_str(), engine::formatBytes(info.weightBytes).c_str(),
                 backend.c_str(), e.stats().device.c_str());
+    if (const uint64_t llc = engine::cpuLastLevelCacheBytes(); backend == "cpu" && llc)
+        std::printf("  the weights %s in the %s last-level cache (which the host may share with other cores)\n",
+                    info.weightBytes < llc ? "fit" : "do not fit", engine::formatBytes(llc).c_str());
     std::printf("  %-24s %-9s %5s %7s %9s %8s %8s %8s %7s %8s %8s\n", "decode: model", "dtype", "batch", "context",
                 "tok/s", "ms/step", "GB/step", "GB/s", "% read", "host ms", "ttft ms");
     std::fflush(stdout);
@@ -231,7 +261,8 @@ void benchThroughput(engine::Engine& e, const ThroughputTest& test) {
 }
 
 // A Llama-shaped model with random weights and the tokenizer of a real model (its vocabulary):
-// "100m" (~100M parameters) for CPU runs, "7b" (Llama-2-7B's layer shapes) for GPU runs; dtype
+// "100m" (~100M parameters) and "1b" (Llama-3.2-1B's layers) for CPU runs, "7b" (Llama-2-7B's layer
+// shapes) for GPU runs; dtype
 // F32, F16, BF16 or W4A16 (AutoAWQ GEMM, group 128, random codes: see writeRandomLlamaAwq).
 // Positions go past Llama-2's 4096 (rotary without scaling) so --context 8192 can run.
 std::string writeSyntheticModel(const std::string& tokenizerFrom, const std::string& size, const std::string& dtypeName) {
@@ -241,6 +272,9 @@ std::string writeSyntheticModel(const std::string& tokenizerFrom, const std::str
     if (size == "7b") {
         cfg.hiddenSize = 4096, cfg.intermediateSize = 11008, cfg.numLayers = 32;
         cfg.numHeads = 32, cfg.numKvHeads = 32, cfg.headDim = 128, cfg.maxPositionEmbeddings = 16384;
+    } else if (size == "1b") {  // Llama-3.2-1B's layers
+        cfg.hiddenSize = 2048, cfg.intermediateSize = 8192, cfg.numLayers = 16;
+        cfg.numHeads = 32, cfg.numKvHeads = 8, cfg.headDim = 64, cfg.maxPositionEmbeddings = 16384;
     } else {
         cfg.hiddenSize = 768, cfg.intermediateSize = 2048, cfg.numLayers = 14;
         cfg.numHeads = 12, cfg.numKvHeads = 12, cfg.headDim = 64, cfg.maxPositionEmbeddings = 16384;
@@ -280,7 +314,10 @@ std::string writeSyntheticModel(const std::string& tokenizerFrom, const std::str
 double measureBandwidth(const std::string& backend, int threads) {
     if (backend == "cpu") {
         const double bw = engine::measureMemoryBandwidthGBs(threads);
-        std::printf("measured memory read bandwidth: %.2f GB/s\n", bw);
+        const uint64_t llc = engine::cpuLastLevelCacheBytes();
+        std::printf("cpu kernels: %s\n", engine::cpuKernelSummary().c_str());
+        std::printf("measured memory read bandwidth: %.2f GB/s (a 1 GiB buffer; last-level cache %s)\n", bw,
+                    llc ? engine::formatBytes(llc).c_str() : "unknown");
         return bw;
     }
     if (const engine::CudaModule* cuda = engine::cudaModule(); cuda && backend == "cuda") {
@@ -308,7 +345,7 @@ void setupBench(CLI::App& app) {
     addEngineOptions(cmd, config);
     cmd->add_option("--synthetic", synthetic,
                     "also write and benchmark a random Llama-shaped model of this size (tokenizer from MODEL)")
-        ->check(CLI::IsMember({"100m", "7b"}));
+        ->check(CLI::IsMember({"100m", "1b", "7b"}));
     cmd->add_option("--synthetic-dtype", dtypes, "F32, F16, BF16 or W4A16 (AWQ g128), a comma-separated list")
         ->delimiter(',')
         ->check(CLI::IsMember({"F32", "F16", "BF16", "W4A16"}));
@@ -399,6 +436,7 @@ void setupBench(CLI::App& app) {
             auto e = loadEngine(c, false);
             if (bandwidth == 0) bandwidth = measureBandwidth(e->stats().backend, config.threads);
             benchDecode(*e, context, decodeTokens, batches, bandwidth, config.quantPolicy, grammar);
+            if (e->stats().backend == "cpu") benchCpuPrefill(*e, context, config.threads);
             if (tp.requests > 0) benchThroughput(*e, test);
         }
     });

@@ -2,6 +2,7 @@
 // the safetensors headers only (nothing is loaded).
 #include <cstdio>
 
+#include "backend/cpu/cpu_kernels.h"
 #include "commands.h"
 #include "lmw/model_info.h"
 #include "nlohmann/json.hpp"
@@ -29,6 +30,7 @@ void printText(const engine::ModelInfo& m) {
     std::printf("context length  %d\n", m.contextLength);
     std::printf("tokenizer       %s\n", m.tokenizerFile.empty() ? "none found" : m.tokenizerFile.c_str());
     std::printf("chat template   %s\n", m.chatTemplate.c_str());
+    std::printf("cpu kernels     %s\n", engine::cpuKernelSummary().c_str());  // this machine's CPU backend
     std::printf("layers          %d\n", c.numLayers);
     std::printf("heads           %d\n", c.numHeads);
     std::printf("kv heads        %d\n", c.numKvHeads);
@@ -61,6 +63,7 @@ void printJson(const engine::ModelInfo& m) {
     j["context_length"] = m.contextLength;
     j["tokenizer"] = m.tokenizerFile;
     j["chat_template"] = m.chatTemplate;
+    j["cpu_kernels"] = engine::cpuKernelSummary();
     j["layers"] = c.numLayers;
     j["heads"] = c.numHeads;
     j["kv_heads"] = c.numKvHeads;

@@ -106,9 +106,9 @@ private slots:
         const int64_t t0 = capacity(0), t8 = capacity(8), t4 = capacity(4);
         qInfo("tokens in 4 MiB of KV cache (stories260K, head_dim 8): f32 %lld, int8 %lld, int4 %lld", (long long)t0,
               (long long)t8, (long long)t4);
-        // head_dim 8: f32 32 B per head-token, int8 8 + 8 B (f32 scale/zero), int4 4 + 8 B.
-        QVERIFY(std::abs(double(t8) / double(t0) - 2.0) < 0.05);
-        QVERIFY(std::abs(double(t4) / double(t0) - 32.0 / 12.0) < 0.05);
+        // head_dim 8: f32 32 B per head-token, int8 8 + 4 B (f16 scale/zero), int4 4 + 4 B.
+        QVERIFY(std::abs(double(t8) / double(t0) - 32.0 / 12.0) < 0.05);
+        QVERIFY(std::abs(double(t4) / double(t0) - 32.0 / 8.0) < 0.05);
     }
 };
 

@@ -5,33 +5,12 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_kernels.h"
 #include "lmw/error.h"
-
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define LMW_CPU_AVX2 1
-#endif
 
 namespace lmw::engine {
 
 namespace {
-
-float dot(const float* a, const float* b, int n) {
-    int i = 0;
-    float s = 0.f;
-#ifdef LMW_CPU_AVX2
-    if (n >= 8) {
-        __m256 acc = _mm256_setzero_ps();
-        for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-        __m128 r = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-        r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-        r = _mm_add_ss(r, _mm_movehdup_ps(r));
-        s = _mm_cvtss_f32(r);
-    }
-#endif
-    for (; i < n; ++i) s += a[i] * b[i];
-    return s;
-}
 
 constexpr int64_t kTokensPerTask = 16;  // splits a long prefill so all threads get work
 
@@ -105,6 +84,7 @@ void CpuBackend::attention(Tensor out, Tensor qkv, int layer, int heads, int kvH
             for (int64_t t = m_batch.seqStart[size_t(s)]; t < m_batch.seqStart[size_t(s + 1)]; t += kTokensPerTask)
                 tasks.push_back({s, h, t, std::min<int64_t>(m_batch.seqStart[size_t(s + 1)], t + kTokensPerTask)});
     const int group = heads / kvHeads;
+    const CpuKernels& kernels = cpuKernels();
     const float scale = 1.0f / std::sqrt(float(headDim));
     m_pool.parallelFor(int64_t(tasks.size()), [&](int64_t ti) {
         const Task& task = tasks[size_t(ti)];
@@ -126,24 +106,8 @@ void CpuBackend::attention(Tensor out, Tensor qkv, int layer, int heads, int kvH
             for (int g = 0; g < group; ++g) {
                 const int h = task.kvHead * group + g;
                 const float* q = static_cast<const float*>(qkv.data) + t * qkvCols + int64_t(h) * headDim;
-                float mx = -INFINITY;
-                for (int64_t j = 0; j < n; ++j) {
-                    p[size_t(j)] = dot(q, keys[size_t(j)], headDim) * scale;
-                    mx = std::max(mx, p[size_t(j)]);
-                }
-                float sum = 0.f;
-                for (int64_t j = 0; j < n; ++j) {
-                    p[size_t(j)] = std::exp(p[size_t(j)] - mx);
-                    sum += p[size_t(j)];
-                }
-                const float inv = 1.0f / sum;
                 float* o = static_cast<float*>(out.data) + t * out.cols + int64_t(h) * headDim;
-                std::fill(o, o + headDim, 0.f);
-                for (int64_t j = 0; j < n; ++j) {
-                    const float w = p[size_t(j)] * inv;
-                    const float* v = values[size_t(j)];
-                    for (int d = 0; d < headDim; ++d) o[d] += w * v[d];
-                }
+                kernels.attend(q, keys.data(), values.data(), n, headDim, scale, p.data(), o);
             }
         }
     });

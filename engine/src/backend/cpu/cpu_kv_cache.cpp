@@ -6,6 +6,7 @@
 #include <new>
 #include <string>
 
+#include "lmw/dtype.h"
 #include "lmw/error.h"
 
 namespace lmw::engine {
@@ -22,9 +23,9 @@ uint64_t rowBytesOf(const KvCacheShape& s) {
     throw Error(ErrorCode::InvalidArgument,
                 "kv cache: quant_policy must be 0, 4 or 8, got " + std::to_string(s.quantPolicy));
 }
-uint64_t paramBytesOf(const KvCacheShape& s) { return s.quantPolicy == 0 ? 0 : 8; }
+uint64_t paramBytesOf(const KvCacheShape& s) { return s.quantPolicy == 0 ? 0 : 4; }  // f16 scale, zero
 uint64_t regionBytesOf(const KvCacheShape& s) {
-    // Rows are padded to 4 bytes so the f32 params that follow them stay aligned.
+    // Rows are padded to 4 bytes so the f16 params that follow them stay aligned.
     const uint64_t values = (uint64_t(s.kvHeads) * uint64_t(s.blockSize) * rowBytesOf(s) + 3) / 4 * 4;
     return values + uint64_t(s.kvHeads) * uint64_t(s.blockSize) * paramBytesOf(s);
 }
@@ -127,6 +128,12 @@ void CpuKvCache::store(int64_t block, int slot, int layer, int kind, int kvHead,
         lo = float((sx - s * sc) / d);
         inv = 1.f / scale;
     }
+    // Stored as f16 (as the CUDA cache does); the codes are chosen against the rounded values, so
+    // they match what load() decodes.
+    const uint16_t params[2] = {floatToHalf(scale), floatToHalf(lo)};
+    scale = halfToFloat(params[0]);
+    lo = halfToFloat(params[1]);
+    inv = scale > 0.f ? 1.f / scale : 0.f;
     if (m_shape.quantPolicy == 8) {
         for (int i = 0; i < d; ++i) dst[i] = quant(x[size_t(i)]);
     } else {
@@ -137,9 +144,7 @@ void CpuKvCache::store(int64_t block, int slot, int layer, int kind, int kvHead,
         }
     }
     const uint64_t valuesBytes = (uint64_t(m_shape.kvHeads) * uint64_t(m_shape.blockSize) * m_rowBytes + 3) / 4 * 4;
-    float* params = reinterpret_cast<float*>(base + valuesBytes) + row * 2;
-    params[0] = scale;
-    params[1] = lo;
+    std::memcpy(base + valuesBytes + row * 4, params, 4);
 }
 
 const float* CpuKvCache::load(int64_t block, int slot, int layer, int kind, int kvHead, float* scratch) const {
@@ -148,8 +153,9 @@ const float* CpuKvCache::load(int64_t block, int slot, int layer, int kind, int 
     const uint8_t* src = base + row * m_rowBytes;
     if (m_shape.quantPolicy == 0) return reinterpret_cast<const float*>(src);
     const uint64_t valuesBytes = (uint64_t(m_shape.kvHeads) * uint64_t(m_shape.blockSize) * m_rowBytes + 3) / 4 * 4;
-    const float* params = reinterpret_cast<const float*>(base + valuesBytes) + row * 2;
-    const float scale = params[0], zero = params[1];
+    uint16_t params[2];
+    std::memcpy(params, base + valuesBytes + row * 4, 4);
+    const float scale = halfToFloat(params[0]), zero = halfToFloat(params[1]);
     const int d = m_shape.headDim;
     if (m_shape.quantPolicy == 8) {
         for (int i = 0; i < d; ++i) scratch[i] = float(src[i]) * scale + zero;

@@ -1,7 +1,7 @@
 #pragma once
 // The paged KV cache of the CPU backend. One block holds blockSize tokens of every layer:
 //   for layer l, for K then V: values [kvHeads][blockSize][rowBytes], then (quantized policies)
-//   params [kvHeads][blockSize][2] f32 (scale, zero).
+//   params [kvHeads][blockSize][2] f16 (scale, zero), as the CUDA cache stores them.
 // Policy 0 keeps f32 (the reference keeps full precision); 8 = uint8, 4 = two 4-bit values per byte
 // (element 2i in the low nibble), asymmetric per (head, token): value = q * scale + zero. Scale and
 // zero come from the row's min/max; int4 then refines them by least squares (kInt4FitRounds, store()).

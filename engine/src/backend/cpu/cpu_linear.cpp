@@ -1,16 +1,14 @@
 #include "backend/cpu/cpu_linear.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <functional>
 #include <new>
+#include <vector>
 
 #include "lmw/dtype.h"
 #include "lmw/error.h"
-
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#include <immintrin.h>
-#define LMW_CPU_AVX2 1
-#endif
 
 namespace lmw::engine {
 
@@ -22,209 +20,51 @@ int32_t readI32(const uint8_t* p, int64_t i) {
     return v;
 }
 
-struct F32Src {
-    static float scalar(const uint8_t* p, int64_t i) { return readElem(p, DType::F32, i); }
-#ifdef LMW_CPU_AVX2
-    static __m256 load(const uint8_t* p, int64_t i) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p + 4 * i)); }
-#endif
-};
-struct F16Src {
-    static float scalar(const uint8_t* p, int64_t i) { return readElem(p, DType::F16, i); }
-#ifdef LMW_CPU_AVX2
-    static __m256 load(const uint8_t* p, int64_t i) {
-        return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i)));
-    }
-#endif
-};
-struct BF16Src {
-    static float scalar(const uint8_t* p, int64_t i) { return readElem(p, DType::BF16, i); }
-#ifdef LMW_CPU_AVX2
-    static __m256 load(const uint8_t* p, int64_t i) {
-        const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i)));
-        return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
-    }
-#endif
-};
+// The byte of an AWQ row (kernels' layout) that holds input i, and whether in its high nibble.
+int64_t awqByte(int64_t i) { return i / kAwqChunk * 64 + i % 64; }
+bool awqHigh(int64_t i) { return i % kAwqChunk >= 64; }
 
-#ifdef LMW_CPU_AVX2
-inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-#endif
-
-// ---- decode (T = 1): one dot product per row, weights converted in registers ----
-
-template <class S>
-float denseDot(const uint8_t* w, const float* x, int64_t in) {
-    int64_t i = 0;
-    float s = 0.f;
-#ifdef LMW_CPU_AVX2
-    // Four independent chains hide the FMA latency; decode is one long dot per row.
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    for (; i + 32 <= in; i += 32) {
-        a0 = _mm256_fmadd_ps(S::load(w, i), _mm256_loadu_ps(x + i), a0);
-        a1 = _mm256_fmadd_ps(S::load(w, i + 8), _mm256_loadu_ps(x + i + 8), a1);
-        a2 = _mm256_fmadd_ps(S::load(w, i + 16), _mm256_loadu_ps(x + i + 16), a2);
-        a3 = _mm256_fmadd_ps(S::load(w, i + 24), _mm256_loadu_ps(x + i + 24), a3);
-    }
-    for (; i + 8 <= in; i += 8) a0 = _mm256_fmadd_ps(S::load(w, i), _mm256_loadu_ps(x + i), a0);
-    s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-#endif
-    for (; i < in; ++i) s += S::scalar(w, i) * x[i];
-    return s;
-}
-
-using DenseDot = float (*)(const uint8_t*, const float*, int64_t);
-
-DenseDot denseDot(DType dt) {
-    switch (dt) {
-        case DType::F16: return denseDot<F16Src>;
-        case DType::BF16: return denseDot<BF16Src>;
-        default: return denseDot<F32Src>;
-    }
-}
-
-// AWQ: weight = (q - zero) * scale per group of `groupSize` inputs.
-float awqNibble(const CpuLinear& w, const uint8_t* q, int64_t i) {
-    const uint8_t byte = q[(i / 32) * 16 + (i % 16)];
-    return float((i % 32) < 16 ? (byte & 15) : (byte >> 4));
-}
-
-// xsum[g] = sum of x over group g (fast path only): sum_i x (q - z) s = s (sum_i x q) - s z xsum, so
-// the inner loop is one convert and one FMA per 8 weights.
-float awqDot(const CpuLinear& w, int64_t o, const float* x, const float* xsum) {
-    const uint8_t* q = w.awqQ.get() + o * w.awqRowBytes;
-    const float* scales = w.awqScale.data() + o * w.groups;
-    const float* zeros = w.awqZero.data() + o * w.groups;
-#ifdef LMW_CPU_AVX2
-    if (w.groupSize % 32 == 0) {
-        const __m128i mask = _mm_set1_epi8(0x0f);
-        const int64_t blocksPerGroup = w.groupSize / 32;
-        __m256 total = _mm256_setzero_ps();
-        float zeroTerm = 0.f;
-        for (int64_t g = 0; g < w.groups; ++g) {
-            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-            for (int64_t b = g * blocksPerGroup; b < (g + 1) * blocksPerGroup; ++b) {
-                const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + b * 16));
-                const __m128i lo = _mm_and_si128(v, mask);
-                const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), mask);
-                const float* xb = x + b * 32;
-                acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), _mm256_loadu_ps(xb), acc[0]);
-                acc[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))),
-                                         _mm256_loadu_ps(xb + 8), acc[1]);
-                acc[2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), _mm256_loadu_ps(xb + 16), acc[2]);
-                acc[3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))),
-                                         _mm256_loadu_ps(xb + 24), acc[3]);
-            }
-            const __m256 sumq = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-            total = _mm256_fmadd_ps(_mm256_set1_ps(scales[g]), sumq, total);
-            zeroTerm += scales[g] * zeros[g] * xsum[g];
-        }
-        return hsum(total) - zeroTerm;
-    }
-#endif
-    float s = 0.f;  // group sizes that are not a multiple of 32 (small test models)
+// Writes output row r's dequantized weights as f32 into dst (the fallback for group sizes the
+// int4 x int8 kernels do not take).
+void awqRowToF32(const CpuLinear& w, int64_t r, float* dst) {
+    const uint8_t* q = w.awqQ.get() + r * w.awqRowBytes;
+    const float* scales = w.awqScale.data() + r * w.groups;
+    const float* zeros = w.awqZero.data() + r * w.groups;
     for (int64_t i = 0; i < w.in; ++i) {
+        const uint8_t b = q[awqByte(i)];
         const int64_t g = i / w.groupSize;
-        s += (awqNibble(w, q, i) - zeros[g]) * scales[g] * x[i];
+        dst[i] = (float(awqHigh(i) ? b >> 4 : b & 15) - zeros[g]) * scales[g];
     }
-    return s;
 }
 
-// ---- prefill (T > 1): rows converted to f32 once per block of tokens, then a register tile ----
-
-// Writes output row r's weights as f32 into dst (in floats).
-void rowToF32(const CpuLinear& w, int64_t r, float* dst) {
-    const int64_t in = w.in;
-    if (w.awq) {
-        const uint8_t* q = w.awqQ.get() + r * w.awqRowBytes;
-        const float* scales = w.awqScale.data() + r * w.groups;
-        const float* zeros = w.awqZero.data() + r * w.groups;
-#ifdef LMW_CPU_AVX2
-        if (w.groupSize % 32 == 0) {
-            const __m128i mask = _mm_set1_epi8(0x0f);
-            for (int64_t b = 0; b < in / 32; ++b) {
-                const int64_t g = b * 32 / w.groupSize;
-                const __m256 vs = _mm256_set1_ps(scales[g]), vz = _mm256_set1_ps(zeros[g]);
-                const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + b * 16));
-                const __m128i lo = _mm_and_si128(v, mask);
-                const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), mask);
-                const __m256i parts[4] = {_mm256_cvtepu8_epi32(lo), _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)),
-                                          _mm256_cvtepu8_epi32(hi), _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))};
-                for (int k = 0; k < 4; ++k)
-                    _mm256_storeu_ps(dst + b * 32 + 8 * k, _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(parts[k]), vz), vs));
-            }
-            return;
+// One token: int8 codes per chunk of 128 inputs, d = max|x| / 127 (QuantizedX; d with the stride
+// ld).
+void quantizeRow(const float* x, int64_t in, int groupSize, int8_t* q, float* d, int64_t ld, float* sum) {
+    const int64_t chunks = in / kAwqChunk, perGroup = groupSize / kAwqChunk;
+    for (int64_t c = 0; c < chunks; ++c) {
+        const float* xc = x + c * kAwqChunk;
+        float amax = 0.f;
+        for (int64_t j = 0; j < kAwqChunk; ++j) amax = std::max(amax, std::fabs(xc[j]));
+        const float inv = amax > 0.f ? 127.f / amax : 0.f;
+        int32_t total = 0;
+        for (int64_t j = 0; j < kAwqChunk; ++j) {
+            // Round to nearest even by the 1.5 * 2^23 trick (|x * inv| <= 127): lrintf is a libm call.
+            const int8_t v = int8_t(int32_t((xc[j] * inv + 12582912.f) - 12582912.f));
+            q[c * kAwqChunk + j] = v;
+            total += v;
         }
-#endif
-        for (int64_t i = 0; i < in; ++i) {
-            const int64_t g = i / w.groupSize;
-            dst[i] = (awqNibble(w, q, i) - zeros[g]) * scales[g];
-        }
-        return;
-    }
-    const uint8_t* src = w.rows[size_t(r)];
-    int64_t i = 0;
-#ifdef LMW_CPU_AVX2
-    if (w.dtype == DType::F16)
-        for (; i + 8 <= in; i += 8) _mm256_storeu_ps(dst + i, F16Src::load(src, i));
-    else if (w.dtype == DType::BF16)
-        for (; i + 8 <= in; i += 8) _mm256_storeu_ps(dst + i, BF16Src::load(src, i));
-#endif
-    for (; i < in; ++i) dst[i] = readElem(src, w.dtype, i);
-}
-
-// sums[r * TT + t] = dot(w[r], x row t) for R rows and TT tokens: R*TT accumulators, R + 1 loads
-// feed R*TT FMAs (3x4 uses all 16 AVX2 registers).
-template <int R, int TT>
-void tile(const float* const* w, const float* x, int64_t ldx, int64_t in, float* sums) {
-    int64_t i = 0;
-    float tail[R * TT] = {};
-#ifdef LMW_CPU_AVX2
-    __m256 acc[R * TT];
-    for (int k = 0; k < R * TT; ++k) acc[k] = _mm256_setzero_ps();
-    for (; i + 8 <= in; i += 8) {
-        __m256 wv[R];
-        for (int r = 0; r < R; ++r) wv[r] = _mm256_loadu_ps(w[r] + i);
-        for (int t = 0; t < TT; ++t) {
-            const __m256 xv = _mm256_loadu_ps(x + t * ldx + i);
-            for (int r = 0; r < R; ++r) acc[r * TT + t] = _mm256_fmadd_ps(wv[r], xv, acc[r * TT + t]);
-        }
-    }
-    for (int k = 0; k < R * TT; ++k) tail[k] = hsum(acc[k]);
-#endif
-    for (; i < in; ++i)
-        for (int r = 0; r < R; ++r)
-            for (int t = 0; t < TT; ++t) tail[r * TT + t] += w[r][i] * x[t * ldx + i];
-    for (int k = 0; k < R * TT; ++k) sums[k] = tail[k];
-}
-
-using TileKernel = void (*)(const float* const*, const float*, int64_t, int64_t, float*);
-
-template <int R>
-TileKernel tileFor(int tt) {
-    switch (tt) {
-        case 1: return tile<R, 1>;
-        case 2: return tile<R, 2>;
-        case 3: return tile<R, 3>;
-        default: return tile<R, 4>;
+        d[c * ld] = amax / 127.f;
+        if (c % perGroup == 0) sum[c / perGroup] = 0.f;
+        sum[c / perGroup] += d[c * ld] * float(total);
     }
 }
 
-TileKernel tileKernel(int rows, int tt) {
-    switch (rows) {
-        case 1: return tileFor<1>(tt);
-        case 2: return tileFor<2>(tt);
-        default: return tileFor<3>(tt);
-    }
+// Grow-only buffers of the calling thread (linear runs on the engine thread, one call at a time).
+template <class T>
+T* scratch(std::vector<T>& v, size_t n) {
+    if (v.size() < n) v.resize(n);
+    return v.data();
 }
-
-constexpr int kTileRows = 3;
-constexpr int kTileTokens = 4;
-
 
 // ---- loading ----
 
@@ -298,7 +138,7 @@ void loadAwq(const LinearSource& src, CpuLinear& w, ThreadPool& pool) {
         badSource(src, "AWQ group size " + std::to_string(g) + " does not divide in = " + std::to_string(src.in));
     w.groupSize = int(g);
     w.groups = src.in / g;
-    w.awqRowBytes = (src.in + 31) / 32 * 16;
+    w.awqRowBytes = (src.in + kAwqChunk - 1) / kAwqChunk * 64;
     try {
         w.awqQ.reset(new uint8_t[size_t(src.out * w.awqRowBytes)]());
         w.awqScale.assign(size_t(src.out * w.groups), 0.f);
@@ -342,8 +182,8 @@ void loadAwq(const LinearSource& src, CpuLinear& w, ThreadPool& pool) {
             uint8_t* row = w.awqQ.get() + o * w.awqRowBytes;
             for (int64_t i = 0; i < src.in; ++i) {
                 const int nib = (readI32(s.src->data, i * packs + c / 8) >> shift) & 15;
-                uint8_t& byte = row[(i / 32) * 16 + (i % 16)];
-                byte = uint8_t(byte | ((i % 32) < 16 ? nib : nib << 4));
+                uint8_t& byte = row[awqByte(i)];
+                byte = uint8_t(byte | (awqHigh(i) ? nib << 4 : nib));
             }
             for (int64_t gi = 0; gi < w.groups; ++gi) {
                 w.awqZero[size_t(o * w.groups + gi)] = float((readI32(s.qzeros->data, gi * packs + c / 8) >> shift) & 15);
@@ -375,69 +215,69 @@ std::unique_ptr<CpuLinear> loadCpuLinear(const LinearSource& src, ThreadPool& po
 
 void cpuLinear(ThreadPool& pool, const CpuLinear& w, const float* x, int64_t T, float* y) {
     if (T <= 0) return;
+    const CpuKernels& kernels = cpuKernels();
     const int64_t out = w.out, in = w.in;
-    const float* bias = w.bias.empty() ? nullptr : w.bias.data();
     const int64_t threads = pool.size();
-    // Rows per task: enough tasks for dynamic balance over the threads.
-    int64_t chunk = std::max<int64_t>(8, (out + threads * 8 - 1) / (threads * 8));
+    // Rows per task: whole row tiles (4), enough tasks for dynamic balance over the threads, and for
+    // T > 1 few enough that a task's weights stay in L2 while every block of tokens passes over them.
+    int64_t chunk = std::max<int64_t>(16, (out + threads * 8 - 1) / (threads * 8));
     if (T > 1) {
-        // Few enough rows that a task's weights stay in L2 while every block of tokens passes over them.
         const uint64_t rowBytes = w.awq ? uint64_t(w.awqRowBytes) : uint64_t(in) * dtypeSize(w.dtype);
-        chunk = std::min<int64_t>(chunk, std::max<int64_t>(kTileRows, int64_t((256u << 10) / std::max<uint64_t>(rowBytes, 1))));
-        chunk = (chunk + kTileRows - 1) / kTileRows * kTileRows;
+        chunk = std::min<int64_t>(chunk, std::max<int64_t>(4, int64_t((256u << 10) / std::max<uint64_t>(rowBytes, 1))));
     }
+    chunk = (chunk + 3) / 4 * 4;
     if (uint64_t(out) * uint64_t(in) * uint64_t(T) < (1u << 16)) chunk = out;  // waking threads costs more
     const int64_t tasks = (out + chunk - 1) / chunk;
+    const float* bias = w.bias.empty() ? nullptr : w.bias.data();
+    auto addBias = [&](int64_t r0, int64_t r1) {
+        if (bias)
+            for (int64_t t = 0; t < T; ++t)
+                for (int64_t r = r0; r < r1; ++r) y[t * out + r] += bias[r];
+    };
+    // Per-token preparation, spread over the pool when there are many tokens.
+    auto perToken = [&](const std::function<void(int64_t)>& fn) {
+        if (T >= 8) pool.parallelFor(T, fn);
+        else
+            for (int64_t t = 0; t < T; ++t) fn(t);
+    };
 
-    if (T == 1) {
-        const DenseDot dot = w.awq ? nullptr : denseDot(w.dtype);
-        std::vector<float> xsum;
-        if (w.awq) {
-            xsum.assign(size_t(w.groups), 0.f);
-            for (int64_t i = 0; i < in; ++i) xsum[size_t(i / w.groupSize)] += x[i];
-        }
+    if (w.awqInt8()) {
+        static thread_local std::vector<int8_t> qBuf;
+        static thread_local std::vector<float> dBuf, sumBuf;
+        const int64_t chunks = in / kAwqChunk;
+        int8_t* q = scratch(qBuf, size_t(T * in));
+        float* d = scratch(dBuf, size_t(T * chunks));
+        float* sum = scratch(sumBuf, size_t(T * w.groups));
+        perToken([&](int64_t t) { quantizeRow(x + t * in, in, w.groupSize, q + t * in, d + t, T, sum + t * w.groups); });
+        const QuantizedX qx{q, in, d, T, sum, w.groups};
+        const AwqRows rows = w.awqRows();
         pool.parallelFor(tasks, [&](int64_t task) {
-            const int64_t r1 = std::min(out, (task + 1) * chunk);
-            for (int64_t r = task * chunk; r < r1; ++r)
-                y[r] = (w.awq ? awqDot(w, r, x, xsum.data()) : dot(w.rows[size_t(r)], x, in)) + (bias ? bias[r] : 0.f);
+            const int64_t r0 = task * chunk, r1 = std::min(out, r0 + chunk);
+            kernels.awq(rows, r0, r1, qx, T, y + r0, out);
+            addBias(r0, r1);
         });
         return;
     }
 
-    // Tokens per block: the block of x (f32, ~512 KiB) stays in L2 next to the task's weights.
-    const int64_t tokenBlock = std::clamp<int64_t>(int64_t(512u << 10) / (in * 4) / kTileTokens * kTileTokens, kTileTokens, 64);
-    // f32 rows need no conversion, unless they are not float-aligned (safetensors data offsets
-    // need not be; reading them as float* is undefined): those are copied like f16 ones.
-    const bool direct = !w.awq && w.dtype == DType::F32;
+    static thread_local std::vector<float> xBuf;
+    const int64_t ld = cpuXStride(in);
+    float* xp = scratch(xBuf, size_t(T * ld));
+    const DType dt = w.awq ? DType::F32 : w.dtype;
+    perToken([&](int64_t t) { kernels.prepareX(dt, x + t * in, 1, in, xp + t * ld); });
     pool.parallelFor(tasks, [&](int64_t task) {
         const int64_t r0 = task * chunk, r1 = std::min(out, r0 + chunk);
-        std::vector<float> scratch;
-        float sums[kTileRows * kTileTokens];
-        for (int64_t t0 = 0; t0 < T; t0 += tokenBlock) {
-            const int64_t t1 = std::min(T, t0 + tokenBlock);
-            for (int64_t r = r0; r < r1; r += kTileRows) {
-                const int rows = int(std::min<int64_t>(kTileRows, r1 - r));
-                const float* wr[kTileRows];
-                for (int k = 0; k < rows; ++k) {
-                    const uint8_t* row = direct ? w.rows[size_t(r + k)] : nullptr;  // AWQ: no rows
-                    if (row && reinterpret_cast<uintptr_t>(row) % alignof(float) == 0) {
-                        wr[k] = reinterpret_cast<const float*>(row);
-                    } else {
-                        if (scratch.empty()) scratch.resize(size_t(kTileRows * in));
-                        rowToF32(w, r + k, scratch.data() + k * in);
-                        wr[k] = scratch.data() + k * in;
-                    }
-                }
-                for (int64_t t = t0; t < t1; t += kTileTokens) {
-                    const int tt = int(std::min<int64_t>(kTileTokens, t1 - t));
-                    tileKernel(rows, tt)(wr, x + t * in, in, in, sums);
-                    for (int k = 0; k < rows; ++k) {
-                        const float b = bias ? bias[r + k] : 0.f;
-                        for (int j = 0; j < tt; ++j) y[(t + j) * out + r + k] = sums[k * tt + j] + b;
-                    }
-                }
+        if (!w.awq) {
+            kernels.dense(dt, w.rows.data() + r0, r1 - r0, in, xp, T, y + r0, out);
+        } else {  // AWQ with a group size the int8 kernels do not take: rows dequantized to f32
+            std::vector<float> rowsF32(size_t((r1 - r0) * in));
+            std::vector<const uint8_t*> ptrs(size_t(r1 - r0));
+            for (int64_t r = r0; r < r1; ++r) {
+                awqRowToF32(w, r, rowsF32.data() + (r - r0) * in);
+                ptrs[size_t(r - r0)] = reinterpret_cast<const uint8_t*>(rowsF32.data() + (r - r0) * in);
             }
+            kernels.dense(dt, ptrs.data(), r1 - r0, in, xp, T, y + r0, out);
         }
+        addBias(r0, r1);
     });
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -10,13 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/cpu_linear.h"
 #include "backend/cpu/thread_pool.h"
 #include "lmw/error.h"
 
-#if defined(__AVX2__)
-#include <immintrin.h>
-#endif
 
 namespace lmw::engine {
 
@@ -67,32 +66,12 @@ double measureMemoryBandwidthGBs(int threads) {
     // First touch from the pool so pages land near the threads that read them.
     pool.parallelFor(tasks, [&](int64_t t) { std::memset(buf.get() + t * chunkBytes, int(t & 0x7f), size_t(chunkBytes)); });
     std::vector<double> sink(size_t(tasks), 0.0);
+    const CpuKernels& kernels = cpuKernels();
     double best = 0;
     for (int run = 0; run < 5; ++run) {
         const auto t0 = std::chrono::steady_clock::now();
         pool.parallelFor(tasks, [&](int64_t t) {
-            const uint8_t* p = buf.get() + t * chunkBytes;
-#if defined(__AVX2__)
-            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-            for (int64_t i = 0; i < chunkBytes; i += 128) {
-                a0 = _mm256_add_epi64(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
-                a1 = _mm256_add_epi64(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
-                a2 = _mm256_add_epi64(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
-                a3 = _mm256_add_epi64(a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
-            }
-            const __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
-            alignas(32) uint64_t lanes[4];  // wraps, like the lane sums: the sum only keeps the loads alive
-            _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), s);
-            sink[size_t(t)] = double(lanes[0] + lanes[1] + lanes[2] + lanes[3]);
-#else
-            uint64_t s = 0;
-            for (int64_t i = 0; i < chunkBytes; i += 8) {
-                uint64_t v;
-                std::memcpy(&v, p + i, 8);
-                s += v;
-            }
-            sink[size_t(t)] = double(s);
-#endif
+            sink[size_t(t)] = double(kernels.readSum(buf.get() + t * chunkBytes, chunkBytes));
         });
         const double dt = seconds(t0, std::chrono::steady_clock::now());
         best = std::max(best, double(bytes) / dt / 1e9);
@@ -102,60 +81,79 @@ double measureMemoryBandwidthGBs(int threads) {
     return best;
 }
 
-double benchCpuLinearGBs(int threads, DType dtype, int64_t rows, int64_t cols, uint64_t totalBytes, int iterations) {
-    if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16)
+double benchCpuLinearGFlops(int threads, DType dtype, bool awq, int64_t rows, int64_t cols, int64_t T, int iterations) {
+    if (!awq && dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16)
         throw Error(ErrorCode::InvalidArgument, "bench: linear dtype must be F32, F16 or BF16");
+    if (awq && (cols % 128 != 0 || rows % 8 != 0))
+        throw Error(ErrorCode::InvalidArgument, "bench: an AWQ linear needs cols % 128 == 0 and rows % 8 == 0");
     ThreadPool pool(threads);
-    const uint64_t layerBytes = uint64_t(rows) * uint64_t(cols) * dtypeSize(dtype);
-    const int layers = int(std::max<uint64_t>(1, benchBufferBytes(totalBytes) / layerBytes));
-    auto buf = allocPages(layerBytes * uint64_t(layers));
-    {
-        // Small random values in the storage dtype (any finite numbers do for a timing).
-        std::mt19937 rng(1);
-        std::vector<uint8_t> pattern(1 << 16);
-        std::uniform_real_distribution<float> u(-1.f, 1.f);
-        for (size_t i = 0; i + 4 <= pattern.size(); i += 4) {
-            const float v = u(rng);
-            if (dtype == DType::F32) std::memcpy(&pattern[i], &v, 4);
-            else {
-                const uint16_t a = dtype == DType::F16 ? floatToHalf(v) : floatToBf16(v);
-                const uint16_t b = dtype == DType::F16 ? floatToHalf(-v) : floatToBf16(-v);
-                std::memcpy(&pattern[i], &a, 2);
-                std::memcpy(&pattern[i + 2], &b, 2);
-            }
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> u(-1.f, 1.f);
+    // Random storage (any finite values do for a timing): dense rows, or AWQ qweight/qzeros/scales.
+    const int64_t groups = cols / 128, packs = rows / 8;
+    std::vector<uint8_t> data, zeros, scales;
+    auto fill16 = [&](std::vector<uint8_t>& v, size_t n, bool half) {
+        v.resize(n * 2);
+        for (size_t i = 0; i < n; ++i) {
+            const float f = half ? 0.01f + 0.01f * std::fabs(u(rng)) : u(rng);
+            const uint16_t h = dtype == DType::BF16 && !half ? floatToBf16(f) : floatToHalf(f);
+            std::memcpy(&v[2 * i], &h, 2);
         }
-        const uint64_t total = layerBytes * uint64_t(layers);
-        const int64_t pieces = int64_t((total + pattern.size() - 1) / pattern.size());
-        pool.parallelFor(pieces, [&](int64_t i) {
-            const uint64_t off = uint64_t(i) * pattern.size();
-            std::memcpy(buf.get() + off, pattern.data(), size_t(std::min<uint64_t>(pattern.size(), total - off)));
-        });
-    }
-    std::vector<TensorRef> refs(static_cast<size_t>(layers));
-    std::vector<std::unique_ptr<CpuLinear>> weights;
-    for (int l = 0; l < layers; ++l) {
-        TensorRef& r = refs[size_t(l)];
-        r.name = "bench." + std::to_string(l);
-        r.dtype = dtype;
-        r.shape = {rows, cols};
-        r.data = buf.get() + uint64_t(l) * layerBytes;
-        r.bytes = layerBytes;
-        LinearSource src;
-        src.name = r.name;
-        src.in = cols;
-        src.out = rows;
+    };
+    TensorRef w, qz, sc;
+    LinearSource src;
+    src.name = w.name = "bench";
+    src.in = cols;
+    src.out = rows;
+    if (awq) {
+        data.resize(size_t(cols * packs * 4));
+        zeros.resize(size_t(groups * packs * 4));
+        for (auto& b : data) b = uint8_t(rng());
+        for (auto& b : zeros) b = uint8_t(rng());
+        fill16(scales, size_t(groups * rows), true);
+        w = {"qweight", DType::I32, {cols, packs}, data.data(), data.size()};
+        qz = {"qzeros", DType::I32, {groups, packs}, zeros.data(), zeros.size()};
+        sc = {"scales", DType::F16, {groups, rows}, scales.data(), scales.size()};
+        src.awq = true;
+        src.groupSize = 128;
+        src.segments.push_back({&w, &qz, &sc, 0, rows, 0});
+    } else {
+        if (dtype == DType::F32) {
+            data.resize(size_t(rows * cols * 4));
+            for (int64_t i = 0; i < rows * cols; ++i) {
+                const float f = u(rng);
+                std::memcpy(&data[size_t(i) * 4], &f, 4);
+            }
+        } else {
+            fill16(data, size_t(rows * cols), false);
+        }
+        w = {"weight", dtype, {rows, cols}, data.data(), data.size()};
         src.dtype = dtype;
-        src.segments.push_back({&r, nullptr, nullptr, 0, rows, 0});
-        weights.push_back(loadCpuLinear(src, pool));
+        src.segments.push_back({&w, nullptr, nullptr, 0, rows, 0});
     }
-    std::vector<float> x(static_cast<size_t>(cols), 0.01f), y(static_cast<size_t>(rows));
-    for (auto& w : weights) cpuLinear(pool, *w, x.data(), 1, y.data());  // warm-up
+    const auto linear = loadCpuLinear(src, pool);
+    std::vector<float> x(size_t(T * cols)), y(size_t(T * rows));
+    for (auto& v : x) v = u(rng);
+    cpuLinear(pool, *linear, x.data(), T, y.data());  // warm-up
     double best = 0;
     for (int it = 0; it < std::max(1, iterations); ++it) {
         const auto t0 = std::chrono::steady_clock::now();
-        for (auto& w : weights) cpuLinear(pool, *w, x.data(), 1, y.data());
-        const double dt = seconds(t0, std::chrono::steady_clock::now());
-        best = std::max(best, double(layerBytes) * layers / dt / 1e9);
+        cpuLinear(pool, *linear, x.data(), T, y.data());
+        best = std::max(best, 2.0 * double(rows) * double(cols) * double(T) / seconds(t0, std::chrono::steady_clock::now()) / 1e9);
+    }
+    return best;
+}
+
+uint64_t cpuLastLevelCacheBytes() {
+    uint64_t best = 0;
+    for (int index = 0; index < 8; ++index) {
+        std::ifstream f("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/size");
+        std::string size;
+        if (!(f >> size) || size.empty()) continue;
+        uint64_t v = std::strtoull(size.c_str(), nullptr, 10);
+        const char unit = size.back();
+        v <<= unit == 'K' ? 10 : unit == 'M' ? 20 : unit == 'G' ? 30 : 0;
+        best = std::max(best, v);
     }
     return best;
 }

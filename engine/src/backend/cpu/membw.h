@@ -11,10 +11,12 @@ namespace lmw::engine {
 // than the caches (1 GiB, less when memory is short); best of a few runs.
 double measureMemoryBandwidthGBs(int threads);
 
-// Weight bytes streamed per second (GB/s) by the CPU backend's linear at T=1 (decode) over a
-// random [rows, cols] weight of `dtype` (F32, F16, BF16), best of `iterations` runs. The weight
-// set is sized to `totalBytes` (several layers of this shape, cycled) so it does not sit in cache.
-double benchCpuLinearGBs(int threads, DType dtype, int64_t rows, int64_t cols, uint64_t totalBytes = uint64_t(1) << 30,
-                         int iterations = 5);
+// The CPU backend's linear alone (the GEMM prefill runs on): GFLOP/s (2 * rows * cols * T / s) of
+// cpuLinear for T tokens over a random [rows, cols] weight of `dtype` (F32, F16, BF16), or AWQ int4
+// group 128 when `awq` (cols a multiple of 128), best of `iterations` runs.
+double benchCpuLinearGFlops(int threads, DType dtype, bool awq, int64_t rows, int64_t cols, int64_t T, int iterations = 3);
+
+// The last-level cache of CPU 0 in bytes (0 when the OS does not say).
+uint64_t cpuLastLevelCacheBytes();
 
 }  // namespace lmw::engine
