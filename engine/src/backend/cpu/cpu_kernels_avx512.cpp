@@ -115,11 +115,8 @@ void denseTile(const uint8_t* const* w, int64_t in, const float* xp, int64_t ld,
 template <DType DT>
 void denseRows(const uint8_t* const* rows, int64_t n, int64_t in, const float* xp, int64_t T, float* y, int64_t ldy) {
     const int64_t ld = cpuXStride(in);
-    tiles::forTiles<4>(n, T, tiles::tokenBlock(ld * 4), [&]<int R, int TT>(int64_t i, int64_t t) {
-        float out[R * TT];
+    tiles::forTilesInto<4>(n, T, tiles::tokenBlock(ld * 4), y, ldy, [&]<int R, int TT>(int64_t i, int64_t t, float* out) {
         denseTile<DT, R, TT>(rows + i, in, xp + t * ld, ld, out);
-        for (int r = 0; r < R; ++r)
-            for (int k = 0; k < TT; ++k) y[(t + k) * ldy + i + r] = out[r * TT + k];
     });
 }
 
@@ -184,11 +181,8 @@ void awqTile(const AwqRows& w, int64_t r0, const QuantizedX& x, int64_t t0, floa
 }
 
 void awq(const AwqRows& w, int64_t r0, int64_t r1, const QuantizedX& x, int64_t T, float* y, int64_t ldy) {
-    tiles::forTiles<4>(r1 - r0, T, tiles::tokenBlock(x.ldq), [&]<int R, int TT>(int64_t i, int64_t t) {
-        float out[R * TT];
+    tiles::forTilesInto<4>(r1 - r0, T, tiles::tokenBlock(x.ldq), y, ldy, [&]<int R, int TT>(int64_t i, int64_t t, float* out) {
         awqTile<R, TT>(w, r0 + i, x, t, out);
-        for (int r = 0; r < R; ++r)
-            for (int k = 0; k < TT; ++k) y[(t + k) * ldy + i + r] = out[r * TT + k];
     });
 }
 
@@ -233,19 +227,11 @@ void scores(const float* q, const float* const* k, int64_t n, int64_t D, float s
     for (; j < n; ++j) p[j] = dot(q, k[j], D) * scale;
 }
 
-// Scores, softmax (scalar exp from libm) and the weighted sum of values, as attend() documents.
+// Scores, softmax and the weighted sum of values, as attend() documents.
 void attend(const float* q, const float* const* keys, const float* const* values, int64_t n, int64_t D, float scale,
             float* p, float* out) {
     scores(q, keys, n, D, scale, p);
-    float mx = -INFINITY;
-    for (int64_t j = 0; j < n; ++j) mx = p[j] > mx ? p[j] : mx;
-    float sum = 0.f;
-    for (int64_t j = 0; j < n; ++j) {
-        p[j] = expf(p[j] - mx);
-        sum += p[j];
-    }
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < n; ++j) p[j] *= inv;
+    tiles::softmax(p, n);
     weightedSum(p, values, n, D, out);
 }
 

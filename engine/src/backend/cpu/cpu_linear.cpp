@@ -59,11 +59,16 @@ void quantizeRow(const float* x, int64_t in, int groupSize, int8_t* q, float* d,
     }
 }
 
-// Grow-only buffers of the calling thread (linear runs on the engine thread, one call at a time).
+// Buffers of the calling thread (linear runs on the engine thread, one call at a time), kept between
+// calls up to 64 MiB each (a long prefill's are given back by trim()).
 template <class T>
 T* scratch(std::vector<T>& v, size_t n) {
     if (v.size() < n) v.resize(n);
     return v.data();
+}
+template <class T>
+void trim(std::vector<T>& v) {
+    if (v.size() * sizeof(T) > (size_t(64) << 20)) std::vector<T>().swap(v);
 }
 
 // ---- loading ----
@@ -256,6 +261,7 @@ void cpuLinear(ThreadPool& pool, const CpuLinear& w, const float* x, int64_t T, 
             kernels.awq(rows, r0, r1, qx, T, y + r0, out);
             addBias(r0, r1);
         });
+        trim(qBuf);
         return;
     }
 
@@ -279,6 +285,7 @@ void cpuLinear(ThreadPool& pool, const CpuLinear& w, const float* x, int64_t T, 
         }
         addBias(r0, r1);
     });
+    trim(xBuf);
 }
 
 }  // namespace lmw::engine

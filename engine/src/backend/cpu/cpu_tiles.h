@@ -5,6 +5,7 @@
 // (row, token) dot products in one chain, in the same order as any other tile would, so the tiling
 // never changes a result. Internal linkage: each kernel file has its own copy (and no std::
 // algorithm, whose one shared instantiation the linker could take from another level's file).
+#include <cmath>
 #include <cstdint>
 
 namespace lmw::engine::tiles {
@@ -27,6 +28,31 @@ static void forTiles(int64_t n, int64_t T, int64_t tokenBlock, const Tile& tile)
         for (; i + R <= n; i += R) tokenTiles<R>(tile, i, t0, t1);
         for (; i < n; ++i) tokenTiles<1>(tile, i, t0, t1);
     }
+}
+
+// forTiles for kernels that fill a tile's results, out[r * TT + k] for row i + r and token t + k,
+// through kernel.operator()<R', TT>(i, t, out); they land in y[token * ldy + row].
+template <int R, class Kernel>
+static void forTilesInto(int64_t n, int64_t T, int64_t tokenBlock, float* y, int64_t ldy, const Kernel& kernel) {
+    forTiles<R>(n, T, tokenBlock, [&]<int RR, int TT>(int64_t i, int64_t t) {
+        float out[RR * TT];
+        kernel.template operator()<RR, TT>(i, t, out);
+        for (int r = 0; r < RR; ++r)
+            for (int k = 0; k < TT; ++k) y[(t + k) * ldy + i + r] = out[r * TT + k];
+    });
+}
+
+// p[0, n) = softmax(p) in place: max subtracted, libm's expf, normalized.
+static void softmax(float* p, int64_t n) {
+    float mx = p[0];
+    for (int64_t j = 1; j < n; ++j) mx = p[j] > mx ? p[j] : mx;
+    float sum = 0.f;
+    for (int64_t j = 0; j < n; ++j) {
+        p[j] = expf(p[j] - mx);
+        sum += p[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < n; ++j) p[j] *= inv;
 }
 
 // Tokens per block: about 512 KiB of activations of `rowBytes` each, a multiple of 4.
