@@ -130,7 +130,7 @@ void awqTile(const AwqRows& w, int64_t r0, const QuantizedX& x, int64_t t0, floa
             __m256i v0[R], v1[R];
             for (int r = 0; r < R; ++r) {
                 const uint8_t* p = w.q + (r0 + r) * w.rowBytes + c * 64;
-                _mm_prefetch(reinterpret_cast<const char*>(p) + R * w.rowBytes, _MM_HINT_T0);  // the next tile's
+                _mm_prefetch(reinterpret_cast<const char*>(p) + 2 * R * w.rowBytes, _MM_HINT_T0);  // two tiles on
                 v0[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
                 v1[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
             }
