@@ -58,9 +58,9 @@ private slots:
         std::mt19937 rng(7);
         std::uniform_real_distribution<float> u(-1.f, 1.f);
         for (DType dt : {DType::F32, DType::F16, DType::BF16})
-            for (int64_t in : {1, 7, 16, 31, 32, 33, 100, 773})
-                for (int64_t n : {1, 3, 4, 9}) {
-                    const int64_t T = 9, ld = cpuXStride(in);
+            for (int64_t in : {1, 7, 16, 31, 32, 33, 100, 256, 773})
+                for (int64_t n : {1, 3, 4, 9, 16, 37}) {
+                    const int64_t T = 19, ld = cpuXStride(in);
                     const size_t es = dtypeSize(dt);
                     const auto bytes = randomRows(dt, n, in, rng);
                     std::vector<const uint8_t*> rows(static_cast<size_t>(n));
@@ -101,8 +101,8 @@ private slots:
         std::uniform_real_distribution<float> u(0.001f, 0.02f), du(0.f, 0.05f);
         for (int groupSize : {128, 256})
             for (int64_t in : {int64_t(groupSize), int64_t(3 * groupSize)})
-                for (int64_t n : {1, 5, 8}) {
-                    const int64_t T = 7, chunks = in / kAwqChunk, groups = in / groupSize;
+                for (int64_t n : {1, 5, 8, 16, 37}) {
+                    const int64_t T = 19, chunks = in / kAwqChunk, groups = in / groupSize;
                     AwqRows w;
                     std::vector<uint8_t> q(size_t(n * in / 2));
                     std::vector<float> scale(size_t(n * groups)), zero(size_t(n * groups));
