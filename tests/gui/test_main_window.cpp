@@ -285,15 +285,16 @@ private slots:
         QVERIFY(p4.kvCache < p8.kvCache);
         QCOMPARE(p16.total, info.value().memoryNeeded(512, 0, 1));
         // The batch counts, in whole 64-token blocks; CUDA stores f16 values and f16 scale/zero, the
-        // CPU f32 (the layouts of kernels/src/kv_store.cu and cpu_kv_cache.cpp).
+        // CPU f32 values (policy 0) and f16 scale/zero (the layouts of kernels/src/kv_store.cu and
+        // cpu_kv_cache.cpp).
         const auto& cfg = info.value().config;
         const uint64_t perHeadTokens = 2ull * cfg.numLayers * cfg.numKvHeads;
         QCOMPARE(planMemory(info.value(), 100, 0, 8, tiny).kvCache, perHeadTokens * cfg.headDim * 2 * 8 * 128);
         QCOMPARE(planMemory(info.value(), 100, 8, 8, tiny).kvCache, perHeadTokens * (cfg.headDim + 4) * 8 * 128);
         DeviceMemory cpu{QStringLiteral("cpu"), QStringLiteral("CPU"), 64ull << 30, 32ull << 30};
         QCOMPARE(planMemory(info.value(), 100, 0, 8, cpu).kvCache, perHeadTokens * cfg.headDim * 4 * 8 * 128);
-        QCOMPARE(planMemory(info.value(), 100, 8, 8, cpu).kvCache, perHeadTokens * (cfg.headDim + 8) * 8 * 128);
-        QCOMPARE(planMemory(info.value(), 100, 4, 8, cpu).kvCache, perHeadTokens * ((cfg.headDim + 1) / 2 + 8) * 8 * 128);
+        QCOMPARE(planMemory(info.value(), 100, 8, 8, cpu).kvCache, perHeadTokens * (cfg.headDim + 4) * 8 * 128);
+        QCOMPARE(planMemory(info.value(), 100, 4, 8, cpu).kvCache, perHeadTokens * ((cfg.headDim + 1) / 2 + 4) * 8 * 128);
         QCOMPARE(p16.available, uint64_t(1u << 20));
         QCOMPARE(p16.fits, p16.total <= (1u << 20));
         DeviceMemory none{QStringLiteral("cuda"), QStringLiteral("Full GPU"), 4u << 20, 1024};
