@@ -284,9 +284,13 @@ private slots:
         QTest::addColumn<bool>("keyOffsets");
         QTest::newRow("f16-kv") << 0 << 1e-2 << false;
         QTest::newRow("int8-kv") << 8 << 1.5e-2 << false;
-        QTest::newRow("int4-kv") << 4 << 5e-2 << false;
+        // int4: a code that lands on the other side of a rounding boundary moves its value by a
+        // whole step (1/15 of the row's range); f16 against f32 activations flip some, and since the
+        // CPU cache too rounds scale and zero to f16 (as CUDA does) the sequence's worst op is at
+        // 5.4-5.6% (under 5% with f32 params on the CPU).
+        QTest::newRow("int4-kv") << 4 << 6e-2 << false;
         QTest::newRow("int8-kv-key-offsets") << 8 << 1.5e-2 << true;
-        QTest::newRow("int4-kv-key-offsets") << 4 << 5e-2 << true;
+        QTest::newRow("int4-kv-key-offsets") << 4 << 6e-2 << true;
     }
 
     void matchesCpu() {

@@ -14,6 +14,12 @@
 
 #include "lmw/kernels/sampling_math.h"
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define LMW_HOT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define LMW_HOT_CLONES
+#endif
+
 namespace lmw::engine {
 
 namespace {
@@ -35,6 +41,7 @@ int32_t argmax(const float* logits, int n) {
 
 }  // namespace
 
+LMW_HOT_CLONES
 double logSumExp(const float* logits, int n) {
     float mx = -std::numeric_limits<float>::infinity();
     for (int i = 0; i < n; ++i)
@@ -74,6 +81,9 @@ int32_t Sampler::sample(float* logits, const std::vector<int32_t>& history, size
     return sample(logits, history, promptLen, needsUniform() ? drawUniform() : 0);
 }
 
+// The engine is built for the x86-64 baseline; this loop over the vocabulary (and the sorting inside)
+// also gets an AVX2 clone that the loader picks on CPUs that have it.
+LMW_HOT_CLONES
 int32_t Sampler::sample(float* logits, const std::vector<int32_t>& history, size_t promptLen, uint64_t uniform) {
     namespace sm = lmw::kernels::sampling;
     const int n = m_vocab;
