@@ -35,6 +35,14 @@ Amx detectAmx() {
     return amx;
 }
 
+// What -march=x86-64-v3 assumes beyond AVX2, FMA and BMI: F16C, MOVBE (CPUID 1 ECX bits 29, 22) and
+// LZCNT (0x80000001 ECX bit 5), asked of CPUID: not every compiler's __builtin_cpu_supports knows them.
+bool hasV3Extras() {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c >> 29 & 1) || !(c >> 22 & 1)) return false;
+    return __get_cpuid(0x80000001, &a, &b, &c, &d) && (c >> 5 & 1);
+}
+
 }  // namespace
 
 const char* cpuIsaName(CpuIsa isa) {
@@ -48,8 +56,14 @@ const char* cpuIsaName(CpuIsa isa) {
 bool cpuIsaSupported(CpuIsa isa) {
     switch (isa) {
         case CpuIsa::Generic: return true;
-        case CpuIsa::Avx2: return __builtin_cpu_supports("x86-64-v3");
-        case CpuIsa::Avx512: return __builtin_cpu_supports("x86-64-v4") && __builtin_cpu_supports("avx512vnni");
+        case CpuIsa::Avx2:
+            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") &&
+                   __builtin_cpu_supports("bmi2") && hasV3Extras();
+        case CpuIsa::Avx512:  // x86-64-v4 (F, BW, CD, DQ, VL) and VNNI
+            return cpuIsaSupported(CpuIsa::Avx2) && __builtin_cpu_supports("avx512f") &&
+                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd") &&
+                   __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                   __builtin_cpu_supports("avx512vnni");
     }
     return false;
 }
