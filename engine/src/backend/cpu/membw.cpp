@@ -111,9 +111,9 @@ double benchCpuLinearGFlops(int threads, DType dtype, bool awq, int64_t rows, in
         for (auto& b : data) b = uint8_t(rng());
         for (auto& b : zeros) b = uint8_t(rng());
         fill16(scales, size_t(groups * rows), true);
-        w = {"qweight", DType::I32, {cols, packs}, data.data(), data.size()};
-        qz = {"qzeros", DType::I32, {groups, packs}, zeros.data(), zeros.size()};
-        sc = {"scales", DType::F16, {groups, rows}, scales.data(), scales.size()};
+        w = {"qweight", DType::I32, {cols, packs}, data.data(), data.size(), {}};
+        qz = {"qzeros", DType::I32, {groups, packs}, zeros.data(), zeros.size(), {}};
+        sc = {"scales", DType::F16, {groups, rows}, scales.data(), scales.size(), {}};
         src.awq = true;
         src.groupSize = 128;
         src.segments.push_back({&w, &qz, &sc, 0, rows, 0});
@@ -127,7 +127,7 @@ double benchCpuLinearGFlops(int threads, DType dtype, bool awq, int64_t rows, in
         } else {
             fill16(data, size_t(rows * cols), false);
         }
-        w = {"weight", dtype, {rows, cols}, data.data(), data.size()};
+        w = {"weight", dtype, {rows, cols}, data.data(), data.size(), {}};
         src.dtype = dtype;
         src.segments.push_back({&w, nullptr, nullptr, 0, rows, 0});
     }
