@@ -255,7 +255,12 @@ uint64_t readSum(const uint8_t* p, int64_t bytes) {
         a3 = _mm512_add_epi64(a3, _mm512_loadu_si512(p + i + 192));
     }
     for (; i < bytes; i += 64) a0 = _mm512_add_epi64(a0, _mm512_loadu_si512(p + i));
-    return uint64_t(_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3))));
+    // Lanes summed as unsigned (they wrap): GCC's _mm512_reduce_add_epi64 adds signed long longs.
+    alignas(64) uint64_t lanes[8];
+    _mm512_store_si512(lanes, _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
+    uint64_t s = 0;
+    for (uint64_t v : lanes) s += v;
+    return s;
 }
 
 }  // namespace
