@@ -1,10 +1,9 @@
 // The plain kernels: portable C++ for the x86-64 baseline, and the reference the SIMD levels are
 // tested against.
-#include <algorithm>
-#include <cmath>
 #include <cstring>
 
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_tiles.h"
 
 namespace lmw::engine {
 
@@ -57,24 +56,15 @@ void awq(const AwqRows& w, int64_t r0, int64_t r1, const QuantizedX& x, int64_t 
 
 void attend(const float* q, const float* const* keys, const float* const* values, int64_t n, int64_t D, float scale,
             float* p, float* out) {
-    float mx = -INFINITY;
     for (int64_t j = 0; j < n; ++j) {
         float s = 0.f;
         for (int64_t d = 0; d < D; ++d) s += q[d] * keys[j][d];
         p[j] = s * scale;
-        mx = std::max(mx, p[j]);
     }
-    float sum = 0.f;
-    for (int64_t j = 0; j < n; ++j) {
-        p[j] = std::exp(p[j] - mx);
-        sum += p[j];
-    }
-    const float inv = 1.0f / sum;
+    tiles::softmax(p, n);
     for (int64_t d = 0; d < D; ++d) out[d] = 0.f;
-    for (int64_t j = 0; j < n; ++j) {
-        const float w = p[j] * inv;
-        for (int64_t d = 0; d < D; ++d) out[d] += w * values[j][d];
-    }
+    for (int64_t j = 0; j < n; ++j)
+        for (int64_t d = 0; d < D; ++d) out[d] += p[j] * values[j][d];
 }
 
 uint64_t readSum(const uint8_t* p, int64_t bytes) {

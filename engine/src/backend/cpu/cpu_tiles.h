@@ -42,7 +42,7 @@ static void forTilesInto(int64_t n, int64_t T, int64_t tokenBlock, float* y, int
     });
 }
 
-// p[0, n) = softmax(p) in place: max subtracted, libm's expf, normalized.
+// p[0, n) = softmax(p) in place: max subtracted, libm's expf, normalized (every level's attend).
 static void softmax(float* p, int64_t n) {
     float mx = p[0];
     for (int64_t j = 1; j < n; ++j) mx = p[j] > mx ? p[j] : mx;
